@@ -1,0 +1,1 @@
+"""The Streamlit dashboard that reads the prices cryptoapp stores in MongoDB."""
