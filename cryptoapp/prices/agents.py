@@ -1,0 +1,92 @@
+"""The agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from aiolimiter import AsyncLimiter
+
+from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
+from cryptoapp.coins import resolve_all
+from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
+from cryptoapp.settings import settings
+from cryptoapp.sources import make_source
+from cryptoapp.storage import PriceStore
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+BATCH_WINDOW = 1.0  # seconds a partial batch waits before it is written
+SHUTDOWN_GRACE = 10.0
+
+coins = resolve_all(settings.symbols)
+# The request budget (calls per minute) is shared by everything that calls the price API.
+request_budget = AsyncLimiter(settings.requests_per_minute, 60)
+source = app.service(make_source(settings, coins, request_budget))
+store = app.service(PriceStore(settings.mongo_uri, settings.mongo_db))
+
+
+async def publish(ticks: list[PriceTick]) -> None:
+    """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
+    pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
+    for fut in pending:
+        await fut
+
+
+@app.timer(interval=settings.interval, on_leader=True)
+async def fetch_prices() -> None:
+    """One poll of the price source for all coins; runs on the leader only, so workers never multiply calls."""
+    ticks = await source.fetch()
+    if ticks:
+        await publish(ticks)
+
+
+async def dead_letter(event, reason: str) -> None:
+    """Park a message that is not a PriceTick, with the reason and its original bytes; the stream goes on."""
+    message = event.message
+    log.warning("poison message at %s[%d]@%d sent to %s: %s", message.topic, message.partition,
+                message.offset, dead_letters.get_topic_name(), reason)
+    await dead_letters.send(
+        key=message.key, value=message.value,
+        headers={"reason": reason.encode(), "topic": message.topic.encode(),
+                 "partition": str(message.partition).encode(), "offset": str(message.offset).encode()})
+
+
+@app.agent(prices_topic, concurrency=1)
+async def store_ticks(stream):
+    """Batches the stream into bulk upserts; a batch's offsets are acked only after it is written.
+
+    Concurrency stays 1: with more, Faust can commit past a batch still in flight.
+    """
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
+        ticks = []
+        for event in events:
+            try:
+                ticks.append(decode_tick(event.value))
+            except InvalidTick as exc:
+                await dead_letter(event, str(exc))
+        if not ticks:
+            continue
+        try:
+            await store.upsert_until_stored(ticks)
+        except BaseException:
+            # Stopping mid-retry: Faust acks the batch as the loop unwinds, so write it now or never
+            # let that ack be committed (Kafka redelivers it to the next worker).
+            if not await store.flush_on_shutdown(ticks, SHUTDOWN_GRACE):
+                log.critical("stopping with %d unwritten ticks and MongoDB unreachable: exiting without "
+                             "committing their offsets; they are re-read from Kafka on restart", len(ticks))
+                os._exit(70)
+            raise
+
+
+@app.agent(prices_topic)
+async def track_latest(stream):
+    """latest_prices[ticker] = the newest tick by source time; older or invalid ticks change nothing."""
+    async for raw in stream:
+        try:
+            tick = decode_tick(raw)
+        except InvalidTick:
+            continue  # store_ticks sends it to the dead-letter topic
+        if tick.is_newer_than(latest_prices.get(tick.ticker)):
+            latest_prices[tick.ticker] = tick

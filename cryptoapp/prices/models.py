@@ -1,0 +1,142 @@
+"""The PriceTick record that travels on the crypto-prices topic, and its MongoDB document form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any, Optional
+
+import faust
+
+from cryptoapp.coins import TICKER_RE
+
+UTC = dt.timezone.utc
+_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap")
+
+
+class InvalidTick(ValueError):
+    """A message on the prices topic that is not a usable PriceTick; the message says why."""
+
+
+class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata=False):
+    """One observed price of one coin, as the source reported it (None where the source gives nothing)."""
+
+    ticker: str
+    timestamp: dt.datetime          # when the source observed the price (UTC)
+    value: float
+    source: str
+    currency: str = "usd"
+    bid_price: Optional[float] = None
+    ask_price: Optional[float] = None
+    volume_24h: Optional[float] = None
+    change_24h_pct: Optional[float] = None
+    market_cap: Optional[float] = None
+    granularity: Optional[str] = None  # set on backfilled ticks: the spacing of the source's points
+    fetched_at: Optional[dt.datetime] = None  # when this worker received it (latency measurements)
+
+    @property
+    def tick_id(self) -> str:
+        return tick_id(self.ticker, self.timestamp)
+
+    def is_newer_than(self, other: Optional["PriceTick"]) -> bool:
+        """The newest-wins rule of latest_prices: an older tick never replaces a newer one."""
+        return other is None or self.timestamp >= other.timestamp
+
+    def to_json(self) -> dict[str, Any]:
+        """The tick as the web views and the Kafka topic carry it (ISO-8601 Z timestamps)."""
+        out = {field: getattr(self, field) for field in self._options.fields}
+        for field in ("timestamp", "fetched_at"):
+            if out[field] is not None:
+                out[field] = iso_z(out[field])
+        return out
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), allow_nan=False).encode()
+
+
+def iso_z(ts: dt.datetime) -> str:
+    """ISO-8601 in UTC with a Z; milliseconds only when the time has them (BSON dates keep ms)."""
+    ts = ts.astimezone(UTC)
+    if ts.microsecond // 1000:
+        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tick_id(ticker: str, timestamp: dt.datetime) -> str:
+    """The deterministic MongoDB _id: <TICKER>_<source timestamp>, e.g. BTC_2025-11-21T10:00:00Z."""
+    return f"{ticker}_{iso_z(timestamp)}"
+
+
+def _number(data: dict, field: str, required: bool) -> Optional[float]:
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidTick(f"field {field!r} is {value!r}, not a finite number")
+    return float(value)
+
+
+def _timestamp(data: dict, field: str, required: bool) -> Optional[dt.datetime]:
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    try:
+        ts = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidTick(f"field {field!r} is {value!r}, not an ISO-8601 time") from None
+    if ts.tzinfo is None:
+        raise InvalidTick(f"field {field!r} is {value!r}, which has no time zone")
+    return ts.astimezone(UTC)
+
+
+def decode_tick(raw: Optional[bytes]) -> PriceTick:
+    """Parse and check one message value; raises InvalidTick naming what is wrong."""
+    if raw is None:
+        raise InvalidTick("empty message")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidTick(f"not JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidTick(f"JSON {type(data).__name__}, not an object")
+    ticker = data.get("ticker")
+    if not isinstance(ticker, str) or not TICKER_RE.fullmatch(ticker):
+        raise InvalidTick(f"missing or malformed ticker {ticker!r}")
+    value = _number(data, "value", required=True)
+    if value <= 0:
+        raise InvalidTick(f"price {value!r} of {ticker} is not positive")
+    source = data.get("source")
+    if not isinstance(source, str) or not source:
+        raise InvalidTick("missing source")
+    return PriceTick(
+        ticker=ticker,
+        timestamp=_timestamp(data, "timestamp", required=True),
+        value=value,
+        source=source,
+        currency=str(data.get("currency") or "usd"),
+        granularity=data.get("granularity"),
+        fetched_at=_timestamp(data, "fetched_at", required=False),
+        **{field: _number(data, field, required=False) for field in _OPTIONAL_NUMBERS},
+    )
+
+
+def to_document(tick: PriceTick, inserted_at: dt.datetime) -> dict[str, Any]:
+    """The stored form in crypto.prices (shared/DESIGN.md); `inserted_at` is set once, on insert."""
+    doc = {
+        "_id": tick.tick_id,
+        "timestamp": tick.timestamp,
+        "value": tick.value,
+        "sensor_id": tick.ticker,
+        "bid_price": tick.bid_price,
+        "ask_price": tick.ask_price,
+        "volume_24h": tick.volume_24h,
+        "change_24h_pct": tick.change_24h_pct,
+        "market_cap": tick.market_cap,
+        "currency": tick.currency,
+        "source": tick.source,
+        "inserted_at": inserted_at,
+    }
+    if tick.granularity:
+        doc["granularity"] = tick.granularity
+    return doc

@@ -1,0 +1,26 @@
+"""Faust web views: the latest price of every coin, and of one coin (routed to the worker that owns it)."""
+
+from __future__ import annotations
+
+from faust import web
+
+from cryptoapp.app import app, latest_prices
+from cryptoapp.coins import TICKER_RE
+
+
+@app.page("/prices/")
+async def all_prices(self: web.View, request: web.Request) -> web.Response:
+    """Every coin's latest tick held by this worker, by ticker."""
+    return self.json({ticker: tick.to_json() for ticker, tick in sorted(latest_prices.items())})
+
+
+@app.page("/prices/{ticker}/")
+@app.table_route(table=latest_prices, match_info="ticker")
+async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
+    if not TICKER_RE.fullmatch(ticker):
+        return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
+                         status=404)
+    tick = latest_prices.get(ticker)
+    if tick is None:
+        return self.json({"error": f"no price for {ticker} yet: is it in CRYPTO_SYMBOLS?"}, status=404)
+    return self.json(tick.to_json())

@@ -1,0 +1,234 @@
+"""The CoinGecko source: one /simple/price call per poll for all coins, parsed into PriceTicks."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import math
+import random
+import time
+from typing import Any, Optional
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+from mode import Service
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from cryptoapp import __version__
+from cryptoapp.coins import Coin
+from cryptoapp.prices.models import UTC, PriceTick
+
+log = logging.getLogger(__name__)
+
+SOURCE = "coingecko"
+JUMP_LIMIT = 50.0  # a price 50x above or below the last one is a bad answer, not a market move
+MAX_PAUSE = 900.0  # longest wait after repeated rate limits (s)
+
+
+class SourceError(Exception):
+    """One poll failed for a reason worth one log line (the message names it and the fix)."""
+
+
+class Retryable(SourceError):
+    """A fault that may pass within seconds: timeout, connection error, HTTP 5xx."""
+
+
+class RateLimited(SourceError):
+    def __init__(self, message: str, retry_after: Optional[float]):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(headers) -> Optional[float]:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = dt.datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return max(0.0, (when - dt.datetime.now(UTC)).total_seconds())
+
+
+def simple_price_params(coins: tuple[Coin, ...]) -> dict[str, str]:
+    return {
+        "ids": ",".join(c.coin_id for c in coins),
+        "vs_currencies": "usd",
+        "include_market_cap": "true",
+        "include_24hr_vol": "true",
+        "include_24hr_change": "true",
+        "include_last_updated_at": "true",
+        "precision": "full",
+    }
+
+
+def _optional_number(entry: dict, key: str) -> Optional[float]:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def parse_simple_price(
+    payload: Any, coins: tuple[Coin, ...], fetched_at: dt.datetime,
+    last_values: Optional[dict[str, float]] = None,
+) -> tuple[list[PriceTick], dict[str, str]]:
+    """Ticks for the coins in a /simple/price answer, and for each skipped coin the reason.
+
+    Pure: nothing is invented; a coin without a usable price or time is skipped, optional
+    numbers the answer lacks stay None.
+    """
+    if not isinstance(payload, dict):
+        raise SourceError(f"CoinGecko answered JSON {type(payload).__name__}, not an object")
+    ticks: list[PriceTick] = []
+    skipped: dict[str, str] = {}
+    for coin in coins:
+        entry = payload.get(coin.coin_id)
+        if not isinstance(entry, dict) or not entry:
+            skipped[coin.ticker] = f"'{coin.coin_id}' is not in the answer (unknown to CoinGecko? check CRYPTO_SYMBOLS)"
+            continue
+        price = entry.get("usd")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price):
+            skipped[coin.ticker] = f"price is {price!r}, not a number"
+            continue
+        if price <= 0:
+            skipped[coin.ticker] = f"price {price!r} is not positive"
+            continue
+        last = (last_values or {}).get(coin.ticker)
+        if last and not (1 / JUMP_LIMIT <= price / last <= JUMP_LIMIT):
+            skipped[coin.ticker] = f"price {price!r} is over {JUMP_LIMIT:g}x away from the last one ({last!r})"
+            continue
+        updated = entry.get("last_updated_at")
+        if isinstance(updated, bool) or not isinstance(updated, (int, float)) or updated <= 0:
+            skipped[coin.ticker] = f"last_updated_at is {updated!r}, not a Unix time"
+            continue
+        ticks.append(PriceTick(
+            ticker=coin.ticker,
+            timestamp=dt.datetime.fromtimestamp(int(updated), UTC),
+            value=float(price),
+            source=SOURCE,
+            currency="usd",
+            volume_24h=_optional_number(entry, "usd_24h_vol"),
+            change_24h_pct=_optional_number(entry, "usd_24h_change"),
+            market_cap=_optional_number(entry, "usd_market_cap"),
+            fetched_at=fetched_at,
+        ))
+    return ticks, skipped
+
+
+class CoinGeckoClient(Service):
+    """HTTP access to CoinGecko's API: one shared session, timeouts, the request budget, retries."""
+
+    def __init__(self, api_url: str, api_key: Optional[str], budget: AsyncLimiter, **kwargs):
+        super().__init__(**kwargs)
+        self.api_url = api_url.rstrip("/")
+        self.api_key = api_key
+        self.budget = budget
+        self.session: Optional[aiohttp.ClientSession] = None
+        self.calls = 0
+
+    async def on_start(self) -> None:
+        headers = {"Accept": "application/json", "User-Agent": f"cryptoapp/{__version__}"}
+        if self.api_key:
+            # A Pro key is sent to pro-api.coingecko.com, a Demo key everywhere else.
+            pro = "pro-api." in self.api_url
+            headers["x-cg-pro-api-key" if pro else "x-cg-demo-api-key"] = self.api_key
+        self.session = aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=20, connect=5, sock_read=15))
+
+    async def on_stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def _get_once(self, path: str, params: dict[str, str]) -> Any:
+        assert self.session is not None, "CoinGeckoClient used before start"
+        async with self.budget:
+            self.calls += 1
+            try:
+                async with self.session.get(f"{self.api_url}{path}", params=params) as resp:
+                    body = await resp.read()
+                    if resp.status == 429:
+                        raise RateLimited("CoinGecko rate limit (HTTP 429)", _retry_after(resp.headers))
+                    if resp.status >= 500:
+                        raise Retryable(f"CoinGecko answered HTTP {resp.status}")
+                    kind = resp.headers.get("Content-Type", "")
+                    if resp.status != 200:
+                        what = "an HTML page (a CDN block?)" if "html" in kind else body[:120].decode(errors="replace")
+                        raise SourceError(f"CoinGecko answered HTTP {resp.status} with {what}: "
+                                          "check COINGECKO_API_URL and COINGECKO_API_KEY")
+                    if "json" not in kind:
+                        raise SourceError(f"CoinGecko answered {kind or 'no content type'}, not JSON "
+                                          "(a CDN or proxy page?)")
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                raise Retryable(f"CoinGecko unreachable at {self.api_url} ({exc.__class__.__name__})") from None
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SourceError(f"CoinGecko answered invalid JSON ({exc}); the answer is skipped") from None
+
+    async def get_json(self, path: str, params: dict[str, str]) -> Any:
+        """GET with up to 3 tries for passing faults (timeouts, 5xx); rate limits go to the caller."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Retryable), stop=stop_after_attempt(3),
+            wait=wait_exponential_jitter(initial=1, max=10), reraise=True,
+        ):
+            with attempt:
+                return await self._get_once(path, params)
+        raise AssertionError("unreachable")
+
+
+class CoinGeckoSource(Service):
+    """Live prices from /simple/price; backs off on rate limits and never stores a bad answer."""
+
+    name = SOURCE
+
+    def __init__(self, coins: tuple[Coin, ...], api_url: str, api_key: Optional[str],
+                 budget: AsyncLimiter, interval: float = 60.0, **kwargs):
+        super().__init__(**kwargs)
+        self.coins = coins
+        self.interval = interval
+        self.client = CoinGeckoClient(api_url, api_key, budget)
+        self.last_values: dict[str, float] = {}
+        self._warned_missing: set[str] = set()
+        self._paused_until = 0.0
+        self._rate_limits_in_a_row = 0
+
+    async def on_first_start(self) -> None:
+        await self.add_runtime_dependency(self.client)
+
+    def _pause_for_rate_limit(self, exc: RateLimited) -> None:
+        self._rate_limits_in_a_row += 1
+        if exc.retry_after is not None:
+            wait = exc.retry_after
+        else:  # no Retry-After (CoinGecko documents none): exponential backoff with full jitter
+            wait = random.uniform(0.5, 1.0) * min(MAX_PAUSE, self.interval * 2 ** self._rate_limits_in_a_row)
+        self._paused_until = time.monotonic() + wait
+        log.warning("%s: pausing CoinGecko polls for %.0f s%s; set COINGECKO_API_KEY or raise CRYPTO_INTERVAL",
+                    exc, wait, " (Retry-After)" if exc.retry_after is not None else "")
+
+    async def fetch(self) -> list[PriceTick]:
+        if time.monotonic() < self._paused_until:
+            return []
+        try:
+            payload = await self.client.get_json("/simple/price", simple_price_params(self.coins))
+            ticks, skipped = parse_simple_price(payload, self.coins, dt.datetime.now(UTC), self.last_values)
+        except RateLimited as exc:
+            self._pause_for_rate_limit(exc)
+            return []
+        except SourceError as exc:
+            log.warning("CoinGecko poll skipped: %s", exc)
+            return []
+        self._rate_limits_in_a_row = 0
+        for ticker, reason in skipped.items():
+            if "not in the answer" in reason:
+                if ticker in self._warned_missing:
+                    continue
+                self._warned_missing.add(ticker)
+            log.warning("CoinGecko: %s skipped: %s", ticker, reason)
+        self.last_values.update({t.ticker: t.value for t in ticks})
+        return ticks
