@@ -28,8 +28,20 @@ status:
 logs:
 	@$(SERVICES) logs
 
+# The worker and the dashboard run in the background; logs in .local/logs/, `make stop` ends all.
 run: services
+	@$(SERVICES) up worker $(if $(wildcard dashboard/app.py),dashboard)
+	@echo
 	@$(SERVICES) status
+	@echo
+	@echo "Latest prices:  http://localhost:$${WEB_PORT:-6066}/prices/"
+	@echo "Dashboard:      http://localhost:$${DASHBOARD_PORT:-8501}"
+	@echo "Logs:           .local/logs/worker.log, .local/logs/dashboard.log    Stop: make stop"
+
+# Offline demonstration: simulated prices (every tick labelled source=simulated) every 2 s.
+demo: export CRYPTO_SOURCE = simulated
+demo: export CRYPTO_INTERVAL ?= 2
+demo: run
 
 test: services
 	$(BIN)/pytest

@@ -2,9 +2,10 @@
 # Installs and runs the servers cryptoapp needs: Apache Kafka (KRaft, one node), a MongoDB-wire
 # server (mongod when installed, else FerretDB on SQLite) and Chromium (for PNG export and browser tests).
 #
-#   scripts/services.sh up     [kafka|mongo|chromium ...]   install what is missing, start, wait until ready
-#   scripts/services.sh down   [kafka|mongo ...]            stop exactly the processes this script started
-#   scripts/services.sh kill   [kafka|mongo ...]            SIGKILL them (fault drills: make chaos)
+#   scripts/services.sh up     [kafka|mongo|chromium|worker|dashboard ...]
+#                              install what is missing, start, wait until ready (default: the servers)
+#   scripts/services.sh down   [name ...]    stop exactly the processes this script started (default: all)
+#   scripts/services.sh kill   [name ...]    SIGKILL them (fault drills: make chaos)
 #   scripts/services.sh status                              address, version and pid of each service
 #   scripts/services.sh logs   [kafka|mongo]                last lines of the logs
 #
@@ -275,6 +276,29 @@ chromium_up() {
     >"$LOGS/chromium-install.log" 2>&1 || die "apt-get install chromium failed; see $LOGS/chromium-install.log"
 }
 
+# --- the project's own processes: the Faust worker and the Streamlit dashboard ---------------------
+WORKER_PATTERN="cryptoapp worker"
+DASHBOARD_PATTERN="dashboard/app.py"
+
+app_up() {  # $1 worker|dashboard
+  local name=$1 pattern port pid cmd
+  case $name in
+    worker) pattern=$WORKER_PATTERN; port=${WEB_PORT:-6066}
+            cmd=("$ROOT/.venv/bin/cryptoapp" worker -l info) ;;
+    dashboard) pattern=$DASHBOARD_PATTERN; port=${DASHBOARD_PORT:-8501}
+            cmd=("$ROOT/.venv/bin/streamlit" run "$ROOT/dashboard/app.py" --server.port "$port"
+                 --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false) ;;
+  esac
+  [[ -x ${cmd[0]} ]] || die "${cmd[0]} is missing: run 'make install' first"
+  if pid=$(pid_of "$name" "$pattern"); then say "$name: running (pid $pid)"; return; fi
+  port_open 127.0.0.1 "$port" && check_free_port "$name" "$port" "$([[ $name == worker ]] && echo WEB_PORT || echo DASHBOARD_PORT)"
+  mkdir -p "$LOGS" "$RUN"
+  (cd "$ROOT" && exec nohup "${cmd[@]}" >>"$LOGS/$name.log" 2>&1) &
+  echo $! > "$RUN/$name.pid"
+  wait_ready "$name" "$!" 127.0.0.1 "$port" "$LOGS/$name.log"
+  say "$name: started (pid $(cat "$RUN/$name.pid")), log $LOGS/$name.log"
+}
+
 # --- commands -----------------------------------------------------------------------------------
 services_or_all() { if (($#)); then echo "$@"; else echo kafka mongo chromium; fi; }
 
@@ -282,37 +306,52 @@ cmd_up() {
   local s
   # Start both servers first, then wait for both: their start-up times overlap.
   for s in $(services_or_all "$@"); do
-    case $s in kafka) kafka_up ;; mongo) mongo_up ;; chromium) chromium_up ;; *) die "unknown service '$s' (kafka, mongo, chromium)" ;; esac
+    case $s in
+      kafka) kafka_up ;; mongo) mongo_up ;; chromium) chromium_up ;; worker|dashboard) ;;
+      *) die "unknown service '$s' (kafka, mongo, chromium, worker, dashboard)" ;;
+    esac
   done
   for s in $(services_or_all "$@"); do
     case $s in kafka) kafka_wait ;; mongo) mongo_wait ;; esac
+  done
+  for s in $(services_or_all "$@"); do  # the apps start once the servers they need accept connections
+    case $s in worker|dashboard) app_up "$s" ;; esac
   done
 }
 
 cmd_stop() {  # $1 signal, rest services
   local sig=$1 s pid; shift
-  for s in $(services_or_all "$@"); do
+  # Stop the apps before the servers they use, so the worker can flush its last batch.
+  for s in $(if (($#)); then echo "$@"; else echo dashboard worker kafka mongo; fi); do
     case $s in
+      worker) pid=$(pid_of worker "$WORKER_PATTERN") && stop_pid worker "$pid" "$sig" || true ;;
+      dashboard) pid=$(pid_of dashboard "$DASHBOARD_PATTERN") && stop_pid dashboard "$pid" "$sig" || true ;;
       kafka) pid=$(pid_of kafka "$KAFKA_PATTERN") && stop_pid kafka "$pid" "$sig" || true ;;
       mongo) pid=$(pid_of mongo "$MONGO_PATTERN") && stop_pid mongo "$pid" "$sig" || true ;;
       chromium) ;;
-      *) die "unknown service '$s' (kafka, mongo)" ;;
+      *) die "unknown service '$s' (kafka, mongo, worker, dashboard)" ;;
     esac
   done
 }
 
 cmd_status() {
   local pid
-  printf '%-9s %-22s %-38s %s\n' service address version pid
+  printf '%-9s %-30s %-36s %s\n' service address version pid
   pid=$(pid_of kafka "$KAFKA_PATTERN" || echo "-")
-  printf '%-9s %-22s %-38s %s\n' kafka "$(kafka_addr)" "Apache Kafka ${KAFKA_HOME:+(KAFKA_HOME) }$KAFKA_VERSION" \
+  printf '%-9s %-30s %-36s %s\n' kafka "$(kafka_addr)" "Apache Kafka ${KAFKA_HOME:+(KAFKA_HOME) }$KAFKA_VERSION" \
     "$pid$(port_open "$(host_of "$(kafka_addr)")" "$(port_of "$(kafka_addr)")" && echo " (accepting)" || echo " (down)")"
   pid=$(pid_of mongo "$MONGO_PATTERN" || echo "-")
   local m; m=$(mongo_addr)
-  printf '%-9s %-22s %-38s %s\n' mongo "$m" "$(mongo_version)" \
+  printf '%-9s %-30s %-36s %s\n' mongo "$m" "$(mongo_version)" \
     "$pid$([[ $m != srv ]] && port_open "$(host_of "$m")" "$(port_of "$m")" && echo " (accepting)" || echo " (down)")"
+  local name
+  for name in worker dashboard; do
+    local pattern=$WORKER_PATTERN url="http://localhost:${WEB_PORT:-6066}/prices/"
+    [[ $name == dashboard ]] && pattern=$DASHBOARD_PATTERN url="http://localhost:${DASHBOARD_PORT:-8501}"
+    printf '%-9s %-30s %-36s %s\n' "$name" "$url" "cryptoapp" "$(pid_of "$name" "$pattern" || echo "- (stopped)")"
+  done
   local c; c=$(chromium_path)
-  printf '%-9s %-22s %-38s %s\n' chromium "${c:-not installed}" "$([[ -n $c ]] && "$c" --version 2>/dev/null | head -1)" "-"
+  printf '%-9s %-30s %-36s %s\n' chromium "${c:-not installed}" "$([[ -n $c ]] && "$c" --version 2>/dev/null | head -1)" "-"
 }
 
 cmd_logs() {
@@ -332,5 +371,5 @@ case ${1:-} in
   kill) shift; cmd_stop KILL "$@" ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 up|down|kill|status|logs [kafka|mongo|chromium ...]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kill|status|logs [kafka|mongo|chromium|worker|dashboard ...]" >&2; exit 2 ;;
 esac

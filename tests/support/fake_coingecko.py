@@ -1,0 +1,120 @@
+"""A local HTTP server that answers like CoinGecko's API (shapes from shared/reference/), misbehaving on command."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from aiohttp import web
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+_LOCAL_REFERENCE = Path(__file__).resolve().parent / "reference"
+
+
+def reference(name: str) -> Any:
+    """A reference answer: shared/reference/ beside the project, or the copy kept in tests/support/reference/."""
+    path = REFERENCE / name if (REFERENCE / name).exists() else _LOCAL_REFERENCE / name
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Call:
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeCoinGecko:
+    """Answers /api/v3/simple/price from `prices` (a dict in CoinGecko's shape); `fault` makes it fail.
+
+    fault: None | "429" | "429-retry-after" | "500" | "503" | "html-403" | "truncated" | "not-json" | "hang"
+    """
+
+    prices: dict = field(default_factory=lambda: copy.deepcopy(reference("coingecko-simple-price.json")))
+    fault: Optional[str] = None
+    retry_after: str = "2"
+    calls: list[Call] = field(default_factory=list)
+    chart_points: Optional[Any] = None  # callable(coin_id, from_s, to_s) -> market_chart/range answer
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v3"
+
+    def calls_to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path.endswith(path)]
+
+    async def _fault_response(self) -> Optional[web.Response]:
+        if self.fault is None:
+            return None
+        if self.fault.startswith("429"):
+            headers = {"Retry-After": self.retry_after} if self.fault == "429-retry-after" else {}
+            return web.json_response(reference("coingecko-429.json"), status=429, headers=headers)
+        if self.fault in ("500", "503"):
+            return web.json_response({"error": "Internal Server Error"}, status=int(self.fault))
+        if self.fault == "html-403":
+            return web.Response(status=403, text="<html><body>Access denied</body></html>", content_type="text/html")
+        if self.fault == "truncated":
+            return web.Response(status=200, text=json.dumps(self.prices)[:40], content_type="application/json")
+        if self.fault == "not-json":
+            return web.Response(status=200, text="<html>maintenance</html>", content_type="text/html")
+        if self.fault == "hang":
+            await asyncio.sleep(60)
+        raise AssertionError(f"unknown fault {self.fault}")
+
+    async def simple_price(self, request: web.Request) -> web.Response:
+        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
+        failure = await self._fault_response()
+        if failure is not None:
+            return failure
+        ids = request.query.get("ids", "").split(",")
+        # CoinGecko leaves ids it does not know out of the answer.
+        return web.json_response({i: self.prices[i] for i in ids if i in self.prices})
+
+    async def market_chart_range(self, request: web.Request) -> web.Response:
+        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
+        failure = await self._fault_response()
+        if failure is not None:
+            return failure
+        coin_id = request.match_info["coin_id"]
+        answer = self.chart_points(coin_id, int(request.query["from"]), int(request.query["to"]))
+        return web.json_response(answer)
+
+
+class FakeCoinGeckoServer:
+    """Runs a FakeCoinGecko on 127.0.0.1 in a thread of its own, for a worker subprocess to call."""
+
+    def __init__(self, fake: FakeCoinGecko):
+        self.fake = fake
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: Optional[web.AppRunner] = None
+
+    def __enter__(self) -> FakeCoinGecko:
+        app = web.Application()
+        app.router.add_get("/api/v3/simple/price", self.fake.simple_price)
+        app.router.add_get("/api/v3/coins/{coin_id}/market_chart/range", self.fake.market_chart_range)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.fake.port = s.getsockname()[1]
+        self._runner = web.AppRunner(app)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self.fake
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.fake.port).start()
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

@@ -1,0 +1,91 @@
+"""Starts the real worker as users start it (`cryptoapp worker -l info`, a subprocess) and waits on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / ".local" / "logs"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Polls `condition` until it returns something truthy; fails naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class Worker:
+    """One `cryptoapp worker` process with its own app id, topic, database and web port."""
+
+    def __init__(self, name: str, env: dict[str, str], args: tuple[str, ...] = ()):
+        self.name = name
+        self.port = int(env.get("WEB_PORT") or free_port())
+        self.env = {**os.environ, "CRYPTO_APP_ID": name, "CRYPTO_TOPIC": f"{name}-prices", "MONGO_DB": name,
+                    "CRYPTO_DATADIR": str(ROOT / ".local" / "test-faust"), "WEB_PORT": str(self.port),
+                    "PYTHONUNBUFFERED": "1", **env}
+        self.args = args
+        self.proc: Optional[subprocess.Popen] = None
+        self.starts = 0
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"test-worker-{name}.log"
+
+    def start(self, wait_web: bool = True) -> "Worker":
+        self.starts += 1
+        log = open(self.log_path, "a")
+        log.write(f"\n===== start {self.starts} =====\n")
+        log.flush()
+        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "cryptoapp"), "worker", "-l", "info", *self.args],
+                                     env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait_web:
+            wait_for(lambda: self._alive() and self.get("/prices/")[0] == 200, 90, f"worker {self.name}'s web server")
+        return self
+
+    def _alive(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}; see {self.log_path}")
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def get(self, path: str) -> tuple[int, object]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")

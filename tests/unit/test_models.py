@@ -1,0 +1,64 @@
+"""PriceTick: the deterministic _id, the stored document, the newest-wins rule and message parsing."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick, tick_id, to_document
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
+
+
+def tick(**overrides):
+    return PriceTick(**{"ticker": "BTC", "timestamp": T0, "value": 81450.5, "source": "coingecko", **overrides})
+
+
+def test_id_is_ticker_and_source_time_in_utc():
+    assert tick_id("BTC", T0) == "BTC_2025-11-21T10:00:00Z"
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    assert tick_id("ETH", dt.datetime(2025, 11, 21, 11, tzinfo=plus_one)) == "ETH_2025-11-21T10:00:00Z"
+    # Sub-second sources keep their milliseconds, as a BSON date does, so fast ticks stay distinct.
+    assert tick_id("BTC", T0.replace(microsecond=123456)) == "BTC_2025-11-21T10:00:00.123Z"
+
+
+def test_document_has_the_design_schema_and_nulls_for_what_the_source_lacks():
+    now = dt.datetime(2025, 11, 21, 10, 0, 2, 431000, tzinfo=UTC)
+    doc = to_document(tick(volume_24h=31260929299.5, change_24h_pct=3.64, market_cap=1317802988326.2), now)
+    assert doc == {
+        "_id": "BTC_2025-11-21T10:00:00Z", "timestamp": T0, "value": 81450.5, "sensor_id": "BTC",
+        "bid_price": None, "ask_price": None, "volume_24h": 31260929299.5, "change_24h_pct": 3.64,
+        "market_cap": 1317802988326.2, "currency": "usd", "source": "coingecko", "inserted_at": now}
+    assert to_document(tick(granularity="5m", source="coingecko-backfill"), now)["granularity"] == "5m"
+
+
+def test_newest_wins():
+    older, newer = tick(timestamp=T0 - dt.timedelta(minutes=1)), tick()
+    assert newer.is_newer_than(older) and newer.is_newer_than(None)
+    assert not older.is_newer_than(newer)
+    assert tick(value=1.0).is_newer_than(newer)  # same source time: the later message refreshes it
+
+
+def test_encode_decode_round_trip():
+    t = tick(volume_24h=1.5, fetched_at=T0 + dt.timedelta(seconds=2))
+    assert decode_tick(t.encode()) == t
+    assert json.loads(t.encode())["timestamp"] == "2025-11-21T10:00:00Z"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "not an object"),
+    (b'{"value": 1, "timestamp": "2025-11-21T10:00:00Z", "source": "x"}', "ticker"),
+    (b'{"ticker": "btc$", "value": 1, "timestamp": "2025-11-21T10:00:00Z", "source": "x"}', "ticker"),
+    (b'{"ticker": "BTC", "value": null, "timestamp": "2025-11-21T10:00:00Z", "source": "x"}', "value"),
+    (b'{"ticker": "BTC", "value": -3, "timestamp": "2025-11-21T10:00:00Z", "source": "x"}', "not positive"),
+    (b'{"ticker": "BTC", "value": "NaN", "timestamp": "2025-11-21T10:00:00Z", "source": "x"}', "value"),
+    (b'{"ticker": "BTC", "value": 1, "timestamp": "yesterday", "source": "x"}', "timestamp"),
+    (b'{"ticker": "BTC", "value": 1, "timestamp": "2025-11-21T10:00:00", "source": "x"}', "time zone"),
+    (b'{"ticker": "BTC", "value": 1, "timestamp": "2025-11-21T10:00:00Z"}', "source"),
+    (None, "empty"),
+])
+def test_poison_messages_are_named(raw, reason):
+    with pytest.raises(InvalidTick, match=reason):
+        decode_tick(raw)
