@@ -48,3 +48,12 @@ test: services
 
 clean: stop
 	rm -rf .local
+
+# Benchmarks against the real services; prints a table and writes bench/results.json (docs/benchmarks.md).
+bench: services
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Fault drill: bounces Kafka, MongoDB and the worker under load, then counts lost and doubled ticks
+# (docs/reliability.md). Runs on its own Kafka and MongoDB instances, so nothing else is disturbed.
+chaos: install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
