@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from aiolimiter import AsyncLimiter
 
@@ -34,9 +35,20 @@ async def publish(ticks: list[PriceTick]) -> None:
         await fut
 
 
-@app.timer(interval=settings.interval, on_leader=True)
+# Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
+# when due gives the first prices a second after start instead of a minute.
+_next_poll = 0.0
+
+
+@app.timer(interval=min(1.0, settings.interval), on_leader=True)
 async def fetch_prices() -> None:
     """One poll of the price source for all coins; runs on the leader only, so workers never multiply calls."""
+    global _next_poll
+    now = time.monotonic()
+    if now < _next_poll:
+        return
+    # Keep the cadence (no drift) unless a poll ran late, then count from now.
+    _next_poll = _next_poll + settings.interval if _next_poll + settings.interval > now else now + settings.interval
     ticks = await source.fetch()
     if ticks:
         await publish(ticks)
