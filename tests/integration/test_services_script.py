@@ -20,8 +20,8 @@ def test_status_names_address_version_and_pid(services):
     out = subprocess.run([str(SERVICES), "status"], capture_output=True, text=True, check=True).stdout
     kafka = next(line for line in out.splitlines() if line.startswith("kafka"))
     mongo = next(line for line in out.splitlines() if line.startswith("mongo"))
-    assert "localhost:9092" in kafka and "Apache Kafka 4.1" in kafka and "(accepting)" in kafka
-    assert "localhost:27017" in mongo and "(accepting)" in mongo
+    assert services["kafka"] in kafka and "Apache Kafka 4.1" in kafka and "(accepting)" in kafka
+    assert services["mongo_uri"].split("://")[1].split("/")[0] in mongo and "(accepting)" in mongo
     assert any(word.isdigit() for word in kafka.split()), "kafka's pid is shown"
 
 
