@@ -1,0 +1,42 @@
+"""`streamlit run dashboard/app.py`: real-time and historical crypto prices, read from MongoDB."""
+
+import os
+
+import streamlit as st
+
+from dashboard import cache, data, history, realtime, ui
+from dashboard.settings import ConfigError, load
+
+
+def secrets() -> dict:
+    """st.secrets as a plain mapping; empty when the app has no secrets.toml."""
+    try:
+        return dict(st.secrets)
+    except FileNotFoundError:
+        return {}
+
+
+st.set_page_config(page_title="cryptoapp · prices", page_icon=":material/monitoring:", layout="wide")
+try:
+    settings = load(os.environ, secrets())
+except ConfigError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.title("Crypto prices")
+st.caption(f"MongoDB {settings.server} · database `{settings.mongo_db}` · live refresh every {settings.refresh:g} s "
+           "· times in UTC")
+try:
+    data.ping(cache.client(settings.mongo_uri))
+except data.DataUnavailable as exc:
+    st.error(ui.unreachable(settings, exc))
+    st.stop()
+
+# Only the open tab runs its queries; the tab is in the URL (?tab=History) so it can be linked.
+live_tab, history_tab = st.tabs(["Real-time", "History"], key="tab", bind="query-params")
+with live_tab:
+    if live_tab.open:
+        realtime.render(settings)
+with history_tab:
+    if history_tab.open:
+        history.render(settings)

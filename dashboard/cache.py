@@ -1,0 +1,47 @@
+"""Streamlit caches around dashboard.data: one MongoClient per process, query results for one refresh period."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.settings import DashboardSettings
+
+# A query the page waits for gives up after this long (FerretDB reads a large collection slowly).
+QUERY_TIME_LIMIT_MS = 120_000
+COINS_TTL_S = 60
+
+
+@st.cache_resource(show_spinner=False)
+def client(uri: str):
+    """The process's MongoClient for `uri`: created once, shared by every session (never mutated)."""
+    return data.connect(uri)
+
+
+def database(settings: DashboardSettings):
+    return client(settings.mongo_uri)[settings.mongo_db]
+
+
+def period_end(now: dt.datetime, period_s: float) -> dt.datetime:
+    """`now` rounded up to the refresh period: every session in one period shares one query result."""
+    stamp = math.ceil(now.timestamp() / period_s) * period_s
+    return dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc)
+
+
+@st.cache_data(ttl=COINS_TTL_S, max_entries=32, show_spinner=False)
+def coins(uri: str, db_name: str) -> list[str]:
+    return data.list_coins(client(uri)[db_name])
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def live(uri: str, db_name: str, coin_list: tuple[str, ...], end: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return data.load_live(client(uri)[db_name], list(coin_list), now=end, max_time_ms=QUERY_TIME_LIMIT_MS)
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
+def history(uri: str, db_name: str, ticker: str, hours: int, end: dt.datetime) -> pd.DataFrame:
+    return data.load_history(client(uri)[db_name], ticker, hours, now=end, max_time_ms=QUERY_TIME_LIMIT_MS)

@@ -1,0 +1,58 @@
+"""Page pieces both tabs use: the unreachable-server message, the empty-state sentence, the footer, the error guard."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import formatting
+from dashboard.charts import SOURCE_NAMES
+from dashboard.data import DataUnavailable
+from dashboard.settings import DashboardSettings, mask_uri
+
+log = logging.getLogger("dashboard")
+
+START_WORKER = ("Start the worker with `make run` (live CoinGecko prices), or `make demo` offline "
+                "(simulated prices), and wait one poll interval.")
+
+
+def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
+    return (f"Cannot reach MongoDB at {settings.server} (database `{settings.mongo_db}`): {exc}. "
+            f"Start it with `make services` (or `scripts/services.sh up mongo`), or point MONGO_URI at "
+            f"your server (now `{mask_uri(settings.mongo_uri)}`).")
+
+
+def no_data(settings: DashboardSettings, what: str) -> str:
+    return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
+
+
+def footer(frame: pd.DataFrame, sources: list[str] | None = None) -> None:
+    """Data sources, points shown and query time, in one small line."""
+    attrs = frame.attrs
+    names = [SOURCE_NAMES.get(s, s) for s in (sources if sources is not None else sorted(frame["source"].dropna().unique()))]
+    shown = f"{len(frame):,} points shown"
+    ticks = attrs.get("ticks")
+    if attrs.get("downsampled"):
+        place = "on the server" if attrs["downsampled"] == "server" else "in the dashboard (the server cannot)"
+        shown += (f" (means of {formatting.duration(attrs['bucket_s'])} buckets of {ticks:,} ticks, "
+                  f"downsampled {place})")
+    parts = [f"Source: {', '.join(names) or '—'}", shown]
+    if attrs.get("query_ms") is not None:
+        parts.append(f"query {attrs['query_ms']:,.0f} ms")
+    st.caption(" · ".join(parts))
+
+
+@contextlib.contextmanager
+def guarded(settings: DashboardSettings, what: str):
+    """Known failures become one clear line; a bug is logged with its traceback and the page says where."""
+    try:
+        yield
+    except DataUnavailable as exc:
+        st.error(unreachable(settings, exc))
+    except Exception:
+        log.exception("the %s failed", what)
+        st.error(f"The {what} failed unexpectedly; the details are in the dashboard's log "
+                 "(.local/logs/dashboard.log when started by `make run`).")
