@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from faust import web
+from faust.exceptions import SameNode
+from faust.web.exceptions import ServiceUnavailable
 
 from cryptoapp.app import app, latest_prices
 from cryptoapp.coins import TICKER_RE
@@ -15,11 +17,19 @@ async def all_prices(self: web.View, request: web.Request) -> web.Response:
 
 
 @app.page("/prices/{ticker}/")
-@app.table_route(table=latest_prices, match_info="ticker")
 async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
+    """One coin's latest tick, answered by the worker that owns the ticker's partition (table_route)."""
     if not TICKER_RE.fullmatch(ticker):
         return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
                          status=404)
+    try:
+        # As @app.table_route does, but after validating the input and with a JSON answer when the
+        # partition owners are not known yet (start-up, rebalance) instead of a bare 500.
+        return await app.router.route_req(latest_prices.name, ticker, self.web, request)
+    except SameNode:
+        pass
+    except (ServiceUnavailable, KeyError, TypeError):
+        return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
     tick = latest_prices.get(ticker)
     if tick is None:
         return self.json({"error": f"no price for {ticker} yet: is it in CRYPTO_SYMBOLS?"}, status=404)

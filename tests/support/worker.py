@@ -83,9 +83,18 @@ class Worker:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body or b"null")
+            except ValueError:
+                return exc.code, body.decode(errors="replace")
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return 0, None
+
+    def price(self, ticker: str):
+        """The value /prices/<ticker>/ serves, or None while it serves none."""
+        status, body = self.get(f"/prices/{ticker}/")
+        return body.get("value") if status == 200 and isinstance(body, dict) else None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
