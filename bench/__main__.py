@@ -1,0 +1,184 @@
+"""`python -m bench [--quick]`: runs the benchmarks, prints a table of results against targets, writes them as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+from bench import harness, history_query, latency, sink_throughput, storage_cost
+from bench.profiling import Profiler
+
+SECTIONS = ("sink_throughput", "latency", "history_query", "storage")
+FULL_OUT = harness.ROOT / "bench" / "results.json"
+# Quick runs only prove the code still works: they must never replace the numbers of a full run.
+QUICK_OUT = harness.ROOT / ".local" / "bench" / "results-quick.json"
+
+
+def _run_section(name: str, fn: Callable[[], dict]) -> dict:
+    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        result = {"status": "ok", **fn()}
+    except Exception as exc:  # one broken benchmark must not hide the others' numbers
+        traceback.print_exc()
+        result = {"status": "error", "error": f"{exc.__class__.__name__}: {exc}"}
+    result["section_s"] = round(time.perf_counter() - started, 1)
+    print(f"bench: {name} {result['status']} in {result['section_s']} s", file=sys.stderr, flush=True)
+    return result
+
+
+def _get(results: dict, *path) -> Optional[float]:
+    node = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def targets(results: dict) -> list[dict]:
+    """Each target with its measured value; met is None when the number could not be measured."""
+    def row(name, value, target, ok):
+        return {"target": name, "value": value, "goal": target, "met": None if value is None else ok(value)}
+
+    sink = results.get("sink_throughput", {})
+    hist = results.get("history_query", {})
+    return [
+        row("sink >= 10 x naive insert_one", sink.get("sink_vs_naive"), ">= 10", lambda v: v >= 10),
+        row("sink >= 0.8 x raw insert_many", sink.get("sink_vs_ceiling"), ">= 0.8", lambda v: v >= 0.8),
+        row("latency p99 (ms, creation -> readable)", _get(results, "latency", "readable_ms", "p99")
+            if _get(results, "latency", "status") == "ok" else None, "< 500", lambda v: v < 500),
+        row("history 1-minute p95 (ms)", _get(hist, "datasets", "1-minute", "p95_ms"), "< 150", lambda v: v < 150),
+        row("history 1-second p95 (ms)", _get(hist, "datasets", "1-second", "p95_ms"), "< 1000", lambda v: v < 1000),
+        row("worker RSS after sink run (MB)", _get(sink, "project_sink", "worker_rss_mb"), "< 250",
+            lambda v: v < 250),
+    ]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) < 10_000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(results: dict) -> str:
+    """The measurements and the targets as plain text, one line each."""
+    lines = []
+
+    def add(what, value, unit=""):
+        lines.append(f"  {what:<52} {_fmt(value):>12} {unit}")
+
+    sink = results.get("sink_throughput", {})
+    if sink.get("status") == "ok":
+        lines.append(f"Sink throughput ({sink['ticks']:,} ticks already in Kafka)")
+        for key, what in (("project_sink", "(a) project sink (worker subprocess)"),
+                          ("naive_insert_one", "(b) naive consumer, insert_one per message"),
+                          ("raw_insert_many", "(c) raw insert_many, no Kafka (ceiling)"),
+                          ("store_without_kafka", "(d) the sink's PriceStore writes, no Kafka/Faust")):
+            part = sink[key]
+            note = "" if part.get("completed") else f"  (stopped at {part['time_cap_s']:.0f} s: {part['stored']:,} stored)"
+            add(what, part["ticks_per_s"], "ticks/s" + note)
+        add("worker start-up (spawn -> first write)", _get(sink, "project_sink", "startup_s"), "s")
+    lat = results.get("latency", {})
+    if lat.get("status") == "ok":
+        lines.append(f"End-to-end latency ({lat['achieved_rate']:,.0f} ticks/s achieved of {lat['target_rate']:,}, "
+                     f"{lat['window_s']:.0f} s window)")
+        for q in ("p50", "p95", "p99"):
+            add(f"{q} creation -> readable (poll every ~{_fmt(lat['readability_poll_period_ms'])} ms)",
+                lat["readable_ms"][q], "ms")
+        for q in ("p50", "p99"):
+            add(f"{q} creation -> write started (inserted_at)", lat["write_started_ms"][q], "ms")
+        add("window ticks stored by the deadline", lat["stored_by_deadline"],
+            f"of {lat['ticks_in_window']:,} (drain {lat['drain_s']:.0f} s)")
+    hist = results.get("history_query", {})
+    if hist.get("status") == "ok":
+        lines.append(f"History query ({hist['ticker']}, {hist['hours']} h, {hist['runs']} runs of load_history)")
+        for label, entry in hist["datasets"].items():
+            seeded = "reused" if entry.get("reused") else f"seeded in {entry['seeded_s']} s"
+            add(f"{label} ({entry['ticks']:,} ticks) p50", entry["p50_ms"], "ms")
+            add(f"{label} p95", entry["p95_ms"], f"ms  ({entry['rows']:,} rows; {seeded})")
+            add(f"{label} query process RSS after runs", entry["rss_after_mb"], "MB")
+    elif hist.get("status") not in (None, "not run"):
+        lines.append(f"History query: {hist.get('status')} ({hist.get('reason') or hist.get('error')})")
+    store = results.get("storage", {})
+    if store.get("status") == "ok":
+        lines.append("Storage (collStats size + totalIndexSize)")
+        for label, entry in store["datasets"].items():
+            add(f"{label} data: bytes per tick incl. indexes", entry["bytes_per_tick"], "B")
+        add("one coin, one tick a minute, 30 days", store["month_1_per_minute_mb"],
+            f"MB  (seed's claim: {store['seed_claim_mb_per_month']:,.0f} MB)")
+    if sink.get("status") == "ok":
+        add("worker RSS after the sink run", _get(sink, "project_sink", "worker_rss_mb"), "MB")
+    lines.append("Targets")
+    for t in results["targets"]:
+        met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"  {t['target']:<52} {_fmt(t['value']):>12}  goal {t['goal']:<7} {met}")
+    for name in SECTIONS:
+        if results.get(name, {}).get("status") == "error":
+            lines.append(f"{name}: ERROR {results[name]['error']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="small counts (2,000 ticks, 5 s latency window): proves the code runs, in under a minute")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, help=f"JSON output (default {FULL_OUT.relative_to(harness.ROOT)}, "
+                                                  f"or {QUICK_OUT.relative_to(harness.ROOT)} with --quick)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record py-spy profiles (collapsed stacks) of the worker and query processes into DIR")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
+    out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
+    profiler = Profiler(args.profile)
+    os.chdir(harness.ROOT)  # the worker helper and the query probe run from the project root
+
+    started = time.perf_counter()
+    client = harness.mongo()
+    results = {"mode": "quick" if args.quick else "full", "command": "make bench" + (" BENCH_ARGS=--quick" if args.quick else ""),
+               "machine": harness.machine(client)}
+    client.close()
+    runners = {
+        "sink_throughput": lambda: sink_throughput.run(args.quick, profiler),
+        "latency": lambda: latency.run(args.quick, profiler),
+        "history_query": lambda: history_query.run(args.quick, profiler),
+        "storage": lambda: storage_cost.run(args.quick),
+    }
+    for name in SECTIONS:
+        results[name] = _run_section(name, runners[name]) if name in chosen else {"status": "not run"}
+    results["memory"] = {
+        "worker_rss_mb_after_sink": _get(results, "sink_throughput", "project_sink", "worker_rss_mb"),
+        "worker_rss_mb_after_latency": _get(results, "latency", "worker_rss_mb"),
+        "dashboard_query_process_rss_mb": {label: entry.get("rss_after_mb") for label, entry in
+                                           (_get(results, "history_query", "datasets") or {}).items()},
+        "how": "psutil RSS of the worker subprocess before it is stopped; the history query runs in its own "
+               "process (bench.history_probe), RSS read after its runs",
+    }
+    results["targets"] = targets(results)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    if profiler.written:
+        results["profiles"] = profiler.written
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table(results))
+    print(f"\n{results['mode']} run in {results['duration_s']:.0f} s; results in {out}")
+    return 1 if any(results[s].get("status") == "error" for s in SECTIONS) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

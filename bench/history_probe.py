@@ -1,0 +1,49 @@
+"""Times the dashboard's own `load_history` in a process of its own, so its memory is the dashboard query's alone.
+
+Run by bench.history_query: `python -m bench.history_probe URI DB TICKER HOURS NOW_ISO RUNS`; prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+
+import psutil
+
+from dashboard.data import connect, load_history
+
+
+def main(uri: str, database: str, ticker: str, hours: str, now: str, runs: str) -> None:
+    proc = psutil.Process()
+    client = connect(uri, timeout_ms=10_000)
+    db = client[database]
+    end = dt.datetime.fromisoformat(now)
+    rss_before = proc.memory_info().rss
+    times_ms, frame = [], None
+    for _ in range(int(runs)):
+        started = time.perf_counter()
+        frame = load_history(db, ticker, float(hours), now=end)
+        times_ms.append((time.perf_counter() - started) * 1000)
+    print(json.dumps({
+        "times_ms": times_ms, "rows": len(frame), "ticks_in_window": frame.attrs.get("ticks"),
+        "downsampled": frame.attrs.get("downsampled"), "bucket_s": frame.attrs.get("bucket_s"),
+        "columns": list(frame.columns),
+        "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(proc.memory_info().rss / 2**20, 1),
+        "peak_rss_mb": round(_peak_rss() / 2**10, 1),
+    }))
+    client.close()
+
+
+def _peak_rss() -> int:
+    """VmHWM in kB: the largest resident size this process reached, which a single final reading can miss."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

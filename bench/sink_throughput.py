@@ -1,0 +1,169 @@
+"""Sink throughput: ticks already in Kafka into MongoDB by the worker's sink, beside a naive consumer and raw writes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import psutil
+from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient
+
+from bench import harness
+from bench.profiling import Profiler
+from cryptoapp.prices.models import UTC, decode_tick, to_document
+from cryptoapp.settings import Settings
+from cryptoapp.storage import PriceStore
+from tests.support.worker import Worker
+
+SINK_BATCH = 500  # the sink's take_events batch size, so the no-Kafka baseline writes batches the sink could
+
+
+def _rate(stored: int, seconds: float) -> float:
+    return round(stored / seconds, 1) if seconds > 0 else 0.0
+
+
+def raw_insert_many(client, docs: list[dict]) -> dict:
+    """(c) The ceiling: the server's own insert_many of the same documents, no Kafka, no upsert."""
+    name = harness.unique_name("raw")
+    collection = client[name].prices
+    try:
+        harness.create_indexes(collection)
+        started = time.perf_counter()
+        collection.insert_many(docs, ordered=False)
+        seconds = time.perf_counter() - started
+        return {"stored": collection.count_documents({}), "seconds": round(seconds, 2),
+                "ticks_per_s": _rate(len(docs), seconds), "completed": True}
+    finally:
+        client.drop_database(name)
+
+
+async def _store_batches(database: str, ticks, time_cap: float) -> dict:
+    store = PriceStore(harness.MONGO_URI, database)
+    await store.on_start()
+    try:
+        stored, started = 0, time.perf_counter()
+        for i in range(0, len(ticks), SINK_BATCH):
+            result = await store.upsert_until_stored(ticks[i:i + SINK_BATCH])
+            stored += result.inserted + result.updated
+            if time.perf_counter() - started > time_cap:
+                break
+        seconds = time.perf_counter() - started
+    finally:
+        await store.on_stop()
+    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
+            "completed": stored == len(ticks), "time_cap_s": time_cap}
+
+
+def store_without_kafka(client, ticks, time_cap: float) -> dict:
+    """(d) The sink's own write path (cryptoapp.storage.PriceStore, batches of 500) with no Kafka and no Faust."""
+    name = harness.unique_name("store")
+    try:
+        return asyncio.run(_store_batches(name, ticks, time_cap))
+    finally:
+        client.drop_database(name)
+
+
+async def _naive_consume(topic: str, database: str, total: int, time_cap: float) -> dict:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=harness.KAFKA, group_id=harness.unique_name("naive"),
+                                auto_offset_reset="earliest")
+    client = AsyncMongoClient(harness.MONGO_URI, tz_aware=True)
+    collection = client[database].prices
+    for keys, name in harness.INDEXES:
+        await collection.create_index(keys, name=name)
+    await consumer.start()
+    stored, started = 0, None
+    try:
+        async for message in consumer:
+            if started is None:
+                started = time.perf_counter()
+            # The seed's loop: parse one message, insert it, go on to the next.
+            await collection.insert_one(to_document(decode_tick(message.value), dt.datetime.now(UTC)))
+            stored += 1
+            if stored >= total or time.perf_counter() - started > time_cap:
+                break
+        seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await client.close()
+    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
+            "completed": stored >= total, "time_cap_s": time_cap}
+
+
+def naive_consumer(client, topic: str, total: int, time_cap: float) -> dict:
+    """(b) The seed's approach: an aiokafka consumer and one insert_one per message."""
+    name = harness.unique_name("naive")
+    try:
+        return asyncio.run(_naive_consume(topic, name, total, time_cap))
+    finally:
+        client.drop_database(name)
+
+
+def project_sink(client, name: str, topic: str, total: int, time_cap: float, poll: float, profiler: Profiler) -> dict:
+    """(a) The real `cryptoapp worker` (app id and database `name`) consuming the pre-filled topic; its source idles."""
+    # A huge interval: the worker's timer polls once at start-up (one DOGE tick, told apart below), then never.
+    worker = Worker(name, {"CRYPTO_TOPIC": topic, "MONGO_DB": name, "CRYPTO_SOURCE": "simulated",
+                           "CRYPTO_INTERVAL": "1e9", "CRYPTO_SYMBOLS": "dogecoin",
+                           "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust")})
+    collection = client[name].prices
+    server = harness.mongo_server_process()
+    server_cpu = harness.cpu_seconds(server)
+    spawned = time.time()
+    worker.start(wait_web=False)
+    proc = psutil.Process(worker.proc.pid)
+    profiler.attach("sink-worker", worker.proc.pid)
+    try:
+        def prefilled_stored() -> int:
+            worker._alive()
+            return collection.count_documents({"sensor_id": {"$ne": "DOGE"}})
+
+        counts = []
+        _, done_at = harness.wait_until(lambda: counts.append(prefilled_stored()) or counts[-1] >= total,
+                                        time_cap, poll)
+        stored = counts[-1]
+        rss = harness.rss_mb(proc)
+        worker_cpu = harness.cpu_seconds(proc)
+    finally:
+        profiler.detach("sink-worker")
+        worker.stop()
+    server_cpu_used = None if server_cpu is None else round(harness.cpu_seconds(server) - server_cpu, 1)
+    first = collection.find_one({"sensor_id": {"$ne": "DOGE"}}, {"inserted_at": 1}, sort=[("inserted_at", 1)])
+    client.drop_database(name)
+    if first is None:
+        return {"stored": 0, "completed": False, "ticks_per_s": 0.0, "time_cap_s": time_cap,
+                "worker_rss_mb": rss, "log": str(worker.log_path)}
+    # inserted_at is stamped just before the first batch's write: the window holds every write, no start-up.
+    first_write = first["inserted_at"].timestamp()
+    seconds = done_at - first_write
+    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
+            "completed": stored >= total, "time_cap_s": time_cap, "startup_s": round(first_write - spawned, 2),
+            "poll_interval_s": poll, "worker_rss_mb": rss, "worker_cpu_s": worker_cpu and round(worker_cpu, 1),
+            "mongo_server_cpu_s": server_cpu_used, "log": str(worker.log_path)}
+
+
+def run(quick: bool, profiler: Profiler) -> dict:
+    total = 2_000 if quick else 100_000
+    caps = {"sink": 15.0, "naive": 10.0, "store": 10.0} if quick else {"sink": 300.0, "naive": 300.0, "store": 300.0}
+    topic, worker_name = harness.unique_name("sink-topic"), harness.unique_name("sink")
+    ticks = harness.simulated_ticks(total, dt.datetime(2025, 11, 21, tzinfo=UTC), dt.timedelta(seconds=1))
+    client = harness.mongo()
+    try:
+        asyncio.run(harness.create_topic(topic, Settings().partitions))
+        prefill_s = asyncio.run(harness.prefill(topic, ticks))
+        now = dt.datetime.now(UTC)
+        docs = [to_document(t, now) for t in ticks]
+        result = {
+            "ticks": total, "topic_partitions": Settings().partitions, "prefill_s": round(prefill_s, 2),
+            "raw_insert_many": raw_insert_many(client, docs),
+            "store_without_kafka": store_without_kafka(client, ticks, caps["store"]),
+            "naive_insert_one": naive_consumer(client, topic, total, caps["naive"]),
+            "project_sink": project_sink(client, worker_name, topic, total, caps["sink"], 0.5 if quick else 1.0, profiler),
+        }
+    finally:
+        asyncio.run(harness.delete_topics_with_prefix(topic, worker_name))
+        client.close()
+    sink, naive, ceiling = (result[k]["ticks_per_s"] for k in ("project_sink", "naive_insert_one", "raw_insert_many"))
+    result["sink_vs_naive"] = round(sink / naive, 2) if naive else None
+    result["sink_vs_ceiling"] = round(sink / ceiling, 3) if ceiling else None
+    return result

@@ -1,0 +1,68 @@
+"""Storage cost: bytes per stored tick with its indexes (collStats), and a month of one coin at one tick a minute."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import psutil
+
+from bench import harness
+from bench.history_query import Dataset, datasets, ensure_seeded
+
+MONTH_AT_ONE_A_MINUTE = 30 * 24 * 60
+SEED_CLAIM_BYTES = 2**30  # the seed's README: "about 1 GB per month per crypto"
+
+
+def _sqlite_files(database: str) -> int | None:
+    """Bytes of the database's SQLite files (FerretDB's SQLite backend keeps one file per database)."""
+    server = harness.mongo_server_process()
+    if server is None:
+        return None
+    try:
+        url = next((a.split("=", 1)[1] for a in server.cmdline() if a.startswith("--sqlite-url=")), None)
+    except psutil.Error:
+        return None
+    if url is None:
+        return None
+    folder = Path(re.sub(r"^file:", "", url).split("?")[0])
+    files = [folder / f"{database}.sqlite{suffix}" for suffix in ("", "-wal")]
+    return sum(f.stat().st_size for f in files if f.exists()) or None
+
+
+def _measure(client, data: Dataset) -> dict:
+    stats = client[data.database].command("collStats", "prices")
+    count = stats["count"]
+    total = stats["size"] + stats["totalIndexSize"]
+    per_tick = total / count
+    files = _sqlite_files(data.database)
+    return {
+        "ticks": count, "size": stats["size"], "totalIndexSize": stats["totalIndexSize"],
+        "indexSizes": stats.get("indexSizes"), "avgObjSize": stats.get("avgObjSize"),
+        "bytes_per_tick": round(per_tick, 1),
+        "month_1_per_minute_mb": round(per_tick * MONTH_AT_ONE_A_MINUTE / 2**20, 2),
+        "sqlite_file_bytes": files, "sqlite_bytes_per_tick": round(files / count, 1) if files else None,
+    }
+
+
+def run(quick: bool) -> dict:
+    client = harness.mongo()
+    sets = ([Dataset("1-minute", harness.unique_name("storage"), dt.timedelta(minutes=1), 2_000, False)]
+            if quick else datasets(False))
+    result = {"source": "collStats: size + totalIndexSize, divided by count",
+              "month_ticks": MONTH_AT_ONE_A_MINUTE, "seed_claim_mb_per_month": SEED_CLAIM_BYTES / 2**20,
+              "datasets": {}}
+    try:
+        for data in sets:
+            ensure_seeded(client, data)
+            result["datasets"][data.label] = _measure(client, data)
+    finally:
+        for data in sets:
+            if not data.keep:
+                client.drop_database(data.database)
+        client.close()
+    one_minute = result["datasets"]["1-minute"]
+    result["bytes_per_tick"] = one_minute["bytes_per_tick"]
+    result["month_1_per_minute_mb"] = one_minute["month_1_per_minute_mb"]
+    return result
