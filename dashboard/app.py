@@ -16,7 +16,7 @@ def secrets() -> dict:
         return {}
 
 
-st.set_page_config(page_title="cryptoapp · prices", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="cryptoapp · prices", layout="wide")  # a page_icon would be fetched from a CDN
 try:
     settings = load(os.environ, secrets())
 except ConfigError as exc:

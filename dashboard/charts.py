@@ -101,7 +101,7 @@ def _scatter(n_points: int):
 
 def _style(fig: go.Figure, title: str, uirevision: str, height: int) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
+        title={"text": title, "x": 0, "xref": "paper", "xanchor": "left", "font": {"size": 16}},
         template="plotly_white", height=height, uirevision=uirevision, hovermode="x unified",
         paper_bgcolor="white", plot_bgcolor="white", font={"color": "#0c4a6e"},
         margin={"l": 70, "r": 20, "t": 70, "b": 40},

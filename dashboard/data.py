@@ -109,10 +109,13 @@ def window_filter(tickers: str | Sequence[str], start: dt.datetime, end: dt.date
 
 
 def bucket_seconds(start: dt.datetime, end: dt.datetime, max_points: int) -> int:
-    """The whole-second bucket that cuts the window into at most `max_points` buckets."""
+    """The whole-second bucket that cuts the window into at most `max_points` epoch-aligned buckets.
+
+    A window rarely starts on a bucket boundary, so it touches one bucket more than it spans.
+    """
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
-    return max(1, math.ceil((end - start).total_seconds() / max_points))
+    return max(1, math.ceil((end - start).total_seconds() / max(1, max_points - 1)))
 
 
 def bucket_pipeline(match: dict, bucket_s: int) -> list[dict]:
@@ -195,11 +198,11 @@ def _load_window(db: Database, match: dict, bucket_s: int, max_points: int,
                  max_time_ms: int | None) -> tuple[pd.DataFrame, int, str | None]:
     """(rows, ticks in the window, where it was downsampled: "server", "client" or None for raw rows)."""
     if server_buckets(db):
-        ticks = db[COLLECTION].count_documents(match, **({"maxTimeMS": max_time_ms} if max_time_ms else {}))
+        limit = {"maxTimeMS": max_time_ms} if max_time_ms else {}
+        ticks = db[COLLECTION].count_documents(match, **limit)
         if ticks <= max_points:
             return _find(db, match, max_time_ms), ticks, None
-        pipeline = bucket_pipeline(match, bucket_s)
-        rows = db[COLLECTION].aggregate(pipeline, **({"maxTimeMS": max_time_ms} if max_time_ms else {}))
+        rows = db[COLLECTION].aggregate(bucket_pipeline(match, bucket_s), **limit)
         return frame_from_documents(rows), ticks, "server"
     raw = _find(db, match, max_time_ms)
     if len(raw) <= max_points:
@@ -269,9 +272,9 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
         ticks, where = len(raw), None
         latest = raw.groupby("sensor_id", sort=False).tail(1)
         silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
-        if silent:
-            latest = pd.concat([frame for frame in (latest, _newest_each(db, silent, max_time_ms)) if not frame.empty]
-                               or [latest], ignore_index=True)
+        older = _newest_each(db, silent, max_time_ms) if silent else latest.iloc[:0]
+        if not older.empty:
+            latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
         series = raw
         if len(raw) > max_points:
             series, where = downsample(raw, bucket_s), "client"

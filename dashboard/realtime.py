@@ -66,7 +66,7 @@ def _live_panel(settings: DashboardSettings) -> None:
             st.plotly_chart(charts.volume_figure(latest), key="live_volume", config={"displaylogo": False}, theme=None)
         ui.footer(series, sorted(set(latest["source"].dropna()) | set(series["source"].dropna())))
         st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept. "
-                   f"A coin is *stale* when its newest tick is older than {STALE_AFTER_INTERVALS} × "
+                   f"A coin is marked stale when its newest tick is older than {STALE_AFTER_INTERVALS} × "
                    f"CRYPTO_INTERVAL ({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}).")
 
 

@@ -27,11 +27,6 @@ class DashboardSettings:
     def server(self) -> str:
         return server_address(self.mongo_uri)
 
-    @property
-    def where(self) -> str:
-        """Server and database as they may be shown to anyone: never the password."""
-        return f"{self.server} (database {self.mongo_db!r}, MONGO_URI={mask_uri(self.mongo_uri)})"
-
 
 def _seconds(name: str, text: str, minimum: float) -> float:
     try:
