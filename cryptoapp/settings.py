@@ -34,6 +34,7 @@ class Settings:
     partitions: int = 4
     datadir: str = ".local/faust"
     simulated_seed: int = 42
+    backfill_hours: float = 168.0  # history filled at start-up; 0 turns the start-up backfill off
 
     @property
     def dlq_topic(self) -> str:
@@ -61,6 +62,16 @@ def _positive(name: str, text: str, kind=float):
     return value
 
 
+def _non_negative(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number: set it to 0 or more") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name}={text!r} must be a finite number, 0 or more")
+    return value
+
+
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     """Settings from environment variables (names as in the README); unset ones keep their defaults."""
     s = Settings()
@@ -85,6 +96,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
     s.app_id = env.get("CRYPTO_APP_ID", s.app_id)
     s.topic = env.get("CRYPTO_TOPIC", s.topic)
     s.datadir = env.get("CRYPTO_DATADIR", s.datadir)
+    if "CRYPTO_BACKFILL_HOURS" in env:
+        s.backfill_hours = _non_negative("CRYPTO_BACKFILL_HOURS", env["CRYPTO_BACKFILL_HOURS"])
     return s
 
 
