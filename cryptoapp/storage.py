@@ -40,7 +40,9 @@ def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne:
     if tick.granularity is not None:
         return UpdateOne({"_id": doc_id}, {"$setOnInsert": doc}, upsert=True)
     inserted_at = doc.pop("inserted_at")
-    return UpdateOne({"_id": doc_id}, {"$set": doc, "$setOnInsert": {"inserted_at": inserted_at}}, upsert=True)
+    # A live tick replacing a backfilled one at the same time drops its granularity with its source.
+    return UpdateOne({"_id": doc_id}, {"$set": doc, "$unset": {"granularity": ""},
+                                       "$setOnInsert": {"inserted_at": inserted_at}}, upsert=True)
 
 
 class PriceStore(Service):
@@ -112,6 +114,19 @@ class PriceStore(Service):
 
     async def count(self, **query) -> int:
         return await self.prices.count_documents(query)
+
+    async def stored_times(self, ticker: str, since: dt.datetime) -> list[tuple[dt.datetime, str | None]]:
+        """The source times of `ticker`'s stored ticks since `since`, oldest first, each with its granularity.
+
+        Granularity is None for live ticks; backfill needs it to tell a gap from the spacing of filled history.
+        """
+        try:
+            cursor = self.prices.find({"sensor_id": ticker, "timestamp": {"$gte": since}},
+                                      {"_id": 0, "timestamp": 1, "granularity": 1}).sort("timestamp", ASCENDING)
+            return [(doc["timestamp"], doc.get("granularity")) async for doc in cursor]
+        except PyMongoError as exc:
+            raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
+                               f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
 
     async def flush_on_shutdown(self, ticks: list[PriceTick], grace: float) -> bool:
         """Last tries to write a batch while the worker stops; False if MongoDB stayed unreachable."""
