@@ -13,6 +13,7 @@ from cryptoapp.coins import resolve_all
 from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
 from cryptoapp.settings import settings
 from cryptoapp.sources import make_source
+from cryptoapp.sources.backfill import backfill_at_start_up
 from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ async def fetch_prices() -> None:
     ticks = await source.fetch()
     if ticks:
         await publish(ticks)
+
+
+@app.task(on_leader=True)
+async def backfill_history() -> None:
+    """Fills the gaps of the last CRYPTO_BACKFILL_HOURS once at start-up, in a task of its own so live
+    polls keep their cadence meanwhile; leader only, like them."""
+    await store.maybe_start()  # app tasks start before app services; a no-op when the app got there first
+    await backfill_at_start_up(settings, coins, store, publish, request_budget)
 
 
 async def dead_letter(event, reason: str) -> None:
