@@ -44,7 +44,9 @@ class Worker:
         self.port = int(env.get("WEB_PORT") or free_port())
         self.env = {**os.environ, "CRYPTO_APP_ID": name, "CRYPTO_TOPIC": f"{name}-prices", "MONGO_DB": name,
                     "CRYPTO_DATADIR": str(ROOT / ".local" / "test-faust"), "WEB_PORT": str(self.port),
-                    "PYTHONUNBUFFERED": "1", **env}
+                    "PYTHONUNBUFFERED": "1",
+                    # History calls only where a test asks for them (tests/integration/test_backfill.py).
+                    "CRYPTO_BACKFILL_HOURS": "0", **env}
         self.args = args
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
