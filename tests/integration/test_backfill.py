@@ -115,7 +115,7 @@ def log_since_start(worker: Worker) -> str:
 
 
 async def test_a_backfilled_tick_never_overwrites_a_stored_one_and_a_live_one_replaces_it(db):
-    at = [dt.datetime(2025, 11, 21, 10, tzinfo=UTC) + dt.timedelta(minutes=5 * i) for i in range(150)]
+    at = [dt.datetime(2025, 11, 21, 10, tzinfo=UTC) + dt.timedelta(minutes=5 * i) for i in range(90)]
 
     def tick(i: int, live: bool) -> PriceTick:
         return PriceTick(ticker="BTC", timestamp=at[i], value=81450.5 if live else 80000.0 + i,
@@ -123,17 +123,18 @@ async def test_a_backfilled_tick_never_overwrites_a_stored_one_and_a_live_one_re
 
     async with PriceStore(os.environ.get("MONGO_URI", "mongodb://localhost:27017"), db.name) as store:
         await store.upsert([tick(0, live=True)])
-        await store.upsert([tick(i, live=False) for i in range(150)])
+        await store.upsert([tick(i, live=False) for i in range(90)])
         first = db.prices.find_one({"_id": tick(0, True).tick_id})
         assert (first["value"], first["source"], "granularity" in first) == (81450.5, "coingecko", False)
         await store.upsert([tick(1, live=True)])  # a live tick at a backfilled time: live wins, label and all
         second = db.prices.find_one({"_id": tick(1, True).tick_id})
         assert (second["value"], second["source"], "granularity" in second) == (81450.5, "coingecko", False)
-        # The same 150 backfilled ticks again (a second run, a replay): nothing changes.
+        # The same backfilled ticks again (a second run, a replay): nothing changes. Fewer than 100, as
+        # FerretDB 1.24 hangs a database on one command updating 100 stored documents.
         before = list(db.prices.find().sort("_id", 1))
-        await store.upsert([tick(i, live=False) for i in range(150)])
+        await store.upsert([tick(i, live=False) for i in range(90)])
         assert list(db.prices.find().sort("_id", 1)) == before
-        assert db.prices.count_documents({"granularity": "5m"}) == 148
+        assert db.prices.count_documents({"granularity": "5m"}) == 88
 
 
 def test_start_up_fills_gaps_with_provenance_and_a_second_run_adds_nothing(db, unique_name):
