@@ -11,8 +11,8 @@ import streamlit as st
 from dashboard import data
 from dashboard.settings import DashboardSettings
 
-# A query the page waits for gives up after this long (FerretDB reads a large collection slowly).
-QUERY_TIME_LIMIT_MS = 120_000
+# The page waits this long for a query (FerretDB reads a large collection slowly), then says so.
+QUERY_TIME_LIMIT_S = 180
 COINS_TTL_S = 60
 
 
@@ -37,11 +37,18 @@ def coins(uri: str, db_name: str) -> list[str]:
     return data.list_coins(client(uri)[db_name])
 
 
+@st.cache_data(ttl=COINS_TTL_S, max_entries=32, show_spinner=False)
+def server_profile(uri: str, db_name: str) -> tuple[bool, int | None]:
+    """(whether the server downsamples, how many ticks are stored): what a query is going to cost."""
+    db = client(uri)[db_name]
+    return data.server_buckets(db), data.stored_ticks(db)
+
+
 @st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
 def live(uri: str, db_name: str, coin_list: tuple[str, ...], end: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return data.load_live(client(uri)[db_name], list(coin_list), now=end, max_time_ms=QUERY_TIME_LIMIT_MS)
+    return data.load_live(client(uri)[db_name], list(coin_list), now=end, time_limit_s=QUERY_TIME_LIMIT_S)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
 def history(uri: str, db_name: str, ticker: str, hours: int, end: dt.datetime) -> pd.DataFrame:
-    return data.load_history(client(uri)[db_name], ticker, hours, now=end, max_time_ms=QUERY_TIME_LIMIT_MS)
+    return data.load_history(client(uri)[db_name], ticker, hours, now=end, time_limit_s=QUERY_TIME_LIMIT_S)

@@ -63,8 +63,11 @@ def expected_spacing(frame: pd.DataFrame, interval_s: float, bucket_s: float = 0
     return spacing.clip(lower=float(bucket_s))
 
 
+Span = tuple[pd.Timestamp, pd.Timestamp]
+
+
 def gap_spans(frame: pd.DataFrame, interval_s: float, bucket_s: float = 0,
-              start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+              start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Span]:
     """Time spans with no tick for longer than twice the expected spacing, window edges included."""
     if frame.empty:
         return [(pd.Timestamp(start), pd.Timestamp(end))] if start is not None and end is not None else []

@@ -13,6 +13,7 @@ which is what that server allows; docs/dashboard.md has the measured cost of bot
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import math
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
+import pymongo
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
@@ -52,6 +54,10 @@ class DataUnavailable(Exception):
     """MongoDB did not answer a query; the message is the driver's first line (it never holds a password)."""
 
 
+class QueryTooSlow(DataUnavailable):
+    """MongoDB did not answer within the time the page waits (the server may still be working on it)."""
+
+
 def _reason(exc: PyMongoError) -> str:
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     # The driver appends timeouts and a topology dump after the cause, which helps nobody here.
@@ -65,8 +71,13 @@ def _translated(fn):
         try:
             return fn(*args, **kwargs)
         except PyMongoError as exc:
-            raise DataUnavailable(_reason(exc)) from exc
+            raise (QueryTooSlow if exc.timeout else DataUnavailable)(_reason(exc)) from exc
     return wrapper
+
+
+def _time_limit(seconds: float | None):
+    """A client-side deadline for every operation inside (FerretDB ignores maxTimeMS, so the client keeps it)."""
+    return pymongo.timeout(seconds) if seconds else contextlib.nullcontext()
 
 
 def connect(uri: str, timeout_ms: int = 3000) -> MongoClient:
@@ -189,22 +200,18 @@ def server_buckets(db: Database) -> bool:
     return known
 
 
-def _find(db: Database, match: dict, max_time_ms: int | None) -> pd.DataFrame:
-    cursor = db[COLLECTION].find(match, PROJECTION, sort=[("timestamp", ASCENDING)], max_time_ms=max_time_ms)
-    return frame_from_documents(cursor)
+def _find(db: Database, match: dict) -> pd.DataFrame:
+    return frame_from_documents(db[COLLECTION].find(match, PROJECTION, sort=[("timestamp", ASCENDING)]))
 
 
-def _load_window(db: Database, match: dict, bucket_s: int, max_points: int,
-                 max_time_ms: int | None) -> tuple[pd.DataFrame, int, str | None]:
+def _load_window(db: Database, match: dict, bucket_s: int, max_points: int) -> tuple[pd.DataFrame, int, str | None]:
     """(rows, ticks in the window, where it was downsampled: "server", "client" or None for raw rows)."""
     if server_buckets(db):
-        limit = {"maxTimeMS": max_time_ms} if max_time_ms else {}
-        ticks = db[COLLECTION].count_documents(match, **limit)
+        ticks = db[COLLECTION].count_documents(match)
         if ticks <= max_points:
-            return _find(db, match, max_time_ms), ticks, None
-        rows = db[COLLECTION].aggregate(bucket_pipeline(match, bucket_s), **limit)
-        return frame_from_documents(rows), ticks, "server"
-    raw = _find(db, match, max_time_ms)
+            return _find(db, match), ticks, None
+        return frame_from_documents(db[COLLECTION].aggregate(bucket_pipeline(match, bucket_s))), ticks, "server"
+    raw = _find(db, match)
     if len(raw) <= max_points:
         return raw, len(raw), None
     return downsample(raw, bucket_s), len(raw), "client"
@@ -212,22 +219,33 @@ def _load_window(db: Database, match: dict, bucket_s: int, max_points: int,
 
 @_translated
 def load_history(db: Database, ticker: str, hours: float, now: dt.datetime | None = None,
-                 max_points: int = DEFAULT_MAX_POINTS, max_time_ms: int | None = None) -> pd.DataFrame:
+                 max_points: int = DEFAULT_MAX_POINTS, time_limit_s: float | None = None) -> pd.DataFrame:
     """One coin's ticks in the `hours` before `now`, oldest first, ready to chart: at most about `max_points` rows.
 
     Raw ticks when the window holds at most `max_points`; otherwise one row per time bucket and
     source, with the mean of each number and `points` = ticks merged. `frame.attrs` tells how:
     ticks (in the window), bucket_s (0 for raw ticks), downsampled ("server", "client" or None),
-    query_ms, start and end.
+    query_ms, start and end. Past `time_limit_s` it gives up with QueryTooSlow.
     """
     started = time.perf_counter()
     start, end = time_window(hours, now)
     match = window_filter(ticker, start, end)
     bucket_s = bucket_seconds(start, end, max_points)
-    frame, ticks, where = _load_window(db, match, bucket_s, max_points, max_time_ms)
+    with _time_limit(time_limit_s):
+        frame, ticks, where = _load_window(db, match, bucket_s, max_points)
     frame.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
                        query_ms=(time.perf_counter() - started) * 1000)
     return frame
+
+
+@_translated
+def stored_ticks(db: Database) -> int | None:
+    """How many ticks the collection holds, from its statistics (a count() would read them all on FerretDB)."""
+    try:
+        stats = list(db[COLLECTION].aggregate([{"$collStats": {"count": {}}}]))
+    except OperationFailure:
+        return None  # no statistics for this account or server: the page simply says less
+    return int(stats[0]["count"]) if stats and "count" in stats[0] else 0
 
 
 @_translated
@@ -237,11 +255,10 @@ def list_coins(db: Database) -> list[str]:
     return [t for t in DEFAULT_COINS if t in found] + sorted(found.difference(DEFAULT_COINS))
 
 
-def _newest_each(db: Database, coins: Iterable[str], max_time_ms: int | None) -> pd.DataFrame:
+def _newest_each(db: Database, coins: Iterable[str]) -> pd.DataFrame:
     docs = []
     for coin in coins:
-        doc = db[COLLECTION].find_one({"sensor_id": check_ticker(coin)}, PROJECTION,
-                                      sort=[("timestamp", DESCENDING)], max_time_ms=max_time_ms)
+        doc = db[COLLECTION].find_one({"sensor_id": check_ticker(coin)}, PROJECTION, sort=[("timestamp", DESCENDING)])
         if doc is not None:
             docs.append(doc)
     return frame_from_documents(docs)
@@ -250,7 +267,7 @@ def _newest_each(db: Database, coins: Iterable[str], max_time_ms: int | None) ->
 @_translated
 def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None, hours: float = 24,
               max_points: int = DEFAULT_MAX_POINTS,
-              max_time_ms: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              time_limit_s: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(newest tick of each coin, all coins' ticks of the last `hours`, at most about `max_points` rows).
 
     On a server that buckets, the newest ticks come from one indexed query per coin. On one that
@@ -264,20 +281,21 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     start, end = time_window(hours, now)
     match = window_filter(list(coins), start, end)
     bucket_s = bucket_seconds(start, end, max(1, max_points // len(coins)))
-    if server_buckets(db):
-        latest = _newest_each(db, coins, max_time_ms)
-        series, ticks, where = _load_window(db, match, bucket_s, max_points, max_time_ms)
-    else:
-        raw = _find(db, match, max_time_ms)
-        ticks, where = len(raw), None
-        latest = raw.groupby("sensor_id", sort=False).tail(1)
-        silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
-        older = _newest_each(db, silent, max_time_ms) if silent else latest.iloc[:0]
-        if not older.empty:
-            latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
-        series = raw
-        if len(raw) > max_points:
-            series, where = downsample(raw, bucket_s), "client"
+    with _time_limit(time_limit_s):
+        if server_buckets(db):
+            latest = _newest_each(db, coins)
+            series, ticks, where = _load_window(db, match, bucket_s, max_points)
+        else:
+            raw = _find(db, match)
+            ticks, where = len(raw), None
+            latest = raw.groupby("sensor_id", sort=False).tail(1)
+            silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
+            older = _newest_each(db, silent) if silent else latest.iloc[:0]
+            if not older.empty:
+                latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
+            series = raw
+            if len(raw) > max_points:
+                series, where = downsample(raw, bucket_s), "client"
     order = {coin: i for i, coin in enumerate(coins)}
     latest = latest.sort_values("sensor_id", key=lambda s: s.map(order)).reset_index(drop=True)
     series.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,

@@ -51,7 +51,7 @@ def render(settings: DashboardSettings) -> None:
             return
         ticker, hours, metric, trend_hours = controls(coin_list)
         end = cache.period_end(dt.datetime.now(dt.timezone.utc), settings.refresh)
-        with st.spinner(f"Reading {ticker}'s last {hours} h…"):
+        with st.spinner(f"Reading {ticker}'s last {hours} h…{ui.slow_server_note(settings)}", show_time=True):
             frame = cache.history(settings.mongo_uri, settings.mongo_db, ticker, hours, end)
         start, end = frame.attrs["start"], frame.attrs["end"]
         spec = charts.METRICS[metric]

@@ -48,12 +48,13 @@ def _live_panel(settings: DashboardSettings) -> None:
             st.warning("Simulated data: prices marked *simulated* come from `make demo`'s random walk, "
                        "not from a market.", icon=":material/science:")
         for first in range(0, len(latest), CARDS_PER_ROW):
-            for column, (_, tick) in zip(st.columns(CARDS_PER_ROW), latest.iloc[first:first + CARDS_PER_ROW].iterrows()):
+            row = latest.iloc[first:first + CARDS_PER_ROW]
+            for column, (_, tick) in zip(st.columns(CARDS_PER_ROW), row.iterrows()):
                 with column:
                     card(tick, now, settings.interval)
-        stale = [c for c in coin_list if c not in set(latest["sensor_id"])]
-        if stale:
-            st.caption(f"No ticks at all for {', '.join(stale)}.")
+        silent = [c for c in coin_list if c not in set(latest["sensor_id"])]
+        if silent:
+            st.caption(f"No ticks at all for {', '.join(silent)}.")
         left, right = st.columns([3, 2])
         with left:
             if series.empty:
@@ -65,7 +66,7 @@ def _live_panel(settings: DashboardSettings) -> None:
         with right:
             st.plotly_chart(charts.volume_figure(latest), key="live_volume", config={"displaylogo": False}, theme=None)
         ui.footer(series, sorted(set(latest["source"].dropna()) | set(series["source"].dropna())))
-        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept. "
+        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept.{ui.slow_server_note(settings)} "
                    f"A coin is marked stale when its newest tick is older than {STALE_AFTER_INTERVALS} × "
                    f"CRYPTO_INTERVAL ({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}).")
 

@@ -8,12 +8,14 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from dashboard import formatting
+from dashboard import cache, formatting
 from dashboard.charts import SOURCE_NAMES
-from dashboard.data import DataUnavailable
+from dashboard.data import DataUnavailable, QueryTooSlow
 from dashboard.settings import DashboardSettings, mask_uri
 
 log = logging.getLogger("dashboard")
+# Above this many stored ticks a server that cannot filter by time keeps the user waiting visibly.
+SLOW_SCAN_TICKS = 50_000
 
 START_WORKER = ("Start the worker with `make run` (live CoinGecko prices), or `make demo` offline "
                 "(simulated prices), and wait one poll interval.")
@@ -25,6 +27,15 @@ def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
             f"your server (now `{mask_uri(settings.mongo_uri)}`).")
 
 
+def slow_server_note(settings: DashboardSettings) -> str:
+    """A warning for servers that read every stored tick on every query (FerretDB 1.x), when that is many."""
+    buckets, stored = cache.server_profile(settings.mongo_uri, settings.mongo_db)
+    if buckets or not stored or stored < SLOW_SCAN_TICKS:
+        return ""
+    return (f" This server cannot filter by time or downsample, so every query reads all {stored:,} stored "
+            "ticks; that takes a while (docs/dashboard.md).")
+
+
 def no_data(settings: DashboardSettings, what: str) -> str:
     return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
 
@@ -32,7 +43,9 @@ def no_data(settings: DashboardSettings, what: str) -> str:
 def footer(frame: pd.DataFrame, sources: list[str] | None = None) -> None:
     """Data sources, points shown and query time, in one small line."""
     attrs = frame.attrs
-    names = [SOURCE_NAMES.get(s, s) for s in (sources if sources is not None else sorted(frame["source"].dropna().unique()))]
+    if sources is None:
+        sources = sorted(frame["source"].dropna().unique())
+    names = [SOURCE_NAMES.get(s, s) for s in sources]
     shown = f"{len(frame):,} points shown"
     ticks = attrs.get("ticks")
     if attrs.get("downsampled"):
@@ -50,6 +63,10 @@ def guarded(settings: DashboardSettings, what: str):
     """Known failures become one clear line; a bug is logged with its traceback and the page says where."""
     try:
         yield
+    except QueryTooSlow as exc:
+        st.warning(f"MongoDB at {settings.server} did not answer within {cache.QUERY_TIME_LIMIT_S} s ({exc})."
+                   f"{slow_server_note(settings)} Try a shorter window, or a server with an index it uses "
+                   "(mongod).")
     except DataUnavailable as exc:
         st.error(unreachable(settings, exc))
     except Exception:

@@ -46,8 +46,8 @@ def run_app(tab=None):
 
 def chart_points(at, key):
     """The points a chart of the page draws (gap breaks and legend-only traces left out)."""
-    chart = next(c for c in at.get("plotly_chart") if json.loads(c.proto.spec)["layout"].get("uirevision", "").startswith(key))
-    traces = json.loads(chart.proto.spec)["data"]
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    traces = next(spec for spec in specs if spec["layout"].get("uirevision", "").startswith(key))["data"]
     return [(x, y) for t in traces if "moving average" not in (t.get("name") or "")
             for x, y in zip(t.get("x") or [], t.get("y") or []) if x is not None and y is not None]
 
@@ -138,7 +138,8 @@ def test_history_returns_exactly_the_points_inside_the_window(db):
     seed(db, [tick("BTC", ts, 80000.0 + i) for i, ts in enumerate(inside + outside)]
          + [tick("ETH", t - dt.timedelta(hours=1), 2900.0)])
     frame = data.load_history(db, "BTC", 24, now=t)
-    assert frame["timestamp"].dt.to_pydatetime().tolist() == sorted(seeding.tick("BTC", ts, 0)["timestamp"] for ts in inside)
+    stored = sorted(seeding.tick("BTC", ts, 0)["timestamp"] for ts in inside)  # as stored: milliseconds
+    assert frame["timestamp"].dt.to_pydatetime().tolist() == stored
     assert frame["sensor_id"].unique().tolist() == ["BTC"] and frame.attrs["downsampled"] is None
     assert frame.attrs["ticks"] == 3 and frame["points"].tolist() == [1, 1, 1]
 
@@ -163,3 +164,10 @@ def test_downsampling_caps_the_point_count_and_keeps_the_mean(db):
     at = run_app("History")
     assert len(chart_points(at, "history-BTC")) <= data.DEFAULT_MAX_POINTS
     assert any("downsampled" in c.value and "2,600 ticks" in c.value for c in at.caption)
+
+
+def test_a_query_past_its_time_limit_is_reported_as_too_slow_not_as_down(db):
+    seed(db, [tick("BTC", now() - dt.timedelta(minutes=1), 81000.0)])
+    with pytest.raises(data.QueryTooSlow):
+        data.load_history(db, "BTC", 24, time_limit_s=1e-6)
+    assert len(data.load_history(db, "BTC", 24, time_limit_s=30)) == 1

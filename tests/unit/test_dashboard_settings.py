@@ -33,7 +33,8 @@ def test_unusable_settings_are_named(env, message):
 @pytest.mark.parametrize("uri, masked", [
     ("mongodb://localhost:27017", "mongodb://localhost:27017"),
     ("mongodb://bob:hunter2@db:27017/crypto", "mongodb://bob:***@db:27017/crypto"),
-    ("mongodb+srv://bob:p%40ss@cluster0.example.net/?retryWrites=true", "mongodb+srv://bob:***@cluster0.example.net/?retryWrites=true"),
+    ("mongodb+srv://bob:p%40ss@cluster0.example.net/?retryWrites=true",
+     "mongodb+srv://bob:***@cluster0.example.net/?retryWrites=true"),
     ("mongodb://bob@h1:1,h2:2/?authMechanismProperties=AWS_SESSION_TOKEN:abc&tlsCertificateKeyFilePassword=x",
      "mongodb://bob@h1:1,h2:2/?authMechanismProperties=AWS_SESSION_TOKEN:abc&tlsCertificateKeyFilePassword=***"),
 ])
