@@ -109,6 +109,28 @@ async def delete_topics_with_prefix(*prefixes: str) -> list[str]:
         await admin.close()
 
 
+async def wait_committed(group: str, topic: str, expected: int, timeout: float, poll: float,
+                         alive: Callable[[], object] = lambda: True) -> bool:
+    """Waits until consumer group `group` has committed `expected` offsets of `topic`; False after `timeout` s.
+
+    The sink commits a batch's offsets only after writing it, and asking Kafka costs the MongoDB
+    server nothing, whereas counting documents on FerretDB scans the collection and slows the sink.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            alive()
+            offsets = await admin.list_consumer_group_offsets(group)
+            if sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0) >= expected:
+                return True
+            await asyncio.sleep(poll)
+        return False
+    finally:
+        await admin.close()
+
+
 async def prefill(topic: str, ticks: list[PriceTick]) -> float:
     """Publishes ticks as the worker does (key = ticker bytes, value = PriceTick JSON); seconds until all acked."""
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=20, max_batch_size=1 << 20)

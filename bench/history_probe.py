@@ -1,6 +1,7 @@
 """Times the dashboard's own `load_history` in a process of its own, so its memory is the dashboard query's alone.
 
-Run by bench.history_query: `python -m bench.history_probe URI DB TICKER HOURS NOW_ISO RUNS`; prints one JSON line.
+Run by bench.history_query: `python -m bench.history_probe URI DB TICKER HOURS NOW_ISO RUNS BUDGET_S`; prints one
+JSON line. It stops before RUNS when BUDGET_S seconds are spent (after at least one run).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import psutil
 from dashboard.data import connect, load_history
 
 
-def main(uri: str, database: str, ticker: str, hours: str, now: str, runs: str) -> None:
+def main(uri: str, database: str, ticker: str, hours: str, now: str, runs: str, budget_s: str) -> None:
     proc = psutil.Process()
     client = connect(uri, timeout_ms=10_000)
     db = client[database]
     end = dt.datetime.fromisoformat(now)
     rss_before = proc.memory_info().rss
     times_ms, frame = [], None
-    for _ in range(int(runs)):
+    deadline = time.monotonic() + float(budget_s)
+    while len(times_ms) < int(runs) and (not times_ms or time.monotonic() < deadline):
         started = time.perf_counter()
         frame = load_history(db, ticker, float(hours), now=end)
         times_ms.append((time.perf_counter() - started) * 1000)
