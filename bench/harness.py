@@ -76,17 +76,6 @@ def percentiles(values: list[float], qs=(50, 95, 99)) -> dict[str, Optional[floa
     return out
 
 
-def wait_until(condition: Callable[[], object], timeout: float, interval: float) -> tuple[object, float]:
-    """Polls `condition` until truthy or `timeout` s pass; returns (last value, time.time() when it held or gave up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        now = time.time()
-        if value or time.monotonic() >= deadline:
-            return value, now
-        time.sleep(interval)
-
-
 async def create_topic(name: str, partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()

@@ -1,8 +1,4 @@
-"""Times the dashboard's own `load_history` in a process of its own, so its memory is the dashboard query's alone.
-
-Run by bench.history_query: `python -m bench.history_probe URI DB TICKER HOURS NOW_ISO RUNS BUDGET_S`; prints one
-JSON line. It stops before RUNS when BUDGET_S seconds are spent (after at least one run).
-"""
+"""Times the dashboard's own `load_history` in a process of its own, so its memory is the dashboard query's alone."""
 
 from __future__ import annotations
 
@@ -17,6 +13,10 @@ from dashboard.data import connect, load_history
 
 
 def main(uri: str, database: str, ticker: str, hours: str, now: str, runs: str, budget_s: str) -> None:
+    """`python -m bench.history_probe URI DB TICKER HOURS NOW_ISO RUNS BUDGET_S` (run by bench.history_query).
+
+    Prints one JSON line; stops before RUNS calls once BUDGET_S seconds are spent, after at least one.
+    """
     proc = psutil.Process()
     client = connect(uri, timeout_ms=10_000)
     db = client[database]
