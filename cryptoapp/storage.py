@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -33,12 +33,17 @@ class WriteResult:
     updated: int = 0
 
 
-def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne:
+DUPLICATE_KEY = 11000
+
+
+def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne | InsertOne:
     """Live ticks refresh their document; backfilled ticks (granularity set) never overwrite one."""
     doc = to_document(tick, inserted_at=now)
-    doc_id = doc.pop("_id")
     if tick.granularity is not None:
-        return UpdateOne({"_id": doc_id}, {"$setOnInsert": doc}, upsert=True)
+        # Insert-if-absent: an _id already stored fails with a duplicate-key error, ignored below.
+        # (An upsert with $setOnInsert would do the same, but FerretDB 1.24 drops its null fields.)
+        return InsertOne(doc)
+    doc_id = doc.pop("_id")
     inserted_at = doc.pop("inserted_at")
     # A live tick replacing a backfilled one at the same time drops its granularity with its source.
     return UpdateOne({"_id": doc_id}, {"$set": doc, "$unset": {"granularity": ""},
@@ -90,14 +95,17 @@ class PriceStore(Service):
             now = dt.datetime.now(UTC)
             result = await self.prices.bulk_write([upsert_for(t, now) for t in by_id.values()], ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            first = errors[0] if errors else {}
+            errors = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+            if not errors:  # only backfilled ticks whose _id was already stored: nothing to do
+                return WriteResult(inserted=exc.details.get("nInserted", 0) + exc.details.get("nUpserted", 0),
+                                   updated=exc.details.get("nMatched", 0))
+            first = errors[0]
             raise StorageError(f"{len(errors)} of {len(by_id)} writes failed at {self.where}: "
                                f"code {first.get('code')}: {first.get('errmsg')}") from None
         except PyMongoError as exc:
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
-        return WriteResult(inserted=result.upserted_count, updated=result.matched_count)
+        return WriteResult(inserted=result.inserted_count + result.upserted_count, updated=result.matched_count)
 
     async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
         """Retries with backoff until the batch is written: a tick that reached Kafka is never dropped."""
