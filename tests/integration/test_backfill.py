@@ -249,6 +249,11 @@ def test_gap_left_by_a_stopped_worker_is_filled_after_restart(db, unique_name):
             end = second_call[1]
             wait_for(lambda: db.prices.count_documents({"sensor_id": "BTC", "timestamp": {"$gt": last_before},
                                                         "source": "coingecko"}) >= 1, 30, "a live tick after the restart")
+            # "backfill done" means published; the sink stores the ticks a moment later.
+            expected = points_between(last_before.timestamp(), end)
+            wait_for(lambda: len([d for d in backfilled(db, "BTC")
+                                  if last_before.timestamp() < d["timestamp"].timestamp() < end]) >= expected,
+                     30, f"{expected} backfilled ticks stored for the downtime")
         finally:
             w.stop()
     filled = [d["timestamp"].timestamp() for d in backfilled(db, "BTC")]
