@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import sys
+import threading
+import time
 
 import faust
 
@@ -12,7 +17,107 @@ from cryptoapp.settings import ConfigError, apply_flags, settings
 
 log = logging.getLogger(__name__)
 
-app = faust.App(
+BROKER_WAIT_LOG_EVERY = 30.0  # seconds between "still waiting" lines while Kafka is down at start
+STOP_TIMEOUT = 15.0  # seconds a stopping worker may take (it needs 1-2); services.sh kills after 30
+REPEATED_CLIENT_LINES_EVERY = 30.0  # seconds between two same aiokafka complaints
+
+
+class RepeatedClientLines(logging.Filter):
+    """Lets an aiokafka line through once per interval: it retries every 100 ms while a broker is down
+    and would write ten lines a second; the first line and a count of the dropped ones are kept."""
+
+    def __init__(self, every: float = REPEATED_CLIENT_LINES_EVERY):
+        super().__init__()
+        self.every = every
+        self._seen: dict[tuple, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka") or record.levelno >= logging.CRITICAL:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        last, dropped = self._seen.get(key, (-self.every, 0))
+        if now - last < self.every:
+            self._seen[key] = (last, dropped + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if dropped:  # the added text holds no %, so the record's own arguments still format
+            record.msg = f"{record.msg} [{dropped} more like this in the last {now - last:.0f} s]"
+        return True
+
+
+def _exit_unfinished() -> None:
+    log.critical("the worker did not stop within %.0f s (a batch MongoDB has not accepted, or a message "
+                 "Faust still waits for): exiting with 70; offsets not committed are re-read on restart",
+                 STOP_TIMEOUT)
+    logging.shutdown()
+    os._exit(70)
+
+
+async def _kafka_answers(urls) -> bool:
+    for url in urls:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(url.host, url.port or 9092), 2.0)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+class PricesApp(faust.App):
+    """The Faust app; at start-up it waits for Kafka instead of exiting, then creates its topics."""
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        repeated = RepeatedClientLines()
+        for handler in logging.getLogger().handlers:  # the worker's handlers exist by now (-l info)
+            handler.addFilter(repeated)
+        await self._wait_for_kafka()
+        if self.should_stop:
+            return
+        # Faust creates the topics while its consumer joins the group; a topic created a moment too
+        # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
+        try:
+            for topic in (prices_topic, dead_letters, latest_prices.changelog_topic):
+                await topic.maybe_declare()
+        except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
+            log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)
+
+    async def on_stop(self) -> None:
+        # Faust first waits, without a timeout, until every message taken is acked: a batch MongoDB
+        # does not accept, or (seen after a broker bounce) a message no agent holds, would hang the
+        # stop. What is not acked by then is not committed either, so exiting is safe.
+        watchdog = threading.Timer(STOP_TIMEOUT, _exit_unfinished)
+        watchdog.daemon = True
+        watchdog.start()
+        await super().on_stop()
+
+    async def _wait_for_kafka(self) -> None:
+        urls = self.conf.broker
+        where = ", ".join(f"{u.host}:{u.port or 9092}" for u in urls)
+        if await _kafka_answers(urls):
+            return
+        # Faust's producer gives up at once on a broker that does not answer; waiting here lets the
+        # worker be started before Kafka (boot order, a broker restarting) and go on when it arrives.
+        log.warning("Kafka at %s is not reachable: waiting for it (start it with `make services`, or "
+                    "fix KAFKA_BROKER); the worker goes on as soon as it answers", where)
+        started = last_log = time.monotonic()
+        delay = 0.5
+        while not self.should_stop:
+            await self.sleep(delay)
+            if self.should_stop:
+                return
+            if await _kafka_answers(urls):
+                log.warning("Kafka at %s answers after %.0f s: starting", where, time.monotonic() - started)
+                return
+            if time.monotonic() - last_log >= BROKER_WAIT_LOG_EVERY:
+                last_log = time.monotonic()
+                log.warning("still waiting for Kafka at %s (%.0f s)", where, last_log - started)
+            delay = min(delay * 2, 5.0)
+
+
+app = PricesApp(
     settings.app_id,
     broker=settings.kafka_broker,
     autodiscover=True,
@@ -22,16 +127,20 @@ app = faust.App(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
     producer_acks=-1,
+    # Static membership: a worker restarted after a crash (kill -9, power loss) takes its partitions
+    # back at once instead of waiting out the dead process's 60 s session, and the session stays long
+    # enough that a broker restart causes no rebalance (after which Faust was seen to stop committing).
+    consumer_group_instance_id=f"{settings.app_id}-{socket.gethostname()}-{settings.web_port}",
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
 )
 
-# Keys are tickers serialized as the table serializes its keys (JSON strings), so a ticker's stream
-# partition, its changelog partition and table_route's choice of worker all agree. Values stay raw
-# bytes: the agents parse them, so a message that is not a PriceTick can go to the dead-letter topic.
-prices_topic = app.topic(settings.topic, key_type=str, value_type=bytes, value_serializer="raw",
-                         partitions=settings.partitions, internal=True)
+# Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
+# not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,
+# and a key that is not UTF-8 would crash the agent and stall the stream.
+prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", value_type=bytes,
+                         value_serializer="raw", partitions=settings.partitions, internal=True)
 dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
                          value_type=bytes, value_serializer="raw", partitions=1, internal=True)
 

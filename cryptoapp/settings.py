@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_SYMBOLS = ("bitcoin", "ethereum", "binancecoin", "tether", "usd-coin")
 SOURCES = ("coingecko", "simulated")
@@ -27,6 +27,7 @@ class Settings:
     coingecko_api_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: str | None = dataclasses.field(default=None, repr=False)
     requests_per_minute: int = 25
+    coingecko_timeout: float = 20.0  # seconds one HTTP call may take in all (connect: at most 5)
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     app_id: str = "cryptoapp"
@@ -88,6 +89,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         raise ConfigError(f"CRYPTO_SOURCE={s.source!r} is unknown: use one of {', '.join(SOURCES)}")
     s.coingecko_api_url = env.get("COINGECKO_API_URL", s.coingecko_api_url).rstrip("/")
     s.coingecko_api_key = env.get("COINGECKO_API_KEY")
+    if "COINGECKO_TIMEOUT" in env:
+        s.coingecko_timeout = _positive("COINGECKO_TIMEOUT", env["COINGECKO_TIMEOUT"])
     if "CRYPTO_REQUESTS_PER_MINUTE" in env:
         s.requests_per_minute = _positive("CRYPTO_REQUESTS_PER_MINUTE", env["CRYPTO_REQUESTS_PER_MINUTE"], int)
     if "WEB_PORT" in env:
@@ -127,16 +130,24 @@ def apply_flags(s: Settings, argv: Sequence[str]) -> list[str]:
     return rest
 
 
+# URI options whose values are credentials (TLS key passwords, AWS session tokens, ...).
+_SECRET_OPTION = re.compile(r"password|secret|token|key|authmechanismproperties", re.IGNORECASE)
+
+
 def mask_uri(uri: str) -> str:
-    """The URI with its password replaced by ***, safe to print or log."""
+    """The URI with its password and credential-like options replaced by ***, safe to print or log."""
     try:
         parts = urlsplit(uri)
+        password = parts.password
     except ValueError:
         return "<unparseable URI>"
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
+    if _SECRET_OPTION.search(parts.query):
+        parts = parts._replace(query=urlencode([(k, "***" if _SECRET_OPTION.search(k) else v)
+                                                for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                                               safe="*,:/"))
+    return urlunsplit(parts)
 
 
 try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
+import bson
+from bson.errors import BSONError
 from mode import Service
 from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 COLLECTION = "prices"
 # Declared next to the collection they serve; created idempotently on first contact.
 INDEXES = [([("sensor_id", ASCENDING), ("timestamp", ASCENDING)], "sensor_id_timestamp")]
+UPDATE_CHUNK = 50
+# Per-document write errors that pass (a primary stepping down, a server shutting down): retried.
+# Any other per-document error is the document's own fault and retrying it would block the stream.
+TRANSIENT_WRITE_ERRORS = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 
 
 class StorageError(Exception):
@@ -31,6 +36,7 @@ class StorageError(Exception):
 class WriteResult:
     inserted: int = 0
     updated: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # _id -> why MongoDB can never store that tick
 
 
 DUPLICATE_KEY = 11000
@@ -66,8 +72,9 @@ class PriceStore(Service):
 
     async def on_start(self) -> None:
         # Connecting is lazy: a server that is down now only delays the first write.
+        # A socket timeout turns a server that hangs (stopped, partitioned) into a retried StorageError.
         self.client = AsyncMongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=5000,
-                                       connectTimeoutMS=5000, appname="cryptoapp-worker")
+                                       connectTimeoutMS=5000, socketTimeoutMS=30000, appname="cryptoapp-worker")
         log.info("MongoDB: %s", self.where)
 
     async def on_stop(self) -> None:
@@ -85,33 +92,70 @@ class PriceStore(Service):
         self._indexes_ready = True
 
     async def upsert(self, ticks: Iterable[PriceTick]) -> WriteResult:
-        """One unordered bulk write of upserts; the last tick of each _id in the batch wins."""
+        """Writes a batch idempotently; the last tick of each _id in the batch wins.
+
+        New documents go in one unordered insert_many. Upserts would give the same result, but
+        FerretDB (SQLite) runs each one as a lookup plus a transaction, tens of milliseconds apiece,
+        while a batch insert takes milliseconds. Only ticks whose _id is already stored (a replay
+        after a crash, a poll within the same source second) are compared and refreshed one by one.
+        """
         by_id = {t.tick_id: t for t in ticks}
-        if not by_id:
-            return WriteResult()
+        now = dt.datetime.now(UTC)
+        docs, rejected = [], {}
+        for tick in by_id.values():
+            doc = to_document(tick, inserted_at=now)
+            try:
+                bson.encode(doc)
+            except (BSONError, ValueError, OverflowError) as exc:  # e.g. a lone surrogate
+                rejected[doc["_id"]] = f"not storable as BSON ({exc.__class__.__name__}: {exc})"
+            else:
+                docs.append(doc)
+        if not docs:
+            return WriteResult(rejected=rejected)
         try:
             if not self._indexes_ready:
                 await self.ensure_indexes()
-            now = dt.datetime.now(UTC)
-            result = await self.prices.bulk_write([upsert_for(t, now) for t in by_id.values()], ordered=False)
-        except BulkWriteError as exc:
-            errors = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-            if not errors:  # only backfilled ticks whose _id was already stored: nothing to do
-                return WriteResult(inserted=exc.details.get("nInserted", 0) + exc.details.get("nUpserted", 0),
-                                   updated=exc.details.get("nMatched", 0))
-            first = errors[0]
-            raise StorageError(f"{len(errors)} of {len(by_id)} writes failed at {self.where}: "
-                               f"code {first.get('code')}: {first.get('errmsg')}") from None
+            try:
+                await self.prices.insert_many(docs, ordered=False)
+                return WriteResult(inserted=len(docs), rejected=rejected)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                transient = [e for e in errors if e.get("code") in TRANSIENT_WRITE_ERRORS]
+                if transient or exc.details.get("writeConcernErrors"):
+                    first = (transient or exc.details["writeConcernErrors"])[0]
+                    raise StorageError(f"{len(errors)} of {len(docs)} writes failed at {self.where}: "
+                                       f"code {first.get('code')}: {first.get('errmsg')}") from None
+                existing = [docs[e["index"]]["_id"] for e in errors if e.get("code") == DUPLICATE_KEY]
+                rejected.update({docs[e["index"]]["_id"]: f"MongoDB refused it: code {e.get('code')}: {e.get('errmsg')}"
+                                 for e in errors if e.get("code") != DUPLICATE_KEY})
+            updated = await self._refresh([by_id[i] for i in existing], now)
         except PyMongoError as exc:
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
-        return WriteResult(inserted=result.inserted_count + result.upserted_count, updated=result.matched_count)
+        return WriteResult(inserted=len(docs) - len(errors), updated=updated, rejected=rejected)
+
+    async def _refresh(self, ticks: list[PriceTick], now: dt.datetime) -> int:
+        """Applies upsert_for() to already stored live ticks whose stored fields differ; returns how many."""
+        changed = []
+        for tick in ticks:
+            if tick.granularity is not None:
+                continue  # backfill never overwrites a stored document
+            fresh = to_document(tick, inserted_at=now)
+            stored = await self.prices.find_one({"_id": fresh["_id"]})
+            if stored is None or "granularity" in stored or \
+                    any(stored.get(k) != v for k, v in fresh.items() if k != "inserted_at"):
+                changed.append(upsert_for(tick, now))
+        # FerretDB 1.24 (SQLite) keeps one pooled connection open per matched update until the whole
+        # command ends and deadlocks at its pool size of 100, so updates go in small commands.
+        for start in range(0, len(changed), UPDATE_CHUNK):
+            await self.prices.bulk_write(changed[start:start + UPDATE_CHUNK], ordered=False)
+        return len(changed)
 
     async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
         """Retries with backoff until the batch is written: a tick that reached Kafka is never dropped."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StorageError),
-            wait=wait_exponential_jitter(initial=0.5, max=30),
+            wait=wait_exponential_jitter(initial=0.5, max=10),  # MongoDB back: written within ~10 s
             before_sleep=lambda state: log.warning(
                 "%s; retry %d in %.1f s (the batch of %d ticks is held, its offsets uncommitted)",
                 state.outcome.exception(), state.attempt_number, state.upcoming_sleep, len(ticks)),
@@ -135,12 +179,3 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
-
-    async def flush_on_shutdown(self, ticks: list[PriceTick], grace: float) -> bool:
-        """Last tries to write a batch while the worker stops; False if MongoDB stayed unreachable."""
-        try:
-            async with asyncio.timeout(grace):
-                await self.upsert_until_stored(ticks)
-            return True
-        except TimeoutError:
-            return False

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 
-from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
 from cryptoapp.coins import resolve_all
@@ -14,17 +15,19 @@ from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
 from cryptoapp.settings import settings
 from cryptoapp.sources import make_source
 from cryptoapp.sources.backfill import backfill_at_start_up
+from cryptoapp.sources.budget import RequestBudget
 from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
-SHUTDOWN_GRACE = 10.0
+SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
+DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
 
 coins = resolve_all(settings.symbols)
 # The request budget (calls per minute) is shared by everything that calls the price API.
-request_budget = AsyncLimiter(settings.requests_per_minute, 60)
+request_budget = RequestBudget(settings.requests_per_minute, 60)
 source = app.service(make_source(settings, coins, request_budget))
 store = app.service(PriceStore(settings.mongo_uri, settings.mongo_db))
 
@@ -46,10 +49,14 @@ async def fetch_prices() -> None:
     """One poll of the price source for all coins; runs on the leader only, so workers never multiply calls."""
     global _next_poll
     now = time.monotonic()
-    if now < _next_poll:
+    if now < _next_poll or app.should_stop:  # a stopping worker no longer reads its topic: publish no more
         return
     # Keep the cadence (no drift) unless a poll ran late, then count from now.
     _next_poll = _next_poll + settings.interval if _next_poll + settings.interval > now else now + settings.interval
+    remember = getattr(source, "remember", None)
+    if remember is not None:
+        # The jump filter compares with the last price; after a restart that is in the restored table.
+        remember({t: tick.value for t, tick in latest_prices.items() if tick.source == source.name})
     ticks = await source.fetch()
     if ticks:
         await publish(ticks)
@@ -64,41 +71,75 @@ async def backfill_history() -> None:
 
 
 async def dead_letter(event, reason: str) -> None:
-    """Park a message that is not a PriceTick, with the reason and its original bytes; the stream goes on."""
+    """Park a message that cannot become a stored tick, with the reason and its original bytes.
+
+    Retried until Kafka acknowledges it: the message's offset is committed with its batch.
+    """
     message = event.message
     log.warning("poison message at %s[%d]@%d sent to %s: %s", message.topic, message.partition,
                 message.offset, dead_letters.get_topic_name(), reason)
-    await dead_letters.send(
-        key=message.key, value=message.value,
-        headers={"reason": reason.encode(), "topic": message.topic.encode(),
-                 "partition": str(message.partition).encode(), "offset": str(message.offset).encode()})
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(initial=0.5, max=10),
+        before_sleep=lambda state: log.warning("dead-letter topic unreachable (%r); retry %d in %.1f s",
+                                               state.outcome.exception(), state.attempt_number,
+                                               state.upcoming_sleep),
+    ):
+        with attempt:
+            async with asyncio.timeout(DLQ_SEND_TIMEOUT):
+                sent = await dead_letters.send(
+                    key=message.key, value=message.value,
+                    headers={"reason": reason.encode(), "topic": message.topic.encode(),
+                             "partition": str(message.partition).encode(), "offset": str(message.offset).encode()})
+                await sent
+
+
+async def store_batch(events) -> None:
+    """Writes a batch's ticks and parks its poison messages; returns once all of it is safe."""
+    decoded, poison = [], []
+    for event in events:
+        try:
+            decoded.append((event, decode_tick(event.value)))
+        except InvalidTick as exc:
+            poison.append((event, str(exc)))
+        except Exception as exc:  # a message the parser did not foresee is still poison, not a crash
+            poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
+    while decoded:
+        result = await store.upsert_until_stored([tick for _, tick in decoded])
+        # The store keeps the last tick of each _id; when that one is refused, the earlier ticks with
+        # the same _id were not written either and get their own try.
+        last = {tick.tick_id: event for event, tick in decoded}
+        poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
+        decoded = [(event, tick) for event, tick in decoded
+                   if tick.tick_id in result.rejected and event is not last[tick.tick_id]]
+    for event, reason in poison:
+        await dead_letter(event, reason)
 
 
 @app.agent(prices_topic, concurrency=1)
 async def store_ticks(stream):
-    """Batches the stream into bulk upserts; a batch's offsets are acked only after it is written.
+    """Batches the stream into bulk writes; a batch's offsets are acked only after it is written.
 
     Concurrency stays 1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
-        ticks = []
-        for event in events:
-            try:
-                ticks.append(decode_tick(event.value))
-            except InvalidTick as exc:
-                await dead_letter(event, str(exc))
-        if not ticks:
-            continue
         try:
-            await store.upsert_until_stored(ticks)
-        except BaseException:
-            # Stopping mid-retry: Faust acks the batch as the loop unwinds, so write it now or never
-            # let that ack be committed (Kafka redelivers it to the next worker).
-            if not await store.flush_on_shutdown(ticks, SHUTDOWN_GRACE):
-                log.critical("stopping with %d unwritten ticks and MongoDB unreachable: exiting without "
-                             "committing their offsets; they are re-read from Kafka on restart", len(ticks))
+            await store_batch(events)
+        except BaseException as exc:
+            # Faust acks the batch as this loop unwinds, even on cancellation, and commits after an
+            # agent raises: finish the batch now (rewriting is idempotent) or exit before any commit,
+            # so Kafka redelivers it.
+            if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
+                log.exception("storing a batch of %d messages failed unexpectedly; trying once more", len(events))
+            try:
+                async with asyncio.timeout(SHUTDOWN_GRACE):
+                    await store_batch(events)
+            except BaseException:
+                log.critical("exiting with a batch of %d messages not written (MongoDB unreachable?); "
+                             "their offsets stay uncommitted and Kafka redelivers them on restart", len(events))
+                logging.shutdown()
                 os._exit(70)
-            raise
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
 
 @app.agent(prices_topic)
@@ -107,7 +148,7 @@ async def track_latest(stream):
     async for raw in stream:
         try:
             tick = decode_tick(raw)
-        except InvalidTick:
-            continue  # store_ticks sends it to the dead-letter topic
+        except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
+            continue
         if tick.is_newer_than(latest_prices.get(tick.ticker)):
             latest_prices[tick.ticker] = tick

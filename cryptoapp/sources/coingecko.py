@@ -9,10 +9,9 @@ import logging
 import math
 import random
 import time
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 from mode import Service
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -24,7 +23,13 @@ log = logging.getLogger(__name__)
 
 SOURCE = "coingecko"
 JUMP_LIMIT = 50.0  # a price 50x above or below the last one is a bad answer, not a market move
+# A jump seen at this many distinct source times in a row, the prices agreeing within 2x, is believed:
+# otherwise one bad value stored once (or remembered across restarts) would block a coin for good.
+JUMP_CONFIRMATIONS = 3
+JUMP_REASON = f"over {JUMP_LIMIT:g}x away from the last one"
 MAX_PAUSE = 900.0  # longest wait after repeated rate limits (s)
+MIN_PAUSE = 1.0  # shortest first wait after a rate limit without Retry-After (s)
+REPEAT_WARNING_EVERY = 600.0  # an unchanged problem is named again after this many seconds
 
 
 class SourceError(Exception):
@@ -101,7 +106,7 @@ def parse_simple_price(
             continue
         last = (last_values or {}).get(coin.ticker)
         if last and not (1 / JUMP_LIMIT <= price / last <= JUMP_LIMIT):
-            skipped[coin.ticker] = f"price {price!r} is over {JUMP_LIMIT:g}x away from the last one ({last!r})"
+            skipped[coin.ticker] = f"price {price!r} is {JUMP_REASON} ({last!r})"
             continue
         updated = entry.get("last_updated_at")
         if isinstance(updated, bool) or not isinstance(updated, (int, float)) or updated <= 0:
@@ -124,11 +129,12 @@ def parse_simple_price(
 class CoinGeckoClient(Service):
     """HTTP access to CoinGecko's API: one shared session, timeouts, the request budget, retries."""
 
-    def __init__(self, api_url: str, api_key: Optional[str], budget: AsyncLimiter, **kwargs):
+    def __init__(self, api_url: str, api_key: Optional[str], budget, timeout: float = 20.0, **kwargs):
         super().__init__(**kwargs)
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
-        self.budget = budget
+        self.budget = budget  # RequestBudget (or anything used as `async with budget:`)
+        self.timeout = timeout
         self.session: Optional[aiohttp.ClientSession] = None
         self.calls = 0
 
@@ -138,8 +144,8 @@ class CoinGeckoClient(Service):
             # A Pro key is sent to pro-api.coingecko.com, a Demo key everywhere else.
             pro = "pro-api." in self.api_url
             headers["x-cg-pro-api-key" if pro else "x-cg-demo-api-key"] = self.api_key
-        self.session = aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=20, connect=5, sock_read=15))
+        self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(
+            total=self.timeout, connect=min(5.0, self.timeout), sock_read=self.timeout))
 
     async def on_stop(self) -> None:
         if self.session is not None:
@@ -188,25 +194,65 @@ class CoinGeckoSource(Service):
     name = SOURCE
 
     def __init__(self, coins: tuple[Coin, ...], api_url: str, api_key: Optional[str],
-                 budget: AsyncLimiter, interval: float = 60.0, **kwargs):
+                 budget, interval: float = 60.0, timeout: float = 20.0, **kwargs):
         super().__init__(**kwargs)
         self.coins = coins
         self.interval = interval
-        self.client = CoinGeckoClient(api_url, api_key, budget)
+        self.client = CoinGeckoClient(api_url, api_key, budget, timeout=timeout)
         self.last_values: dict[str, float] = {}
-        self._warned_missing: set[str] = set()
+        self._jump_candidates: dict[str, list[tuple[Any, float]]] = {}
+        self._warned: dict[str, tuple[str, float]] = {}
         self._paused_until = 0.0
         self._rate_limits_in_a_row = 0
 
     async def on_first_start(self) -> None:
         await self.add_runtime_dependency(self.client)
 
+    def remember(self, values: Mapping[str, float]) -> None:
+        """Last known prices from elsewhere (the restored latest_prices table), for coins not seen yet."""
+        for ticker, value in values.items():
+            self.last_values.setdefault(ticker, value)
+
+    def _warn(self, key: str, message: str) -> None:
+        """One warning per problem: repeated only when it changes, or every REPEAT_WARNING_EVERY s."""
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is None or last[0] != message or now - last[1] >= REPEAT_WARNING_EVERY:
+            log.warning("%s", message)
+            self._warned[key] = (message, now)
+
+    def _confirmed_jumps(self, payload: dict, skipped: dict[str, str], fetched_at: dt.datetime) -> list[PriceTick]:
+        """Ticks of coins whose jump has now been seen JUMP_CONFIRMATIONS times; they leave `skipped`."""
+        confirmed = []
+        for coin in self.coins:
+            if JUMP_REASON not in skipped.get(coin.ticker, ""):
+                self._jump_candidates.pop(coin.ticker, None)
+                continue
+            entry = payload[coin.coin_id]
+            price, updated = entry["usd"], entry.get("last_updated_at")
+            seen = self._jump_candidates.setdefault(coin.ticker, [])
+            if seen and not 0.5 <= price / seen[0][1] <= 2:
+                seen.clear()  # the candidates disagree with each other: noise, not a new level
+            if updated not in [u for u, _ in seen]:
+                seen.append((updated, price))
+            if len(seen) >= JUMP_CONFIRMATIONS:
+                ticks, _ = parse_simple_price(payload, (coin,), fetched_at)
+                if ticks:
+                    log.warning("CoinGecko: %s accepted at %r: %d answers in a row, at different source "
+                                "times, agree on a move over %gx from %r", coin.ticker, price,
+                                JUMP_CONFIRMATIONS, JUMP_LIMIT, self.last_values.get(coin.ticker))
+                    confirmed += ticks
+                    del skipped[coin.ticker]
+                del self._jump_candidates[coin.ticker]
+        return confirmed
+
     def _pause_for_rate_limit(self, exc: RateLimited) -> None:
         self._rate_limits_in_a_row += 1
         if exc.retry_after is not None:
             wait = exc.retry_after
         else:  # no Retry-After (CoinGecko documents none): exponential backoff with full jitter
-            wait = random.uniform(0.5, 1.0) * min(MAX_PAUSE, self.interval * 2 ** self._rate_limits_in_a_row)
+            base = max(MIN_PAUSE, self.interval)
+            wait = random.uniform(0.5, 1.0) * min(MAX_PAUSE, base * 2 ** self._rate_limits_in_a_row)
         self._paused_until = time.monotonic() + wait
         log.warning("%s: pausing CoinGecko polls for %.0f s%s; set COINGECKO_API_KEY or raise CRYPTO_INTERVAL",
                     exc, wait, " (Retry-After)" if exc.retry_after is not None else "")
@@ -214,21 +260,23 @@ class CoinGeckoSource(Service):
     async def fetch(self) -> list[PriceTick]:
         if time.monotonic() < self._paused_until:
             return []
+        fetched_at = dt.datetime.now(UTC)
         try:
             payload = await self.client.get_json("/simple/price", simple_price_params(self.coins))
-            ticks, skipped = parse_simple_price(payload, self.coins, dt.datetime.now(UTC), self.last_values)
+            ticks, skipped = parse_simple_price(payload, self.coins, fetched_at, self.last_values)
         except RateLimited as exc:
             self._pause_for_rate_limit(exc)
             return []
         except SourceError as exc:
-            log.warning("CoinGecko poll skipped: %s", exc)
+            self._warn("poll", f"CoinGecko poll skipped: {exc}")
             return []
         self._rate_limits_in_a_row = 0
-        for ticker, reason in skipped.items():
-            if "not in the answer" in reason:
-                if ticker in self._warned_missing:
-                    continue
-                self._warned_missing.add(ticker)
-            log.warning("CoinGecko: %s skipped: %s", ticker, reason)
+        self._warned.pop("poll", None)
+        ticks += self._confirmed_jumps(payload, skipped, fetched_at)
+        for coin in self.coins:
+            if coin.ticker in skipped:
+                self._warn(coin.ticker, f"CoinGecko: {coin.ticker} skipped: {skipped[coin.ticker]}")
+            else:
+                self._warned.pop(coin.ticker, None)
         self.last_values.update({t.ticker: t.value for t in ticks})
         return ticks
