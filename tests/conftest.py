@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.private_services import private_services  # noqa: F401  (one private Kafka + MongoDB per run)
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"
 
