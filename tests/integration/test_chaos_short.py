@@ -1,0 +1,28 @@
+"""Requires Java and FerretDB/mongod: the short fault drill (`make chaos CHAOS_ARGS=--short`) loses and doubles nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_short_chaos_drill_loses_nothing_and_doubles_nothing(tmp_path):
+    figures = tmp_path / "chaos.json"
+    run = subprocess.run([sys.executable, "-m", "bench.chaos", "--short", "--json", str(figures)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(figures.read_text())
+    assert [f["fault"] for f in report["faults"]] == ["kafka", "mongo", "worker"]
+    assert report["acknowledged_ticks"] >= 1000
+    assert (report["missing"], report["invented"], report["duplicates"], report["unparked"]) == (0, 0, 0, 0)
+    assert report["documents"] == report["acknowledged_ticks"] == report["distinct_observations"]
+    assert report["poison_in_topic"] == 3 and report["dlq_distinct"] == 3 and report["dlq_intact"]
+    assert report["table_stale"] == [] and report["table_tickers"] == 5
+    assert "verdict" in run.stdout and "OK: nothing lost, nothing doubled" in run.stdout
