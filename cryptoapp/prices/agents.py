@@ -95,6 +95,8 @@ async def dead_letter(event, reason: str) -> None:
 
 async def store_batch(events) -> None:
     """Writes a batch's ticks and parks its poison messages; returns once all of it is safe."""
+    # The stream can start before the app's services (after a long table recovery): a no-op when started.
+    await store.maybe_start()
     decoded, poison = [], []
     for event in events:
         try:
