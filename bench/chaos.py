@@ -266,6 +266,7 @@ def run(duration: float, cycles: int, interval: float, keep: bool) -> dict:
     drill = Drill(services, name=f"chaos-{time.strftime('%H%M%S')}", interval=interval,
                   outage=dict(SHORT_OUTAGE if cycles == 1 else OUTAGE))
     report: dict = {"duration_s": duration, "cycles": cycles, "interval_s": interval, "faults": drill.events}
+    finished = False
     try:
         say(f"private Kafka {services.kafka}, MongoDB {services.mongo_uri}, data in {local}")
         services.up()
@@ -323,9 +324,10 @@ def run(duration: float, cycles: int, interval: float, keep: bool) -> dict:
             "worker_starts": log.count("[^Worker]: Starting..."),
         })
         report["ok"] = result.ok and not table_stale
+        finished = True
         return report
     finally:
-        services.close(remove=not keep)
+        services.close(remove=finished and not keep)  # a drill that broke off keeps its logs
 
 
 def print_report(report: dict) -> None:
