@@ -15,7 +15,7 @@ from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
 from cryptoapp.settings import settings
 from cryptoapp.sources import make_source
 from cryptoapp.sources.backfill import backfill_at_start_up
-from cryptoapp.sources.budget import RequestBudget
+from cryptoapp.sources.budget import request_budget as make_request_budget
 from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a br
 
 coins = resolve_all(settings.symbols)
 # The request budget (calls per minute) is shared by everything that calls the price API.
-request_budget = RequestBudget(settings.requests_per_minute, 60)
+request_budget = make_request_budget(settings.requests_per_minute)
 source = app.service(make_source(settings, coins, request_budget))
 store = app.service(PriceStore(settings.mongo_uri, settings.mongo_db))
 

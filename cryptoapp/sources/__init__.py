@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from aiolimiter import AsyncLimiter
+
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.settings import Settings
-from cryptoapp.sources.budget import RequestBudget
 
 
 class PriceSource(Protocol):
@@ -17,7 +18,7 @@ class PriceSource(Protocol):
         """The ticks of one poll; never raises for a fault of the source (it logs one line and returns less)."""
 
 
-def make_source(settings: Settings, coins: tuple[Coin, ...], budget: RequestBudget) -> PriceSource:
+def make_source(settings: Settings, coins: tuple[Coin, ...], budget: AsyncLimiter) -> PriceSource:
     """The source named by CRYPTO_SOURCE; `budget` caps its HTTP calls per minute."""
     if settings.source == "simulated":
         from cryptoapp.sources.simulated import SimulatedSource
@@ -26,4 +27,5 @@ def make_source(settings: Settings, coins: tuple[Coin, ...], budget: RequestBudg
     from cryptoapp.sources.coingecko import CoinGeckoSource
 
     return CoinGeckoSource(coins, settings.coingecko_api_url, settings.coingecko_api_key, budget,
-                           interval=settings.interval, timeout=settings.coingecko_timeout)
+                           calls_per_minute=settings.requests_per_minute, interval=settings.interval,
+                           timeout=settings.coingecko_timeout)

@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from cryptoapp import __version__
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.sources.budget import spacing
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class CoinGeckoClient(Service):
         super().__init__(**kwargs)
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
-        self.budget = budget  # RequestBudget (or anything used as `async with budget:`)
+        self.budget = budget  # cryptoapp.sources.budget (or anything used as `async with budget:`)
         self.timeout = timeout
         self.session: Optional[aiohttp.ClientSession] = None
         self.calls = 0
@@ -194,10 +195,11 @@ class CoinGeckoSource(Service):
     name = SOURCE
 
     def __init__(self, coins: tuple[Coin, ...], api_url: str, api_key: Optional[str],
-                 budget, interval: float = 60.0, timeout: float = 20.0, **kwargs):
+                 budget, calls_per_minute: int, interval: float = 60.0, timeout: float = 20.0, **kwargs):
         super().__init__(**kwargs)
         self.coins = coins
         self.interval = interval
+        self.calls_per_minute = calls_per_minute
         self.client = CoinGeckoClient(api_url, api_key, budget, timeout=timeout)
         self.last_values: dict[str, float] = {}
         self._jump_candidates: dict[str, list[tuple[Any, float]]] = {}
@@ -206,6 +208,10 @@ class CoinGeckoSource(Service):
         self._rate_limits_in_a_row = 0
 
     async def on_first_start(self) -> None:
+        if self.interval < spacing(self.calls_per_minute):
+            log.warning("CRYPTO_INTERVAL=%g s asks for more calls than CRYPTO_REQUESTS_PER_MINUTE=%d allows: polls "
+                        "go every %.1f s; raise the budget to your plan's limit, or the interval",
+                        self.interval, self.calls_per_minute, spacing(self.calls_per_minute))
         await self.add_runtime_dependency(self.client)
 
     def remember(self, values: Mapping[str, float]) -> None:

@@ -220,7 +220,8 @@ def test_backfill_keeps_to_its_share_of_the_budget_while_live_polls_go_on(db, un
     assert len(charts) == 3  # 72 h in calls of a day
     assert min(b - a for a, b in zip(charts, charts[1:])) >= 60 / share * 0.95
     during = [t for t in polls if charts[0] - interval <= t <= charts[-1] + interval]
-    assert len(during) >= 4 and max(b - a for a, b in zip(during, during[1:])) <= interval + 1.5
+    # A poll may wait for the budget's spacing (60 / rpm s) behind a backfill call, never longer.
+    assert len(during) >= 4 and max(b - a for a, b in zip(during, during[1:])) <= interval + 60 / rpm + 0.5
     every = sorted(charts + polls)
     assert max(sum(1 for t in every if start <= t < start + 60) for start in every) <= rpm
 
