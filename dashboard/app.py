@@ -29,7 +29,9 @@ st.caption(f"MongoDB {settings.server} · database `{settings.mongo_db}` · live
 try:
     data.ping(cache.client(settings.mongo_uri))
 except data.DataUnavailable as exc:
-    st.error(ui.unreachable(settings, exc))
+    # The error, then a new try every refresh: the page comes back by itself once MongoDB answers.
+    st.session_state[ui.MONGODB_ERROR] = exc
+    st.fragment(ui.mongodb_unreachable, run_every=settings.refresh)(settings)
     st.stop()
 
 # Only the open tab runs its queries; the tab is in the URL (?tab=History) so it can be linked.

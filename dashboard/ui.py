@@ -8,7 +8,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, formatting
+from dashboard import cache, data, formatting
 from dashboard.charts import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
 from dashboard.settings import DashboardSettings, mask_uri
@@ -25,6 +25,24 @@ def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
     return (f"Cannot reach MongoDB at {settings.server} (database `{settings.mongo_db}`): {exc}. "
             f"Start it with `make services` (or `scripts/services.sh up mongo`), or point MONGO_URI at "
             f"your server (now `{mask_uri(settings.mongo_uri)}`).")
+
+
+MONGODB_ERROR = "mongodb_error"  # session state: the start-up ping's error, shown without a second ping
+
+
+def mongodb_unreachable(settings: DashboardSettings) -> None:
+    """The page while MongoDB cannot be reached (a fragment rerun every refresh): the error, or the whole
+    page again once the server answers."""
+    error = st.session_state.pop(MONGODB_ERROR, None)
+    if error is None:  # a timed rerun: try again
+        try:
+            data.ping(cache.client(settings.mongo_uri))
+        except DataUnavailable as exc:
+            error = exc
+        else:
+            st.rerun(scope="app")
+    st.error(unreachable(settings, error))
+    st.caption(f"Trying again every {settings.refresh:g} s; the page comes back by itself once MongoDB answers.")
 
 
 def slow_server_note(settings: DashboardSettings) -> str:

@@ -1,28 +1,18 @@
 """Requires MongoDB and Chromium: `streamlit run dashboard/app.py` driven by headless Chromium, both tabs, screenshots."""
 
 import datetime as dt
-import os
-import socket
 import struct
-import subprocess
-import sys
-import urllib.request
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from pymongo import MongoClient
 
 from tests.e2e import seeding
+from tests.e2e.browser import ARTIFACTS, WIDTH, assert_no_exception, dashboard_server
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / ".local" / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-WIDTH = 1400
 
 
 @pytest.fixture(scope="module")
@@ -36,80 +26,13 @@ def market_db(services):
     client.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_healthy(proc: subprocess.Popen, url: str, log: Path, deadline_s: float = 60) -> None:
-    """Poll Streamlit's health endpoint; the pause between polls is a wait on the process itself."""
-    for _ in range(int(deadline_s / 0.25)):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    return
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=0.25)
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-    pytest.fail(f"streamlit did not answer at {url} within {deadline_s:g} s:\n{log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def dashboard(market_db):
     """`streamlit run dashboard/app.py` on a free port, as `make run` starts it, reading the seeded database."""
     uri, name = market_db
-    port = free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "streamlit-e2e.log"
-    env = {**os.environ, "MONGO_URI": uri, "MONGO_DB": name, "CRYPTO_INTERVAL": "60", "DASHBOARD_REFRESH": "5"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(proc, url, log)
+    with dashboard_server({"MONGO_URI": uri, "MONGO_DB": name, "CRYPTO_INTERVAL": "60", "DASHBOARD_REFRESH": "5"},
+                          "streamlit-e2e.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A page that refuses (and records) any request leaving the machine."""
-    context = browser.new_context(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.outside_requests = []
-
-    def only_loopback(route):
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            page.outside_requests.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_loopback)
-    yield page
-    context.close()
 
 
 def screenshot(page, name: str) -> None:
@@ -117,11 +40,6 @@ def screenshot(page, name: str) -> None:
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": WIDTH, "height": min(max(height, 800), 4000)})
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def assert_no_exception(page) -> None:
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    assert page.outside_requests == []
 
 
 def test_realtime_tab_shows_every_coin_and_live_charts(dashboard, page):

@@ -1,0 +1,57 @@
+"""Requires Java, FerretDB/mongod and Chromium: the dashboard says MongoDB is down, then comes back by itself (private MongoDB)."""
+
+import datetime as dt
+import time
+
+import pytest
+from playwright.sync_api import expect
+from pymongo import MongoClient
+
+from tests.e2e import seeding
+from tests.e2e.browser import assert_no_exception, dashboard_server
+
+pytestmark = pytest.mark.e2e
+
+REFRESH_S = 3
+UNREACHABLE = "Cannot reach MongoDB at 127.0.0.1:"
+
+
+@pytest.fixture
+def seeded(private_services):
+    """Three hours of five coins on the private MongoDB (the one this test may stop), in a database of its own."""
+    name = f"e2e-outage-{time.strftime('%H%M%S')}"
+    client = MongoClient(private_services.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10000)
+    seeding.store(client[name], seeding.market(dt.datetime.now(dt.timezone.utc), backfill_hours=2, gap_hours=0, live_hours=1))
+    yield name
+    private_services.up("mongo")  # whatever the test did, the next one finds it running
+    client.drop_database(name)
+    client.close()
+
+
+def test_dashboard_reports_mongodb_down_and_recovers_without_a_reload(private_services, seeded, page):
+    env = {"MONGO_URI": private_services.mongo_uri, "MONGO_DB": seeded, "CRYPTO_INTERVAL": "60",
+           "DASHBOARD_REFRESH": str(REFRESH_S)}
+    cards = page.get_by_test_id("stMetric")
+    error = page.get_by_test_id("stAlert").filter(has_text=UNREACHABLE)
+    private_services.down("mongo")
+    with dashboard_server(env, "streamlit-outage.log") as url:
+        # 1. Down when the page opens: one clear error naming the server and the fix, no cards.
+        page.goto(url)
+        expect(error).to_have_count(1, timeout=60_000)
+        expect(error).to_contain_text("make services")
+        expect(page.get_by_text(f"Trying again every {REFRESH_S} s")).to_be_visible()
+        expect(cards).to_have_count(0)
+        # 2. MongoDB returns: the page fills in by itself, with no reload.
+        private_services.up("mongo")
+        expect(cards).to_have_count(5, timeout=60_000)
+        expect(error).to_have_count(0)
+        # 3. Down while the page is open: the live panel says so on its next refresh, the tabs stay.
+        private_services.down("mongo")
+        expect(error).to_have_count(1, timeout=60_000)
+        expect(cards).to_have_count(0)
+        expect(page.get_by_role("tab", name="History")).to_be_visible()
+        # 4. Back again: the cards return on the next refresh.
+        private_services.up("mongo")
+        expect(cards).to_have_count(5, timeout=60_000)
+        expect(error).to_have_count(0)
+        assert_no_exception(page)
