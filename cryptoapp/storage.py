@@ -135,15 +135,20 @@ class PriceStore(Service):
         return WriteResult(inserted=len(docs) - len(errors), updated=updated, rejected=rejected)
 
     async def _refresh(self, ticks: list[PriceTick], now: dt.datetime) -> int:
-        """Applies upsert_for() to already stored live ticks whose stored fields differ; returns how many."""
+        """Applies upsert_for() to already stored live ticks whose stored fields differ; returns how many.
+
+        The stored documents are read in one query: one find_one per tick made a replay of a batch take
+        one FerretDB collection scan per tick (a restarted worker stalled for minutes)."""
+        fresh = {t.tick_id: (t, to_document(t, inserted_at=now)) for t in ticks
+                 if t.granularity is None}  # backfill never overwrites a stored document
+        if not fresh:
+            return 0
+        stored = {doc["_id"]: doc async for doc in self.prices.find({"_id": {"$in": list(fresh)}})}
         changed = []
-        for tick in ticks:
-            if tick.granularity is not None:
-                continue  # backfill never overwrites a stored document
-            fresh = to_document(tick, inserted_at=now)
-            stored = await self.prices.find_one({"_id": fresh["_id"]})
-            if stored is None or "granularity" in stored or \
-                    any(stored.get(k) != v for k, v in fresh.items() if k != "inserted_at"):
+        for tick_id, (tick, doc) in fresh.items():
+            old = stored.get(tick_id)
+            if old is None or "granularity" in old or \
+                    any(old.get(k) != v for k, v in doc.items() if k != "inserted_at"):
                 changed.append(upsert_for(tick, now))
         # FerretDB 1.24 (SQLite) keeps one pooled connection open per matched update until the whole
         # command ends and deadlocks at its pool size of 100, so updates go in small commands.
