@@ -57,7 +57,9 @@ async def fetch_prices() -> None:
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
         remember({t: tick.value for t, tick in latest_prices.items() if tick.source == source.name})
-    ticks = await source.fetch()
+    # Polls faster than the source refreshes (CoinGecko: about once a minute) repeat its last answer; an
+    # observation latest_prices already holds is not published again (each would cost the sink a read).
+    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.ticker))]
     if ticks:
         await publish(ticks)
 

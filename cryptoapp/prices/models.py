@@ -43,6 +43,10 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
         """The newest-wins rule of latest_prices: an older tick never replaces a newer one."""
         return other is None or self.timestamp >= other.timestamp
 
+    def same_observation(self, other: Optional["PriceTick"]) -> bool:
+        """`other` reports exactly this observation (when each was fetched aside): storing it again adds nothing."""
+        return other is not None and {**self.to_json(), "fetched_at": None} == {**other.to_json(), "fetched_at": None}
+
     def to_json(self) -> dict[str, Any]:
         """The tick as the web views and the Kafka topic carry it (ISO-8601 Z timestamps)."""
         out = {field: getattr(self, field) for field in self._options.fields}

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from bench.chaos import read_topic
+from tests.support import topics
 from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.integration
@@ -49,11 +49,6 @@ def produce(bootstrap: str, topic: str, messages) -> list[tuple[int, int]]:
         return pool.submit(asyncio.run, send()).result()
 
 
-def read(bootstrap: str, topic: str) -> list:
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, read_topic(bootstrap, topic)).result()
-
-
 def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(private_services):
     name = f"faults-poison-{time.strftime('%H%M%S')}"
     client = MongoClient(private_services.mongo_uri, tz_aware=True)
@@ -63,7 +58,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(pri
         worker.start()
         wait_for(lambda: prices.count_documents({}) >= 5, 60, "the first ticks stored")
         positions = produce(private_services.kafka, f"{name}-prices", MESSAGES)
-        wait_for(lambda: len(read(private_services.kafka, f"{name}-prices-dlq")) >= 7, 60,
+        wait_for(lambda: len(topics.records(private_services.kafka, f"{name}-prices-dlq")) >= 7, 60,
                  "seven dead letters", interval=1.0)
         after_poison = prices.count_documents({})
         wait_for(lambda: prices.count_documents({}) >= after_poison + 10, 30, "the stream going on")
@@ -75,7 +70,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(pri
         weird_key = prices.find_one({"_id": "BTC_2020-01-01T00:00:04Z"})
         client.close()
     letters = {(int(dict(r.headers)["partition"]), int(dict(r.headers)["offset"])): r
-               for r in read(private_services.kafka, f"{name}-prices-dlq")}
+               for r in topics.records(private_services.kafka, f"{name}-prices-dlq")}
     for (key, value, reason), position in zip(MESSAGES, positions):
         if reason is None:
             assert position not in letters

@@ -6,6 +6,7 @@ import os
 import pytest
 from pymongo import MongoClient
 
+from tests.support import topics
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 from tests.support.worker import Worker, wait_for
 
@@ -89,10 +90,11 @@ def test_one_call_per_interval_for_all_coins(worker, fake):
         assert call.headers["x-cg-demo-api-key"] == "demo-key-123"
 
 
-def test_unchanged_source_time_makes_no_duplicates(worker, fake, db):
+def test_an_unchanged_answer_is_neither_stored_nor_published_again(services, worker, fake, db):
     polls = len(fake.calls_to("/simple/price"))
     wait_for(lambda: len(fake.calls_to("/simple/price")) >= polls + 3, 30, "three polls of an unchanged answer")
     assert db.prices.count_documents({}) == 5
+    assert len(topics.records(services["kafka"], f"{db.name}-prices")) == 5  # one message per observation
 
 
 def test_restart_restores_the_table_from_kafka_and_loses_nothing(worker, fake, db):

@@ -40,6 +40,14 @@ def test_newest_wins():
     assert tick(value=1.0).is_newer_than(newer)  # same source time: the later message refreshes it
 
 
+def test_a_repeated_answer_is_the_same_observation_whenever_it_was_fetched():
+    first = tick(volume_24h=1.5, fetched_at=T0 + dt.timedelta(seconds=2))
+    assert first.same_observation(tick(volume_24h=1.5, fetched_at=T0 + dt.timedelta(seconds=62)))
+    assert not first.same_observation(None)
+    assert not first.same_observation(tick(volume_24h=1.6))  # same source time, other figures: stored again
+    assert not first.same_observation(tick(volume_24h=1.5, timestamp=T0 + dt.timedelta(minutes=1)))
+
+
 def test_encode_decode_round_trip():
     t = tick(volume_24h=1.5, fetched_at=T0 + dt.timedelta(seconds=2))
     assert decode_tick(t.encode()) == t
