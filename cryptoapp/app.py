@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 BROKER_WAIT_LOG_EVERY = 30.0  # seconds between "still waiting" lines while Kafka is down at start
 STOP_TIMEOUT = 15.0  # seconds a stopping worker may take (it needs 1-2); services.sh kills after 30
 REPEATED_CLIENT_LINES_EVERY = 30.0  # seconds between two same aiokafka complaints
+CHANGELOG_SEGMENT_MS = 60_000  # latest_prices' changelog rolls a segment a minute, which compaction can then shrink
 
 
 class RepeatedClientLines(logging.Filter):
@@ -149,6 +150,9 @@ latest_prices = app.Table(
     key_type=str,
     value_type=PriceTick,
     partitions=settings.partitions,
+    # The changelog is compacted, but Kafka only compacts closed segments (default: after 7 days), so a
+    # restart re-read every tick since; a segment a minute keeps it near one record per coin.
+    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
     help="Ticker -> its newest PriceTick (by source timestamp); restored from the changelog on restart.",
 )
 
