@@ -25,7 +25,7 @@ import pandas as pd
 import pymongo
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 UTC = dt.timezone.utc
 COLLECTION = "prices"
@@ -71,13 +71,26 @@ def _translated(fn):
         try:
             return fn(*args, **kwargs)
         except PyMongoError as exc:
-            raise (QueryTooSlow if exc.timeout else DataUnavailable)(_reason(exc)) from exc
+            # No server to ask is an outage, not a slow answer, although the driver counts it as a timeout.
+            slow = exc.timeout and not isinstance(exc, ServerSelectionTimeoutError)
+            raise (QueryTooSlow if slow else DataUnavailable)(_reason(exc)) from exc
     return wrapper
 
 
-def _time_limit(seconds: float | None):
-    """A client-side deadline for every operation inside (FerretDB ignores maxTimeMS, so the client keeps it)."""
-    return pymongo.timeout(seconds) if seconds else contextlib.nullcontext()
+@contextlib.contextmanager
+def _time_limit(db: Database, seconds: float | None):
+    """A client-side deadline for every operation inside (FerretDB ignores maxTimeMS, so the client keeps it).
+
+    A ping selects the server first, within serverSelectionTimeoutMS: under pymongo.timeout() the driver
+    waits the whole deadline for a server that is down, and the live panel froze for minutes instead of
+    saying MongoDB is down.
+    """
+    if not seconds:
+        yield
+        return
+    ping(db.client)
+    with pymongo.timeout(seconds):
+        yield
 
 
 def connect(uri: str, timeout_ms: int = 3000) -> MongoClient:
@@ -231,7 +244,7 @@ def load_history(db: Database, ticker: str, hours: float, now: dt.datetime | Non
     start, end = time_window(hours, now)
     match = window_filter(ticker, start, end)
     bucket_s = bucket_seconds(start, end, max_points)
-    with _time_limit(time_limit_s):
+    with _time_limit(db, time_limit_s):
         frame, ticks, where = _load_window(db, match, bucket_s, max_points)
     frame.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
                        query_ms=(time.perf_counter() - started) * 1000)
@@ -281,7 +294,7 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     start, end = time_window(hours, now)
     match = window_filter(list(coins), start, end)
     bucket_s = bucket_seconds(start, end, max(1, max_points // len(coins)))
-    with _time_limit(time_limit_s):
+    with _time_limit(db, time_limit_s):
         if server_buckets(db):
             latest = _newest_each(db, coins)
             series, ticks, where = _load_window(db, match, bucket_s, max_points)

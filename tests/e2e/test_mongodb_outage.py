@@ -54,4 +54,12 @@ def test_dashboard_reports_mongodb_down_and_recovers_without_a_reload(private_se
         private_services.up("mongo")
         expect(cards).to_have_count(5, timeout=60_000)
         expect(error).to_have_count(0)
+        # 5. Down, and the user opens the History tab: the page's error; back: the tab's chart by itself.
+        private_services.down("mongo")
+        expect(error).to_have_count(1, timeout=60_000)
+        page.get_by_role("tab", name="History").click()
+        expect(page.get_by_text(f"Trying again every {REFRESH_S} s")).to_be_visible(timeout=60_000)
+        private_services.up("mongo")
+        expect(page.get_by_text("BTC · Price (USD)")).to_be_visible(timeout=60_000)
+        expect(error).to_have_count(0)
         assert_no_exception(page)
