@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from pymongo import MongoClient
 
 from tests.support.private_services import assert_nothing_lost_or_doubled
 from tests.support.worker import wait_for
@@ -15,19 +13,15 @@ pytestmark = pytest.mark.integration
 
 
 def test_worker_waits_for_a_late_kafka_then_outlives_a_hard_kill_without_losing_a_tick(private_services):
-    name = f"faults-kafka-{time.strftime('%H%M%S')}"
-    client = MongoClient(private_services.mongo_uri)
-    documents = client[name].prices.count_documents
     private_services.down("kafka")
-    worker = private_services.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL="0.05")
-    try:
+    with private_services.simulated_worker("kafka", 0.05) as (name, worker):
         # 1. Started before the broker: one clear line, then it waits.
         worker.start(wait_web=False)
         waiting = rf"WARNING.*Kafka at {re.escape(private_services.kafka)} is not reachable: waiting for it"
         wait_for(lambda: re.search(waiting, worker.log_text()), 30, "the worker saying it waits for Kafka")
         assert worker.proc.poll() is None
         private_services.up("kafka")
-        wait_for(lambda: documents({}) >= 300, 90, "ticks stored once Kafka is up")
+        wait_for(lambda: private_services.documents(name) >= 300, 90, "ticks stored once Kafka is up")
         log = worker.log_text()
         assert len(re.findall(waiting, log)) == 1 and "Traceback" not in log
         assert re.search(rf"Kafka at {re.escape(private_services.kafka)} answers after \d+ s: starting", log)
@@ -35,16 +29,13 @@ def test_worker_waits_for_a_late_kafka_then_outlives_a_hard_kill_without_losing_
         since = len(log)
         private_services.kill("kafka")
         wait_for(lambda: "Connect call failed" in worker.log_text()[since:], 30, "the worker losing the broker")
-        stored_while_down = documents({})
+        stored_while_down = private_services.documents(name)
         private_services.up("kafka")
-        wait_for(lambda: documents({}) >= stored_while_down + 300, 120, "the stream stored again after the restart")
-        wait_for(lambda: not private_services.audit(name).missing, 60, "every acknowledged tick stored", interval=1.0)
+        wait_for(lambda: private_services.documents(name) >= stored_while_down + 300, 120,
+                 "the stream stored again after the restart")
+        private_services.all_stored(name, 60)
         assert worker.proc.poll() is None
         assert worker.stop() == 0
-    finally:
-        worker.stop()
-        private_services.up("kafka")
-        client.close()
     result = private_services.audit(name)
     assert len(result.tick_ids) >= stored_while_down + 300
     assert_nothing_lost_or_doubled(result)

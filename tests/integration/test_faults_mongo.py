@@ -8,7 +8,6 @@ import signal
 import time
 
 import pytest
-from pymongo import MongoClient
 
 from tests.support.private_services import assert_nothing_lost_or_doubled
 from tests.support.worker import wait_for
@@ -18,50 +17,25 @@ RETRY = r"WARNING.*MongoDB at mongodb://127\.0\.0\.1:\d+ \(database '{name}'\) f
         r"\(the batch of \d+ ticks is held, its offsets uncommitted\)"
 
 
-@pytest.fixture
-def documents(private_services):
-    client = MongoClient(private_services.mongo_uri)
-    yield lambda name: client[name].prices.count_documents({})
-    client.close()
-
-
-def complete(private_services, name: str):
-    """The audit, once every tick in the topic is in MongoDB."""
-    return wait_for(lambda: (lambda r: r if not r.missing else None)(private_services.audit(name)), 90,
-                    f"every acknowledged tick of {name} stored", interval=1.0)
-
-
-def test_mongo_down_at_start_then_every_tick_is_written_once(private_services, documents):
-    name = f"faults-mongo-start-{time.strftime('%H%M%S')}"
+def test_mongo_down_at_start_then_every_tick_is_written_once(private_services):
     private_services.down("mongo")
-    worker = private_services.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL="0.1")
-    try:
+    with private_services.simulated_worker("mongo-start", 0.1) as (name, worker):
         worker.start()
         wait_for(lambda: len(re.findall(RETRY.format(name=name), worker.log_text())) >= 2, 60,
                  "the sink retrying with backoff")
         back = dt.datetime.now(dt.timezone.utc)
         private_services.up("mongo")
-        complete(private_services, name)
+        private_services.all_stored(name)
         assert worker.stop() == 0
-    finally:
-        worker.stop()
-        private_services.up("mongo")
-    result = private_services.audit(name)
-    assert_nothing_lost_or_doubled(result)
-    client = MongoClient(private_services.mongo_uri, tz_aware=True)
-    try:
-        assert client[name].prices.count_documents({"timestamp": {"$lt": back}}) >= 20  # published while down
-    finally:
-        client.close()
+    assert_nothing_lost_or_doubled(private_services.audit(name))
+    assert private_services.documents(name, {"timestamp": {"$lt": back}}) >= 20  # published while down
 
 
-def test_mongo_down_mid_stream_and_a_sigterm_meanwhile_commit_nothing_unwritten(private_services, documents):
+def test_mongo_down_mid_stream_and_a_sigterm_meanwhile_commit_nothing_unwritten(private_services):
     """SIGTERM while MongoDB is down: the worker exits 70 without committing; a restart writes the rest."""
-    name = f"faults-mongo-mid-{time.strftime('%H%M%S')}"
-    worker = private_services.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL="0.05")
-    try:
+    with private_services.simulated_worker("mongo-mid", 0.05) as (name, worker):
         worker.start()
-        wait_for(lambda: documents(name) >= 200, 60, "a steady stream stored")
+        wait_for(lambda: private_services.documents(name) >= 200, 60, "a steady stream stored")
         private_services.down("mongo")
         wait_for(lambda: re.search(RETRY.format(name=name), worker.log_text()), 60, "the sink retrying")
         started = time.monotonic()
@@ -73,10 +47,6 @@ def test_mongo_down_mid_stream_and_a_sigterm_meanwhile_commit_nothing_unwritten(
         at_exit = private_services.audit(name)
         assert at_exit.missing and at_exit.committed_unstored == set()  # unwritten, and not committed either
         worker.start()
-        complete(private_services, name)
+        private_services.all_stored(name)
         assert worker.stop() == 0
-    finally:
-        worker.stop()
-        private_services.up("mongo")
-    result = private_services.audit(name)
-    assert_nothing_lost_or_doubled(result)
+    assert_nothing_lost_or_doubled(private_services.audit(name))

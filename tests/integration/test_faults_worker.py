@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.prices.models import iso_z
 from tests.support.private_services import assert_nothing_lost_or_doubled
@@ -16,12 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(private_services):
-    name = f"faults-kill-worker-{time.strftime('%H%M%S')}"
-    client = MongoClient(private_services.mongo_uri)
-    worker = private_services.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL="0.05")
-    try:
+    with private_services.simulated_worker("kill-worker", 0.05) as (name, worker):
         worker.start()
-        wait_for(lambda: client[name].prices.count_documents({}) >= 300, 60, "a steady stream stored")
+        wait_for(lambda: private_services.documents(name) >= 300, 60, "a steady stream stored")
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         before = private_services.audit(name)
         assert before.committed_unstored == set()  # no offset got ahead of its write
@@ -31,11 +26,8 @@ def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(priv
         expected = {t: iso_z(ts) for t, ts in before.newest.items() if t != "BTC"}
         wait_for(lambda: {t: v["timestamp"] for t, v in (worker.get("/prices/")[1] or {}).items() if t != "BTC"}
                  == expected, 60, "latest_prices restored from its changelog")
-        wait_for(lambda: not private_services.audit(name).missing, 90, "every tick in Kafka stored", interval=1.0)
+        private_services.all_stored(name)
         assert worker.stop() == 0
-    finally:
-        worker.stop()
-        client.close()
     result = private_services.audit(name)
     assert len(result.tick_ids) > len(before.tick_ids)
     assert_nothing_lost_or_doubled(result)
@@ -44,22 +36,14 @@ def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(priv
 def test_sigterm_writes_the_pending_batch_and_exits_0(private_services):
     """Exit 0 means the sink's batch was written (else it exits 70); everything committed is stored, and
     what the worker had fetched but not stored stays uncommitted for the next start, which stores it."""
-    name = f"faults-sigterm-{time.strftime('%H%M%S')}"
-    client = MongoClient(private_services.mongo_uri)
-    worker = private_services.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL="0.02")
-    try:
+    with private_services.simulated_worker("sigterm", 0.02) as (name, worker):
         worker.start()
-        wait_for(lambda: client[name].prices.count_documents({}) >= 200, 60, "a steady stream stored")
+        wait_for(lambda: private_services.documents(name) >= 200, 60, "a steady stream stored")
         assert worker.stop(signal.SIGTERM) == 0
-        at_exit = private_services.audit(name)  # no restart yet: what is stored was stored before the exit
-        assert_nothing_lost_or_doubled(at_exit)
+        assert_nothing_lost_or_doubled(private_services.audit(name))  # no restart yet: stored before the exit
         assert "exiting with a batch of" not in worker.log_text()
         worker.env["CRYPTO_INTERVAL"] = "86400"  # one poll: the restart only reads the rest
         worker.start()
-        wait_for(lambda: not private_services.audit(name).missing, 60, "the last poll stored", interval=1.0)
+        private_services.all_stored(name)
         assert worker.stop() == 0
-    finally:
-        worker.stop()
-        client.close()
-    result = private_services.audit(name)
-    assert_nothing_lost_or_doubled(result)
+    assert_nothing_lost_or_doubled(private_services.audit(name))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
 import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 import pytest
+from pymongo import MongoClient
 
-from tests.support.worker import Worker
+from tests.support.worker import Worker, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
@@ -93,6 +97,31 @@ class PrivateServices:
     def worker(self, name: str, **env: str) -> Worker:
         """A worker (not started) on these instances, with its own app id, topic and database `name`."""
         return Worker(name, {**self.env, "CRYPTO_BACKFILL_HOURS": "0", **env})
+
+    @contextlib.contextmanager
+    def simulated_worker(self, kind: str, interval: float) -> Iterator[tuple[str, Worker]]:
+        """(name, worker): a worker (not started) on the simulated source, polling every `interval` s, with
+        its own topic and database; afterwards it is stopped and Kafka and MongoDB are up again."""
+        name = f"faults-{kind}-{time.strftime('%H%M%S')}"
+        worker = self.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL=str(interval))
+        try:
+            yield name, worker
+        finally:
+            worker.stop()
+            self.up()
+
+    def documents(self, name: str, query: Optional[dict] = None) -> int:
+        """How many documents worker `name` has stored (matching `query`)."""
+        client = MongoClient(self.mongo_uri, tz_aware=True)
+        try:
+            return client[name].prices.count_documents(query or {})
+        finally:
+            client.close()
+
+    def all_stored(self, name: str, timeout: float = 90):
+        """The audit of worker `name`, once every acknowledged tick in its topic is in MongoDB."""
+        return wait_for(lambda: (lambda r: r if not r.missing else None)(self.audit(name)), timeout,
+                        f"every acknowledged tick of {name} stored", interval=1.0)
 
     def audit(self, name: str):
         """bench.chaos.audit of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""
