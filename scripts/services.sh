@@ -170,7 +170,10 @@ kafka_up() {
     cp=$(kafka_classpath)
     if [[ ! -f $LOCAL/kafka/data/meta.properties ]]; then
       local cluster_id
-      cluster_id=$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+      # Like Kafka's own random-uuid: an id starting with "-" would be read as an option (1 time in 64).
+      cluster_id=$(python3 -c 'import base64,uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')
       java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -Dkafka.logs.dir="$LOGS" \
         kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --standalone >>"$LOGS/kafka.out" 2>&1 \
         || { tail -n 20 "$LOGS/kafka.out" >&2; die "formatting Kafka storage failed; see $LOGS/kafka.out"; }
