@@ -33,7 +33,7 @@ def test_worker_waits_for_a_late_kafka_then_outlives_a_hard_kill_without_losing_
         private_services.up("kafka")
         wait_for(lambda: private_services.documents(name) >= stored_while_down + 300, 120,
                  "the stream stored again after the restart")
-        private_services.all_stored(name, 60)
+        private_services.all_stored(name, 60, worker=worker)
         assert worker.proc.poll() is None
         assert worker.stop() == 0
     result = private_services.audit(name)
