@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.settings import DashboardSettings
 
-# The page waits this long for a query (FerretDB reads a large collection slowly), then says so.
+# The page waits this long for an answer (FerretDB reads a large collection slowly), then says so.
 QUERY_TIME_LIMIT_S = 180
 COINS_TTL_S = 60
 
@@ -19,7 +19,7 @@ COINS_TTL_S = 60
 @st.cache_resource(show_spinner=False)
 def client(uri: str):
     """The process's MongoClient for `uri`: created once, shared by every session (never mutated)."""
-    return data.connect(uri)
+    return data.connect(uri, query_timeout_s=QUERY_TIME_LIMIT_S)
 
 
 def database(settings: DashboardSettings):
@@ -46,9 +46,9 @@ def server_profile(uri: str, db_name: str) -> tuple[bool, int | None]:
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
 def live(uri: str, db_name: str, coin_list: tuple[str, ...], end: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return data.load_live(client(uri)[db_name], list(coin_list), now=end, time_limit_s=QUERY_TIME_LIMIT_S)
+    return data.load_live(client(uri)[db_name], list(coin_list), now=end)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
 def history(uri: str, db_name: str, ticker: str, hours: int, end: dt.datetime) -> pd.DataFrame:
-    return data.load_history(client(uri)[db_name], ticker, hours, now=end, time_limit_s=QUERY_TIME_LIMIT_S)
+    return data.load_history(client(uri)[db_name], ticker, hours, now=end)

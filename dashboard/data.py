@@ -13,7 +13,6 @@ which is what that server allows; docs/dashboard.md has the measured cost of bot
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import math
@@ -22,7 +21,6 @@ import time
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
-import pymongo
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
@@ -77,26 +75,18 @@ def _translated(fn):
     return wrapper
 
 
-@contextlib.contextmanager
-def _time_limit(db: Database, seconds: float | None):
-    """A client-side deadline for every operation inside (FerretDB ignores maxTimeMS, so the client keeps it).
+def connect(uri: str, timeout_ms: int = 3000, query_timeout_s: float | None = None) -> MongoClient:
+    """A client that gives up on an unreachable server after `timeout_ms`, so the page can say so quickly.
 
-    A ping selects the server first, within serverSelectionTimeoutMS: under pymongo.timeout() the driver
-    waits the whole deadline for a server that is down, and the live panel froze for minutes instead of
-    saying MongoDB is down.
+    `query_timeout_s` bounds each wait for an answer (FerretDB ignores maxTimeMS, so the client keeps the
+    limit); past it a query raises QueryTooSlow. It is a socket timeout, not `pymongo.timeout()`: inside
+    that deadline the driver waits the whole of it for a server to select, not `timeout_ms`, and the live
+    panel froze for minutes when MongoDB stopped as a refresh began. Reads are not retried for the same
+    reason: a connection MongoDB drops fails the query at once, and the next refresh asks again.
     """
-    if not seconds:
-        yield
-        return
-    ping(db.client)
-    with pymongo.timeout(seconds):
-        yield
-
-
-def connect(uri: str, timeout_ms: int = 3000) -> MongoClient:
-    """A client that gives up on an unreachable server after `timeout_ms`, so the page can say so quickly."""
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                       appname="cryptoapp-dashboard")
+                       socketTimeoutMS=None if query_timeout_s is None else query_timeout_s * 1000,
+                       retryReads=False, appname="cryptoapp-dashboard")
 
 
 @_translated
@@ -232,20 +222,19 @@ def _load_window(db: Database, match: dict, bucket_s: int, max_points: int) -> t
 
 @_translated
 def load_history(db: Database, ticker: str, hours: float, now: dt.datetime | None = None,
-                 max_points: int = DEFAULT_MAX_POINTS, time_limit_s: float | None = None) -> pd.DataFrame:
+                 max_points: int = DEFAULT_MAX_POINTS) -> pd.DataFrame:
     """One coin's ticks in the `hours` before `now`, oldest first, ready to chart: at most about `max_points` rows.
 
     Raw ticks when the window holds at most `max_points`; otherwise one row per time bucket and
     source, with the mean of each number and `points` = ticks merged. `frame.attrs` tells how:
     ticks (in the window), bucket_s (0 for raw ticks), downsampled ("server", "client" or None),
-    query_ms, start and end. Past `time_limit_s` it gives up with QueryTooSlow.
+    query_ms, start and end. Past the client's query timeout (connect()) it gives up with QueryTooSlow.
     """
     started = time.perf_counter()
     start, end = time_window(hours, now)
     match = window_filter(ticker, start, end)
     bucket_s = bucket_seconds(start, end, max_points)
-    with _time_limit(db, time_limit_s):
-        frame, ticks, where = _load_window(db, match, bucket_s, max_points)
+    frame, ticks, where = _load_window(db, match, bucket_s, max_points)
     frame.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
                        query_ms=(time.perf_counter() - started) * 1000)
     return frame
@@ -279,8 +268,7 @@ def _newest_each(db: Database, coins: Iterable[str]) -> pd.DataFrame:
 
 @_translated
 def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None, hours: float = 24,
-              max_points: int = DEFAULT_MAX_POINTS,
-              time_limit_s: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              max_points: int = DEFAULT_MAX_POINTS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(newest tick of each coin, all coins' ticks of the last `hours`, at most about `max_points` rows).
 
     On a server that buckets, the newest ticks come from one indexed query per coin. On one that
@@ -294,21 +282,20 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     start, end = time_window(hours, now)
     match = window_filter(list(coins), start, end)
     bucket_s = bucket_seconds(start, end, max(1, max_points // len(coins)))
-    with _time_limit(db, time_limit_s):
-        if server_buckets(db):
-            latest = _newest_each(db, coins)
-            series, ticks, where = _load_window(db, match, bucket_s, max_points)
-        else:
-            raw = _find(db, match)
-            ticks, where = len(raw), None
-            latest = raw.groupby("sensor_id", sort=False).tail(1)
-            silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
-            older = _newest_each(db, silent) if silent else latest.iloc[:0]
-            if not older.empty:
-                latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
-            series = raw
-            if len(raw) > max_points:
-                series, where = downsample(raw, bucket_s), "client"
+    if server_buckets(db):
+        latest = _newest_each(db, coins)
+        series, ticks, where = _load_window(db, match, bucket_s, max_points)
+    else:
+        raw = _find(db, match)
+        ticks, where = len(raw), None
+        latest = raw.groupby("sensor_id", sort=False).tail(1)
+        silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
+        older = _newest_each(db, silent) if silent else latest.iloc[:0]
+        if not older.empty:
+            latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
+        series = raw
+        if len(raw) > max_points:
+            series, where = downsample(raw, bucket_s), "client"
     order = {coin: i for i, coin in enumerate(coins)}
     latest = latest.sort_values("sensor_id", key=lambda s: s.map(order)).reset_index(drop=True)
     series.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
