@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import logging
 import os
@@ -301,10 +302,11 @@ def run(duration: float, cycles: int, interval: float, keep: bool) -> dict:
             say(str(exc))
 
         def stale() -> list[str]:
-            """Tickers whose latest_prices entry (restored from the changelog) is not the topic's newest tick."""
-            table = drill.latest_prices()
+            """Tickers whose latest_prices entry (restored from the changelog) is older than the topic's newest
+            tick at the audit, or missing. Newer is fine: this worker's one poll may come after the audit."""
+            shown = {t: dt.datetime.fromisoformat(v["timestamp"]) for t, v in drill.latest_prices().items()}
             return sorted(t for t, newest in result.newest.items()
-                          if table.get(t, {}).get("timestamp") != iso_z(newest))
+                          if t not in shown or shown[t] < dt.datetime.fromisoformat(iso_z(newest)))  # ms, as served
 
         # The web server answers before the partitions (and the table) are assigned and restored.
         try:

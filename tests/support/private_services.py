@@ -133,10 +133,13 @@ class PrivateServices:
             if not target & last.missing:
                 return last
             time.sleep(1.0)
+        still = sorted(target & last.missing)
         log = "\n".join(worker.log_text().splitlines()[-40:]) if worker else "(no worker given)"
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for the {len(target)} ticks of {name} "
-                             f"unstored at the start: {len(target & last.missing)} still missing; committed "
-                             f"offsets {last.committed}; the worker's last lines:\n{log}")
+                             f"unstored at the start: {len(still)} still missing, e.g. "
+                             f"{[(i, sorted(last.positions[i])) for i in still[:5]]} (found by _id: "
+                             f"{self.documents(name, {'_id': {'$in': still[:5]}})}); committed offsets "
+                             f"{last.committed}; the worker's last lines:\n{log}")
 
     def audit(self, name: str):
         """bench.chaos.audit of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""
