@@ -13,6 +13,7 @@ import time
 import faust
 
 from cryptoapp.prices.models import PriceTick
+from cryptoapp.recovery import ResumeLastTableManager
 from cryptoapp.settings import ConfigError, apply_flags, settings
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ app = PricesApp(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
+    TableManager=ResumeLastTableManager,  # a restart after a crash lost a tick in Faust's own (recovery.py)
 )
 
 # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
