@@ -13,7 +13,7 @@ import time
 import faust
 
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.recovery import ResumeLastTableManager
+from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
 from cryptoapp.settings import ConfigError, apply_flags, settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,10 @@ class PricesApp(faust.App):
         watchdog.start()
         await super().on_stop()
 
+    def _new_transport(self):
+        # Faust picks its transport by URL scheme; this is its aiokafka one with the fix in recovery.py.
+        return KafkaTransport(self.conf.broker_consumer, self)
+
     async def _wait_for_kafka(self) -> None:
         urls = self.conf.broker
         where = ", ".join(f"{u.host}:{u.port or 9092}" for u in urls)
@@ -136,7 +140,7 @@ app = PricesApp(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
-    TableManager=ResumeLastTableManager,  # a restart after a crash lost a tick in Faust's own (recovery.py)
+    TableManager=ResumeLastTableManager,  # with KafkaTransport below: Faust's own lost ticks on restarts
 )
 
 # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
