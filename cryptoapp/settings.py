@@ -1,45 +1,31 @@
-"""Reads the worker's configuration from the environment once; command-line flags may override it."""
+"""The configuration of the worker and the dashboard, read once from the environment (pydantic-settings).
+
+One `Settings` class serves both processes: the dashboard adds Streamlit secrets below the environment,
+the worker lets the seed's flags (--symbols, --interval, --mongo-uri) override it. Every bad value
+becomes one `ConfigError` line that names the variable and the fix.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from contextvars import ContextVar
+from typing import Annotated, Any, Optional
 
-DEFAULT_SYMBOLS = ("bitcoin", "ethereum", "binancecoin", "tether", "usd-coin")
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from cryptoapp.schema import DEFAULT_SYMBOLS
+from cryptoapp.uris import mask_uri, mongo_servers
+
 SOURCES = ("coingecko", "simulated")
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(ValueError):
     """A setting a user gave is not usable; the message names the setting and the fix."""
-
-
-@dataclasses.dataclass
-class Settings:
-    kafka_broker: str = "kafka://localhost:9092"
-    mongo_uri: str = "mongodb://localhost:27017"
-    mongo_db: str = "crypto"
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
-    interval: float = 60.0
-    source: str = "coingecko"
-    coingecko_api_url: str = "https://api.coingecko.com/api/v3"
-    coingecko_api_key: str | None = dataclasses.field(default=None, repr=False)
-    requests_per_minute: int = 25
-    coingecko_timeout: float = 20.0  # seconds one HTTP call may take in all (connect: at most 5)
-    web_port: int = 6066
-    web_bind: str = "127.0.0.1"
-    app_id: str = "cryptoapp"
-    topic: str = "crypto-prices"
-    partitions: int = 4
-    datadir: str = ".local/faust"
-    simulated_seed: int = 42
-    backfill_hours: float = 168.0  # history filled at start-up; 0 turns the start-up backfill off
-
-    @property
-    def dlq_topic(self) -> str:
-        return f"{self.topic}-dlq"
 
 
 def parse_symbols(text: str) -> tuple[str, ...]:
@@ -47,61 +33,159 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     symbols = [s for s in re.split(r"[,\s]+", text.strip()) if s]
     if not symbols:
         raise ConfigError("CRYPTO_SYMBOLS is empty: name at least one coin, e.g. 'bitcoin ethereum' or 'BTC,ETH'")
-    bad = [s for s in symbols if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", s)]
+    bad = [s for s in symbols if not _SYMBOL.fullmatch(s)]
     if bad:
-        raise ConfigError(f"CRYPTO_SYMBOLS has invalid coin names {bad}: use CoinGecko ids or tickers such as 'bitcoin' or 'BTC'")
+        raise ConfigError(f"CRYPTO_SYMBOLS has invalid coin names {bad}: use CoinGecko ids or tickers such as "
+                          "'bitcoin' or 'BTC'")
     return tuple(dict.fromkeys(symbols))
 
 
-def _positive(name: str, text: str, kind=float):
+def _number(kind=float, minimum: float = 0.0, strict: bool = True, unit: str = ""):
+    """A validator for a number above (or, not strict, at least) `minimum`, with a message that says so."""
+    def check(value: Any) -> Any:
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"is not a number: set it to a {'whole ' if kind is int else ''}number "
+                             f"{'above' if strict else 'of at least'} {minimum:g}{unit}") from None
+        if number != number or number in (float("inf"), float("-inf")) or \
+                (number <= minimum if strict else number < minimum):
+            if strict and minimum == 0:
+                raise ValueError("must be positive")
+            raise ValueError(f"must be {'above' if strict else 'at least'} {minimum:g}{unit}")
+        return number
+    return check
+
+
+# The mappings a load() reads, innermost first: the environment, then (dashboard) Streamlit secrets.
+_GIVEN: ContextVar[tuple[Mapping[str, Any], ...]] = ContextVar("settings_sources", default=())
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (os.environ, a test's dict, st.secrets)."""
+
+    def __init__(self, settings_cls, values: Mapping[str, Any]):
+        self._values = {k: str(v) for k, v in values.items() if v is not None}
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self):
+        return parse_env_vars(self._values, True, True, None)
+
+
+class Settings(BaseSettings):
+    """Every setting of cryptoapp; the field's alias is its environment variable (README's table)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", validate_assignment=True,
+                                      populate_by_name=True, env_ignore_empty=True)
+
+    # --- servers ---
+    kafka_broker: str = Field("kafka://localhost:9092", alias="KAFKA_BROKER")
+    mongo_uri: str = Field("mongodb://localhost:27017", alias="MONGO_URI")
+    mongo_db: str = Field("crypto", alias="MONGO_DB")
+    # --- the worker ---
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SYMBOLS, alias="CRYPTO_SYMBOLS")
+    interval: float = Field(60.0, alias="CRYPTO_INTERVAL")  # the dashboard's "stale" follows it too
+    source: str = Field("coingecko", alias="CRYPTO_SOURCE")
+    coingecko_api_url: str = Field("https://api.coingecko.com/api/v3", alias="COINGECKO_API_URL")
+    coingecko_api_key: Optional[SecretStr] = Field(None, alias="COINGECKO_API_KEY")
+    coingecko_timeout: float = Field(20.0, alias="COINGECKO_TIMEOUT")  # seconds a call may take (connect: ≤ 5)
+    requests_per_minute: int = Field(25, alias="CRYPTO_REQUESTS_PER_MINUTE")
+    backfill_hours: float = Field(168.0, alias="CRYPTO_BACKFILL_HOURS")  # 0: no start-up backfill
+    web_port: int = Field(6066, alias="WEB_PORT")
+    web_bind: str = Field("127.0.0.1", alias="WEB_BIND")
+    app_id: str = Field("cryptoapp", alias="CRYPTO_APP_ID")
+    topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")
+    partitions: int = Field(4, alias="CRYPTO_PARTITIONS")
+    datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
+    simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
+    # --- the dashboard ---
+    refresh: float = Field(10.0, alias="DASHBOARD_REFRESH")  # seconds between live updates
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        given = _GIVEN.get() or (os.environ,)
+        return (init_settings, *(_MappingSource(settings_cls, values) for values in given))
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value):
+        return parse_symbols(value) if isinstance(value, str) else tuple(value)
+
+    _interval = field_validator("interval", mode="before")(_number(float, 0.0, unit=" s"))
+    _timeout = field_validator("coingecko_timeout", mode="before")(_number(float, 0.0, unit=" s"))
+    _positive_ints = field_validator("requests_per_minute", "web_port", "partitions",
+                                     mode="before")(_number(int, 0))
+    _backfill = field_validator("backfill_hours", mode="before")(_number(float, 0.0, strict=False, unit=" h"))
+    _refresh = field_validator("refresh", mode="before")(_number(float, 1.0, strict=False, unit=" s"))
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value):
+        value = str(value).lower()
+        if value not in SOURCES:
+            raise ValueError(f"is unknown: use one of {', '.join(SOURCES)}")
+        return value
+
+    @field_validator("coingecko_api_url", mode="before")
+    @classmethod
+    def _api_url(cls, value):
+        return str(value).rstrip("/")
+
+    @field_validator("mongo_uri", mode="before")
+    @classmethod
+    def _mongo_uri(cls, value):
+        if not str(value).startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("is not a MongoDB URI: it starts with mongodb:// or mongodb+srv://")
+        return value
+
+    def __repr_args__(self):
+        # A settings object that ends up in a log or a traceback shows no password.
+        for name, value in super().__repr_args__():
+            yield name, mask_uri(value) if name == "mongo_uri" else value
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}-dlq"
+
+    @property
+    def api_key(self) -> Optional[str]:
+        """The CoinGecko key itself; everywhere else it is a SecretStr that prints as **********."""
+        return self.coingecko_api_key.get_secret_value() if self.coingecko_api_key else None
+
+    @property
+    def server(self) -> str:
+        """The MongoDB servers, safe to show (no credentials)."""
+        return mongo_servers(self.mongo_uri)
+
+
+_SECRET_FIELDS = {"MONGO_URI", "COINGECKO_API_KEY"}
+
+
+def _one_line(exc: ValidationError, name: str | None = None) -> ConfigError:
+    """pydantic's report as one line per setting: NAME=value (masked when secret) and what to do."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = name or (str(error["loc"][0]) if error["loc"] else "a setting")
+        value = error.get("input")
+        shown = mask_uri(str(value)) if name == "MONGO_URI" else "***" if name in _SECRET_FIELDS else str(value)
+        message = re.sub(r"^Value error, ", "", error["msg"])
+        if isinstance(error.get("ctx", {}).get("error"), ConfigError):
+            lines.append(str(error["ctx"]["error"]))
+        else:
+            lines.append(f"{name}={shown!r} {message}")
+    return ConfigError("; ".join(lines))
+
+
+def load(environ: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from `environ` (default os.environ), then `secrets` (Streamlit's), then the defaults."""
+    token = _GIVEN.set(tuple(m for m in (os.environ if environ is None else environ, secrets) if m is not None))
     try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a number: set it to a positive {kind.__name__}") from None
-    if not value > 0:
-        raise ConfigError(f"{name}={text!r} must be positive")
-    return value
-
-
-def _non_negative(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a number: set it to 0 or more") from None
-    if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{name}={text!r} must be a finite number, 0 or more")
-    return value
-
-
-def load(environ: Mapping[str, str] = os.environ) -> Settings:
-    """Settings from environment variables (names as in the README); unset ones keep their defaults."""
-    s = Settings()
-    env = {k: v for k, v in environ.items() if v != ""}
-    s.kafka_broker = env.get("KAFKA_BROKER", s.kafka_broker)
-    s.mongo_uri = env.get("MONGO_URI", s.mongo_uri)
-    s.mongo_db = env.get("MONGO_DB", s.mongo_db)
-    if "CRYPTO_SYMBOLS" in env:
-        s.symbols = parse_symbols(env["CRYPTO_SYMBOLS"])
-    if "CRYPTO_INTERVAL" in env:
-        s.interval = _positive("CRYPTO_INTERVAL", env["CRYPTO_INTERVAL"])
-    s.source = env.get("CRYPTO_SOURCE", s.source).lower()
-    if s.source not in SOURCES:
-        raise ConfigError(f"CRYPTO_SOURCE={s.source!r} is unknown: use one of {', '.join(SOURCES)}")
-    s.coingecko_api_url = env.get("COINGECKO_API_URL", s.coingecko_api_url).rstrip("/")
-    s.coingecko_api_key = env.get("COINGECKO_API_KEY")
-    if "COINGECKO_TIMEOUT" in env:
-        s.coingecko_timeout = _positive("COINGECKO_TIMEOUT", env["COINGECKO_TIMEOUT"])
-    if "CRYPTO_REQUESTS_PER_MINUTE" in env:
-        s.requests_per_minute = _positive("CRYPTO_REQUESTS_PER_MINUTE", env["CRYPTO_REQUESTS_PER_MINUTE"], int)
-    if "WEB_PORT" in env:
-        s.web_port = _positive("WEB_PORT", env["WEB_PORT"], int)
-    s.web_bind = env.get("WEB_BIND", s.web_bind)
-    s.app_id = env.get("CRYPTO_APP_ID", s.app_id)
-    s.topic = env.get("CRYPTO_TOPIC", s.topic)
-    s.datadir = env.get("CRYPTO_DATADIR", s.datadir)
-    if "CRYPTO_BACKFILL_HOURS" in env:
-        s.backfill_hours = _non_negative("CRYPTO_BACKFILL_HOURS", env["CRYPTO_BACKFILL_HOURS"])
-    return s
+        return Settings()
+    except ValidationError as exc:
+        raise _one_line(exc) from None
+    finally:
+        _GIVEN.reset(token)
 
 
 def apply_flags(s: Settings, argv: Sequence[str]) -> list[str]:
@@ -109,48 +193,34 @@ def apply_flags(s: Settings, argv: Sequence[str]) -> list[str]:
 
     Returns the remaining arguments, for Faust's own command line.
     """
+    fields = {"--symbols": "symbols", "--interval": "interval", "--mongo-uri": "mongo_uri"}
     rest: list[str] = []
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, eq, value = arg.partition("=")
-        if name not in ("--symbols", "--interval", "--mongo-uri"):
+        if name not in fields:
             rest.append(arg)
             continue
         if not eq:
             if not args:
                 raise ConfigError(f"{name} needs a value, e.g. {name}=...")
             value = args.pop(0)
-        if name == "--symbols":
-            s.symbols = parse_symbols(value)
-        elif name == "--interval":
-            s.interval = _positive("--interval", value)
-        else:
-            s.mongo_uri = value
+        try:
+            setattr(s, fields[name], value)
+        except ValidationError as exc:
+            raise _one_line(exc, name) from None
     return rest
 
 
-# URI options whose values are credentials (TLS key passwords, AWS session tokens, ...).
-_SECRET_OPTION = re.compile(r"password|secret|token|key|authmechanismproperties", re.IGNORECASE)
-
-
-def mask_uri(uri: str) -> str:
-    """The URI with its password and credential-like options replaced by ***, safe to print or log."""
+def __getattr__(name: str) -> Settings:
+    """`from cryptoapp.settings import settings`: the worker's settings, read from the environment on first use
+    (not on import, so the dashboard, which loads its own with Streamlit secrets, never reads them)."""
+    if name != "settings":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URI>"
-    if password is not None:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
-    if _SECRET_OPTION.search(parts.query):
-        parts = parts._replace(query=urlencode([(k, "***" if _SECRET_OPTION.search(k) else v)
-                                                for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-                                               safe="*,:/"))
-    return urlunsplit(parts)
-
-
-try:
-    settings = load()
-except ConfigError as _exc:  # a bad setting is the user's to fix: one line, no traceback
-    raise SystemExit(f"cryptoapp: {_exc}") from None
+        value = load()
+    except ConfigError as exc:  # a bad setting is the user's to fix: one line, no traceback
+        raise SystemExit(f"cryptoapp: {exc}") from None
+    globals()["settings"] = value
+    return value

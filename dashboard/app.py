@@ -4,8 +4,8 @@ import os
 
 import streamlit as st
 
+from cryptoapp.settings import ConfigError, load
 from dashboard import cache, data, history, realtime, ui
-from dashboard.settings import ConfigError, load
 
 
 def secrets() -> dict:

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import streamlit as st
 
+from cryptoapp.settings import Settings
 from dashboard import data
-from dashboard.settings import DashboardSettings
 
 # The page waits this long for an answer (FerretDB reads a large collection slowly), then says so.
 QUERY_TIME_LIMIT_S = 180
@@ -22,7 +22,7 @@ def client(uri: str):
     return data.connect(uri, query_timeout_s=QUERY_TIME_LIMIT_S)
 
 
-def database(settings: DashboardSettings):
+def database(settings: Settings):
     return client(settings.mongo_uri)[settings.mongo_db]
 
 

@@ -8,9 +8,9 @@ import functools
 import pandas as pd
 import streamlit as st
 
+from cryptoapp.settings import Settings
 from dashboard import cache, charts, ui
 from dashboard.data import MAX_HOURS
-from dashboard.settings import DashboardSettings
 
 TRENDS = {"none": None, "15 min average": 0.25, "1 h average": 1, "6 h average": 6, "24 h average": 24}
 PNG_SIZE = (1400, 700)
@@ -43,7 +43,7 @@ def downloads(frame: pd.DataFrame, fig, ticker: str, metric: str, hours: int) ->
                         on_click="ignore", key="history_csv")
 
 
-def render(settings: DashboardSettings) -> None:
+def render(settings: Settings) -> None:
     with ui.guarded(settings, "history tab"):
         coin_list = cache.coins(settings.mongo_uri, settings.mongo_db)
         if not coin_list:

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from cryptoapp.schema import SIMULATED
+from cryptoapp.settings import Settings
 from dashboard import cache, charts, formatting, ui
-from dashboard.data import SIMULATED
-from dashboard.settings import DashboardSettings
 
 CARDS_PER_ROW = 5
 STALE_AFTER_INTERVALS = 3
@@ -35,7 +35,7 @@ def card(tick: pd.Series, now: dt.datetime, interval_s: float) -> None:
         st.caption(f"updated {formatting.age(when, now)} " + " ".join(badges))
 
 
-def _live_panel(settings: DashboardSettings) -> None:
+def _live_panel(settings: Settings) -> None:
     with ui.guarded(settings, "real-time tab"):
         now = dt.datetime.now(dt.timezone.utc)
         coin_list = cache.coins(settings.mongo_uri, settings.mongo_db)
@@ -71,6 +71,6 @@ def _live_panel(settings: DashboardSettings) -> None:
                    f"CRYPTO_INTERVAL ({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}).")
 
 
-def render(settings: DashboardSettings) -> None:
+def render(settings: Settings) -> None:
     # Only this panel reruns on the timer; the rest of the page (and the user's widgets) stay put.
     st.fragment(_live_panel, run_every=settings.refresh)(settings)

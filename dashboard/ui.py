@@ -8,10 +8,11 @@ import logging
 import pandas as pd
 import streamlit as st
 
+from cryptoapp.settings import Settings
+from cryptoapp.uris import mask_uri
 from dashboard import cache, data, formatting
 from dashboard.charts import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
-from dashboard.settings import DashboardSettings, mask_uri
 
 log = logging.getLogger("dashboard")
 # Above this many stored ticks a server that cannot filter by time keeps the user waiting visibly.
@@ -21,7 +22,7 @@ START_WORKER = ("Start the worker with `make run` (live CoinGecko prices), or `m
                 "(simulated prices), and wait one poll interval.")
 
 
-def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
+def unreachable(settings: Settings, exc: DataUnavailable) -> str:
     return (f"Cannot reach MongoDB at {settings.server} (database `{settings.mongo_db}`): {exc}. "
             f"Start it with `make services` (or `scripts/services.sh up mongo`), or point MONGO_URI at "
             f"your server (now `{mask_uri(settings.mongo_uri)}`).")
@@ -30,7 +31,7 @@ def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
 MONGODB_ERROR = "mongodb_error"  # session state: the start-up ping's error, shown without a second ping
 
 
-def mongodb_unreachable(settings: DashboardSettings) -> None:
+def mongodb_unreachable(settings: Settings) -> None:
     """The page while MongoDB cannot be reached (a fragment rerun every refresh): the error, or the whole
     page again once the server answers."""
     error = st.session_state.pop(MONGODB_ERROR, None)
@@ -45,7 +46,7 @@ def mongodb_unreachable(settings: DashboardSettings) -> None:
     st.caption(f"Trying again every {settings.refresh:g} s; the page comes back by itself once MongoDB answers.")
 
 
-def slow_server_note(settings: DashboardSettings) -> str:
+def slow_server_note(settings: Settings) -> str:
     """A warning for servers that read every stored tick on every query (FerretDB 1.x), when that is many."""
     buckets, stored = cache.server_profile(settings.mongo_uri, settings.mongo_db)
     if buckets or not stored or stored < SLOW_SCAN_TICKS:
@@ -54,7 +55,7 @@ def slow_server_note(settings: DashboardSettings) -> str:
             "ticks; that takes a while (docs/dashboard.md).")
 
 
-def no_data(settings: DashboardSettings, what: str) -> str:
+def no_data(settings: Settings, what: str) -> str:
     return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
 
 
@@ -77,7 +78,7 @@ def footer(frame: pd.DataFrame, sources: list[str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def guarded(settings: DashboardSettings, what: str):
+def guarded(settings: Settings, what: str):
     """Known failures become one clear line; a bug is logged with its traceback and the page says where."""
     try:
         yield

@@ -29,19 +29,9 @@ die() { echo "services: $*" >&2; exit 1; }
 say() { echo "services: $*"; }
 
 # --- addresses --------------------------------------------------------------------------------
-kafka_addr() {  # host:port of the first bootstrap server in KAFKA_BROKER
-  local b=${KAFKA_BROKER:-kafka://localhost:9092}
-  b=${b#*://}; b=${b%%,*}; b=${b%%/*}
-  [[ $b == *:* ]] || b=$b:9092
-  echo "$b"
-}
-mongo_addr() {  # host:port of the first host in MONGO_URI (credentials dropped)
-  local u=${MONGO_URI:-mongodb://localhost:27017}
-  [[ $u == mongodb+srv://* ]] && { echo "srv"; return; }
-  u=${u#*://}; u=${u##*@}; u=${u%%/*}; u=${u%%\?*}; u=${u%%,*}
-  [[ $u == *:* ]] || u=$u:27017
-  echo "$u"
-}
+# Addresses are read by cryptoapp/uris.py, the parser the worker and the dashboard use (standard library only).
+kafka_addr() { PYTHONPATH=$ROOT python3 -m cryptoapp.uris kafka; }  # host:port of the first bootstrap server
+mongo_addr() { PYTHONPATH=$ROOT python3 -m cryptoapp.uris mongo; }  # host:port of the first host, or "srv"
 host_of() { echo "${1%:*}"; }
 port_of() { echo "${1##*:}"; }
 # A server is ours to start only at a local address, and not when the user runs it (docker compose).
@@ -96,6 +86,21 @@ stop_pid() {  # $1 name, $2 pid, $3 signal
   say "$1 stopped (pid $2)"
 }
 
+# Succeeds when there is nothing to start: the server is someone else's (checked reachable) or ours and running.
+already_there() {  # $1 service, $2 host:port, $3 env var naming it, $4 what it is, $5 pattern of our process
+  local host port pid
+  host=$(host_of "$2"); port=$(port_of "$2")
+  if ! is_local "$host"; then
+    port_open "$host" "$port" || die "$3 $2 is not reachable: start that $4, or unset $3 and CRYPTOAPP_EXTERNAL_SERVICES to run a local one"
+    say "$1: using $2 (external), nothing started"; return 0
+  fi
+  if pid=$(pid_of "$1" "$5"); then
+    port_open "$host" "$port" && { say "$1: running on $2 (pid $pid)"; return 0; }
+    wait_ready "$1" "$pid" "$host" "$port" "$LOGS/$1.log"; return 0
+  fi
+  return 1
+}
+
 # --- Kafka --------------------------------------------------------------------------------------
 KAFKA_PATTERN="kafka.Kafka"
 
@@ -144,14 +149,7 @@ EOF
 kafka_up() {
   local addr host port pid
   addr=$(kafka_addr); host=$(host_of "$addr"); port=$(port_of "$addr")
-  if ! is_local "$host"; then
-    port_open "$host" "$port" || die "KAFKA_BROKER $addr is not reachable: start that broker, or unset KAFKA_BROKER and CRYPTOAPP_EXTERNAL_SERVICES to run a local one"
-    say "kafka: using $addr (external), nothing started"; return
-  fi
-  if pid=$(pid_of kafka "$KAFKA_PATTERN"); then
-    port_open "$host" "$port" && { say "kafka: running on $addr (pid $pid)"; return; }
-    wait_ready kafka "$pid" "$host" "$port" "$LOGS/kafka.log"; return
-  fi
+  already_there kafka "$addr" KAFKA_BROKER broker "$KAFKA_PATTERN" && return
   port_open "$host" "$port" && check_free_port kafka "$port" KAFKA_BROKER
   command -v java >/dev/null || die "java not found: install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
   mkdir -p "$LOCAL/kafka/data" "$LOGS" "$RUN"
@@ -225,14 +223,7 @@ mongo_up() {
   addr=$(mongo_addr)
   if [[ $addr == srv ]]; then say "mongo: using the MONGO_URI cluster (mongodb+srv), nothing started"; return; fi
   host=$(host_of "$addr"); port=$(port_of "$addr")
-  if ! is_local "$host"; then
-    port_open "$host" "$port" || die "MONGO_URI host $addr is not reachable: start that server, or unset MONGO_URI and CRYPTOAPP_EXTERNAL_SERVICES to run a local one"
-    say "mongo: using $addr (external), nothing started"; return
-  fi
-  if pid=$(pid_of mongo "$MONGO_PATTERN"); then
-    port_open "$host" "$port" && { say "mongo: running on $addr (pid $pid)"; return; }
-    wait_ready mongo "$pid" "$host" "$port" "$LOGS/mongo.log"; return
-  fi
+  already_there mongo "$addr" MONGO_URI server "$MONGO_PATTERN" && return
   port_open "$host" "$port" && check_free_port "MongoDB server" "$port" MONGO_URI
   mkdir -p "$LOCAL/mongo" "$LOGS" "$RUN"
   if command -v mongod >/dev/null; then

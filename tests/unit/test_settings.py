@@ -3,7 +3,8 @@
 import pytest
 
 from cryptoapp.coins import Coin, resolve, resolve_all
-from cryptoapp.settings import ConfigError, apply_flags, load, mask_uri, parse_symbols
+from cryptoapp.settings import ConfigError, apply_flags, load, parse_symbols
+from cryptoapp.uris import kafka_servers, mask_uri, mongo_servers
 
 
 def test_defaults_match_the_design():
@@ -52,7 +53,58 @@ def test_coins_resolve_from_ids_or_tickers():
     assert parse_symbols("bitcoin,bitcoin") == ("bitcoin",)
 
 
-def test_passwords_are_masked():
-    assert mask_uri("mongodb://app:s3cret@db.example.com:27017/crypto") == "mongodb://app:***@db.example.com:27017/crypto"
-    assert mask_uri("mongodb+srv://u:p%40ss@cluster0.example.net/") == "mongodb+srv://u:***@cluster0.example.net/"
-    assert mask_uri("mongodb://localhost:27017") == "mongodb://localhost:27017"
+def test_dashboard_environment_wins_over_streamlit_secrets_which_win_over_defaults():
+    s = load({"MONGO_DB": "env", "DASHBOARD_REFRESH": "5"},
+             {"MONGO_DB": "secret", "MONGO_URI": "mongodb://db.example:27018", "CRYPTO_INTERVAL": 2})
+    assert (s.mongo_db, s.mongo_uri, s.refresh, s.interval) == ("env", "mongodb://db.example:27018", 5.0, 2.0)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MONGO_URI": "localhost:27017"}, "is not a MongoDB URI"),
+    ({"DASHBOARD_REFRESH": "0.2"}, "must be at least 1 s"),
+    ({"CRYPTO_INTERVAL": "often"}, "is not a number"),
+])
+def test_unusable_dashboard_settings_are_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load(env)
+
+
+@pytest.mark.parametrize("uri, masked", [
+    ("mongodb://localhost:27017", "mongodb://localhost:27017"),
+    ("mongodb://bob:hunter2@db:27017/crypto", "mongodb://bob:***@db:27017/crypto"),
+    ("mongodb+srv://bob:p%40ss@cluster0.example.net/?retryWrites=true",
+     "mongodb+srv://bob:***@cluster0.example.net/?retryWrites=true"),
+    ("mongodb://bob@h1:1,h2:2/?authMechanismProperties=AWS_SESSION_TOKEN:abc&tlsCertificateKeyFilePassword=x",
+     "mongodb://bob@h1:1,h2:2/?authMechanismProperties=***&tlsCertificateKeyFilePassword=***"),
+])
+def test_passwords_and_credential_options_never_show(uri, masked):
+    assert mask_uri(uri) == masked
+
+
+def test_load_refuses_a_bad_uri_without_echoing_its_password():
+    with pytest.raises(ConfigError) as err:
+        load({"MONGO_URI": "postgres://bob:hunter2@db/x"})
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("uri, address", [
+    ("mongodb://localhost", "localhost:27017"),
+    ("mongodb://bob:pw@127.0.0.1:1/", "127.0.0.1:1"),
+    ("mongodb://h1,h2:27018/?replicaSet=rs", "h1:27017, h2:27018"),
+    ("mongodb+srv://bob:pw@cluster0.example.net/", "cluster0.example.net (DNS SRV)"),
+])
+def test_mongo_servers_names_host_and_port(uri, address):
+    assert mongo_servers(uri) == address
+
+
+def test_kafka_servers_read_like_faust_reads_them():
+    assert kafka_servers("kafka://localhost:9092") == ["localhost:9092"]
+    assert kafka_servers("kafka://b1:19092;kafka://b2") == ["b1:19092", "b2:9092"]
+    assert kafka_servers("b1,b2:9093") == ["b1:9092", "b2:9093"]
+
+
+def test_settings_never_print_credentials():
+    s = load({"MONGO_URI": "mongodb://app:s3cret@db/?authMechanismProperties=AWS_SESSION_TOKEN:tok",
+              "COINGECKO_API_KEY": "CG-key"})
+    assert "s3cret" not in repr(s) and "tok" not in repr(s) and "CG-key" not in repr(s)
+    assert s.api_key == "CG-key" and s.server == "db:27017"
