@@ -20,14 +20,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import MongoClient
 
 from cryptoapp.coins import resolve_all
-from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.schema import DEFAULT_SYMBOLS, PRICES_INDEXES, UTC
+from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
-from cryptoapp.storage import INDEXES
+from cryptoapp.uris import kafka_servers, mongo_servers
 
 ROOT = Path(__file__).resolve().parent.parent
-MONGO_URI = os.environ.get("MONGO_URI") or "mongodb://localhost:27017"
-KAFKA = (os.environ.get("KAFKA_BROKER") or "kafka://localhost:9092").split("://", 1)[-1].split(",")[0]
-DEFAULT_COINS = ("bitcoin", "ethereum", "binancecoin", "tether", "usd-coin")
+MONGO_URI = load().mongo_uri
+KAFKA = kafka_servers(load().kafka_broker)[0]
 
 
 def unique_name(kind: str) -> str:
@@ -41,12 +42,12 @@ def mongo() -> MongoClient:
 
 def create_indexes(collection) -> None:
     """The worker's own index declaration, so every baseline writes into the same shape of collection."""
-    for keys, name in INDEXES:
-        collection.create_index(keys, name=name)
+    for keys, name in PRICES_INDEXES:
+        collection.create_index(list(keys), name=name)
 
 
 def iter_simulated_ticks(count: int, end: dt.datetime, spacing: dt.timedelta,
-                         coins: Iterable[str] = DEFAULT_COINS) -> Iterator[PriceTick]:
+                         coins: Iterable[str] = DEFAULT_SYMBOLS) -> Iterator[PriceTick]:
     """`count` ticks of the project's simulated source, one step of every coin per `spacing`, the last step at `end`."""
     source = SimulatedSource(resolve_all(coins))
     steps = math.ceil(count / len(source.coins))
@@ -60,7 +61,7 @@ def iter_simulated_ticks(count: int, end: dt.datetime, spacing: dt.timedelta,
 
 
 def simulated_ticks(count: int, end: dt.datetime, spacing: dt.timedelta,
-                    coins: Iterable[str] = DEFAULT_COINS) -> list[PriceTick]:
+                    coins: Iterable[str] = DEFAULT_SYMBOLS) -> list[PriceTick]:
     return list(iter_simulated_ticks(count, end, spacing, coins))
 
 
@@ -135,7 +136,7 @@ async def prefill(topic: str, ticks: list[PriceTick]) -> float:
 
 def mongo_server_process() -> Optional[psutil.Process]:
     """The local process listening on the MongoDB port, to read its CPU time; None when it is not ours to see."""
-    port = int(re.search(r":(\d+)", MONGO_URI.split("@")[-1] + ":27017").group(1))
+    port = int(mongo_servers(MONGO_URI).split(", ")[0].rsplit(":", 1)[-1])
     try:
         for conn in psutil.net_connections("tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:

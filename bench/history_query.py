@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from bench import harness
 from bench.profiling import Profiler
-from cryptoapp.prices.models import UTC, to_document
+from cryptoapp.prices.models import to_document
+from cryptoapp.schema import UTC
 
 HOURS = 168
 TICKER = "BTC"

@@ -13,10 +13,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench import harness
 from bench.profiling import Profiler
 from cryptoapp.coins import resolve_all
-from cryptoapp.prices.models import UTC, decode_tick
-from cryptoapp.settings import Settings
+from cryptoapp.prices.models import decode_tick
+from cryptoapp.schema import UTC
+from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
-from tests.support.worker import Worker
+from cryptoapp.testing.processes import Worker
 
 
 async def _ticks_in_topic(topic: str) -> list[tuple[str, float]]:
@@ -25,7 +26,7 @@ async def _ticks_in_topic(topic: str) -> list[tuple[str, float]]:
     await consumer.start()
     try:
         # The worker creates its topic with the configured partition count (cryptoapp.app.prices_topic).
-        partitions = [TopicPartition(topic, p) for p in range(Settings().partitions)]
+        partitions = [TopicPartition(topic, p) for p in range(load().partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -115,7 +116,7 @@ def run(quick: bool, profiler: Profiler, source: str = "producer") -> dict:
     client = harness.mongo()
     collection = client[name].prices
     try:
-        asyncio.run(harness.create_topic(topic, Settings().partitions))
+        asyncio.run(harness.create_topic(topic, load().partitions))
         spawned = time.time()
         # Nothing polls MongoDB while ticks flow: on FerretDB every query scans the collection and would
         # slow the very writes being timed. Kafka's committed offsets say when the sink is done.

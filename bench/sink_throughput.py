@@ -12,10 +12,11 @@ from pymongo import AsyncMongoClient
 
 from bench import harness
 from bench.profiling import Profiler
-from cryptoapp.prices.models import UTC, decode_tick, to_document
-from cryptoapp.settings import Settings
+from cryptoapp.prices.models import decode_tick, to_document
+from cryptoapp.schema import PRICES_INDEXES, UTC
+from cryptoapp.settings import load
 from cryptoapp.storage import PriceStore
-from tests.support.worker import Worker
+from cryptoapp.testing.processes import Worker
 
 SINK_BATCH = 500  # the sink's take_events batch size, so the no-Kafka baseline writes batches the sink could
 
@@ -70,8 +71,8 @@ async def _naive_consume(topic: str, database: str, total: int, time_cap: float)
                                 auto_offset_reset="earliest")
     client = AsyncMongoClient(harness.MONGO_URI, tz_aware=True)
     collection = client[database].prices
-    for keys, name in harness.INDEXES:
-        await collection.create_index(keys, name=name)
+    for keys, name in PRICES_INDEXES:
+        await collection.create_index(list(keys), name=name)
     await consumer.start()
     stored, started = 0, None
     try:
@@ -155,12 +156,12 @@ def run(quick: bool, profiler: Profiler) -> dict:
     ticks = harness.simulated_ticks(total, dt.datetime(2025, 11, 21, tzinfo=UTC), dt.timedelta(seconds=1))
     client = harness.mongo()
     try:
-        asyncio.run(harness.create_topic(topic, Settings().partitions))
+        asyncio.run(harness.create_topic(topic, load().partitions))
         prefill_s = asyncio.run(harness.prefill(topic, ticks))
         now = dt.datetime.now(UTC)
         docs = [to_document(t, now) for t in ticks]
         result = {
-            "ticks": total, "topic_partitions": Settings().partitions, "prefill_s": round(prefill_s, 2),
+            "ticks": total, "topic_partitions": load().partitions, "prefill_s": round(prefill_s, 2),
             "raw_insert_many": raw_insert_many(client, docs),
             "store_without_kafka": store_without_kafka(client, ticks, caps["store"]),
             "naive_insert_one": naive_consumer(client, topic, total, caps["naive"]),

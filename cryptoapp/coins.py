@@ -14,7 +14,6 @@ KNOWN_COINS = {
     "matic-network": "MATIC", "toncoin": "TON", "monero": "XMR", "cosmos": "ATOM",
 }
 _BY_TICKER = {ticker: coin_id for coin_id, ticker in KNOWN_COINS.items()}
-TICKER_RE = re.compile(r"[A-Z0-9]{1,15}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,14 +14,11 @@ from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from cryptoapp.prices.models import UTC, PriceTick, to_document
-from cryptoapp.settings import mask_uri
+from cryptoapp.prices.models import PriceTick, to_document
+from cryptoapp.schema import PRICES, PRICES_INDEXES, UTC
+from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
-
-COLLECTION = "prices"
-# Declared next to the collection they serve; created idempotently on first contact.
-INDEXES = [([("sensor_id", ASCENDING), ("timestamp", ASCENDING)], "sensor_id_timestamp")]
 UPDATE_CHUNK = 50
 # Per-document write errors that pass (a primary stepping down, a server shutting down): retried.
 # Any other per-document error is the document's own fault and retrying it would block the stream.
@@ -84,11 +81,12 @@ class PriceStore(Service):
     @property
     def prices(self):
         assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][COLLECTION]
+        return self.client[self.database][PRICES]
 
     async def ensure_indexes(self) -> None:
-        for keys, name in INDEXES:
-            await self.prices.create_index(keys, name=name)
+        """The indexes cryptoapp.schema declares, created idempotently on first contact."""
+        for keys, name in PRICES_INDEXES:
+            await self.prices.create_index(list(keys), name=name)
         self._indexes_ready = True
 
     async def upsert(self, ticks: Iterable[PriceTick]) -> WriteResult:
@@ -160,7 +158,7 @@ class PriceStore(Service):
         """Retries with backoff until the batch is written: a tick that reached Kafka is never dropped."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StorageError),
-            wait=wait_exponential_jitter(initial=0.5, max=10),  # MongoDB back: written within ~10 s
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),  # MongoDB back: written within ~10 s
             before_sleep=lambda state: log.warning(
                 "%s; retry %d in %.1f s (the batch of %d ticks is held, its offsets uncommitted)",
                 state.outcome.exception(), state.attempt_number, state.upcoming_sleep, len(ticks)),
@@ -171,6 +169,11 @@ class PriceStore(Service):
 
     async def count(self, **query) -> int:
         return await self.prices.count_documents(query)
+
+    async def documents(self, projection: dict):
+        """Every stored tick with the fields of `projection` (audits of what was stored; reads the whole archive)."""
+        async for doc in self.prices.find({}, projection):
+            yield doc
 
     async def stored_times(self, ticker: str, since: dt.datetime) -> list[tuple[dt.datetime, str | None]]:
         """The source times of `ticker`'s stored ticks since `since`, oldest first, each with its granularity.

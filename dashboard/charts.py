@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import re
 import shutil
 from dataclasses import dataclass
 
@@ -12,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, SIMULATED, gap_threshold
 from dashboard import formatting
-from dashboard.data import BACKFILL, SIMULATED
 
 UP, DOWN, FLAT = "#15803d", "#b91c1c", "#64748b"
 LIVE, BACKFILLED, SIMULATED_COLOR, TREND = "#0369a1", "#38bdf8", "#c2410c", "#334155"
@@ -41,58 +40,51 @@ METRICS = {
     "24 h change": Metric("change_24h_pct", "24 h change (%)", suffix=" %", hover="+.2f"),
     "Bid/ask spread": Metric("spread", "Bid/ask spread (USD)", prefix="$", hover=",.6~f"),
 }
-SOURCE_NAMES = {"coingecko": "CoinGecko (live)", SIMULATED: "simulated data (not market prices)",
-                BACKFILL: "CoinGecko backfill"}
+SOURCE_NAMES = {COINGECKO: "CoinGecko (live)", SIMULATED: "simulated data (not market prices)",
+                COINGECKO_BACKFILL: "CoinGecko backfill"}
 
 
 class PngExportError(RuntimeError):
     """A chart could not be turned into a PNG; the message says why and what to install or change."""
 
 
-def granularity_seconds(text: object) -> float | None:
-    """'5m' -> 300, '1h' -> 3600; None when absent or not understood."""
-    match = re.fullmatch(r"(\d+)\s*([smhd])", str(text)) if isinstance(text, str) else None
-    if not match:
-        return None
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
-def expected_spacing(frame: pd.DataFrame, interval_s: float, bucket_s: float = 0) -> pd.Series:
-    """Seconds expected between a row and the next: the backfill granularity, else the poll interval (or bucket)."""
-    spacing = frame["granularity"].map(granularity_seconds).astype("float64").fillna(float(interval_s))
-    return spacing.clip(lower=float(bucket_s))
-
-
 Span = tuple[pd.Timestamp, pd.Timestamp]
+
+
+def _thresholds(rows: pd.DataFrame, interval_s: float, bucket_s: float) -> list[float]:
+    """For each row and the next, the seconds between them that make a gap (cryptoapp.schema.gap_threshold)."""
+    labels = rows["granularity"].tolist()
+    return [gap_threshold(interval_s, a, b, bucket_s=bucket_s) for a, b in zip(labels, labels[1:])]
 
 
 def gap_spans(frame: pd.DataFrame, interval_s: float, bucket_s: float = 0,
               start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Span]:
-    """Time spans with no tick for longer than twice the expected spacing, window edges included."""
+    """Time spans the backfill calls gaps (cryptoapp.schema.gap_threshold), window edges included."""
     if frame.empty:
         return [(pd.Timestamp(start), pd.Timestamp(end))] if start is not None and end is not None else []
     rows = frame.sort_values("timestamp", kind="stable")
-    times = rows["timestamp"].reset_index(drop=True)
-    spacing = expected_spacing(rows, interval_s, bucket_s).reset_index(drop=True)
+    times = rows["timestamp"].tolist()
+    labels = rows["granularity"].tolist()
     spans = []
-    if start is not None and (times.iloc[0] - pd.Timestamp(start)).total_seconds() > 2 * spacing.iloc[0]:
-        spans.append((pd.Timestamp(start), times.iloc[0]))
-    allowed = 2 * pd.concat([spacing, spacing.shift(-1)], axis=1).max(axis=1)
-    following = times.shift(-1)
-    for i in ((following - times).dt.total_seconds() > allowed).to_numpy().nonzero()[0]:
-        spans.append((times.iloc[i], following.iloc[i]))
-    if end is not None and (pd.Timestamp(end) - times.iloc[-1]).total_seconds() > 2 * spacing.iloc[-1]:
-        spans.append((times.iloc[-1], pd.Timestamp(end)))
+    if start is not None and (times[0] - pd.Timestamp(start)).total_seconds() > \
+            gap_threshold(interval_s, labels[0], bucket_s=bucket_s):
+        spans.append((pd.Timestamp(start), times[0]))
+    for i, limit in enumerate(_thresholds(rows, interval_s, bucket_s)):
+        if (times[i + 1] - times[i]).total_seconds() > limit:
+            spans.append((times[i], times[i + 1]))
+    if end is not None and (pd.Timestamp(end) - times[-1]).total_seconds() > \
+            gap_threshold(interval_s, labels[-1], bucket_s=bucket_s):
+        spans.append((times[-1], pd.Timestamp(end)))
     return spans
 
 
 def _with_breaks(rows: pd.DataFrame, column: str, interval_s: float, bucket_s: float) -> tuple[list, list, list]:
     """x, y and tick counts with a None wherever the series has a gap, so no line is drawn across it."""
-    spacing = expected_spacing(rows, interval_s, bucket_s).to_numpy()
+    limits = _thresholds(rows, interval_s, bucket_s)
     times, values, points = rows["timestamp"].tolist(), rows[column].tolist(), rows["points"].tolist()
     xs, ys, counts = [], [], []
     for i, (t, v, n) in enumerate(zip(times, values, points)):
-        if i and (t - times[i - 1]).total_seconds() > 2 * max(spacing[i], spacing[i - 1]):
+        if i and (t - times[i - 1]).total_seconds() > limits[i - 1]:
             xs.append(None), ys.append(None), counts.append(None)
         xs.append(t), ys.append(None if pd.isna(v) else v), counts.append(n)
     return xs, ys, counts
@@ -118,7 +110,7 @@ def _style(fig: go.Figure, title: str, uirevision: str, height: int) -> go.Figur
 def _trace_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Rows split by source, backfilled rows last so live data draws on top."""
     sources = frame["source"].fillna("unknown source")
-    order = sorted(sources.unique(), key=lambda s: (s == BACKFILL, s))
+    order = sorted(sources.unique(), key=lambda s: (s == COINGECKO_BACKFILL, s))
     return [(source, frame[sources == source]) for source in order]
 
 
@@ -131,7 +123,7 @@ def history_figure(frame: pd.DataFrame, ticker: str, metric: str = "Price", inte
     fig = go.Figure()
     for source, rows in _trace_groups(frame):
         xs, ys, counts = _with_breaks(rows, spec.column, interval_s, bucket_s)
-        backfill = source == BACKFILL
+        backfill = source == COINGECKO_BACKFILL
         name = SOURCE_NAMES.get(source, source)
         if backfill:
             steps = sorted({g for g in rows["granularity"].dropna()})
@@ -157,7 +149,7 @@ def history_figure(frame: pd.DataFrame, ticker: str, metric: str = "Price", inte
         fig.add_vrect(x0=gap_start, x1=gap_end, fillcolor=GAP_FILL, opacity=0.18, line_width=0, layer="below")
     if gaps:
         # Shapes have no legend entry: an empty trace carries the note.
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="no data (gap > 2× interval)",
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="no data (gap)",
                                  marker={"symbol": "square", "size": 12, "color": GAP_FILL, "opacity": 0.5},
                                  hoverinfo="skip"))
     simulated = SIMULATED in set(frame["source"].dropna())

@@ -25,21 +25,13 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
-UTC = dt.timezone.utc
-COLLECTION = "prices"
-# The worker declares this index; test seeding creates the same one.
-INDEX = ([("sensor_id", ASCENDING), ("timestamp", ASCENDING)], "sensor_id_timestamp")
-TICKER_RE = re.compile(r"^[A-Z0-9]{1,15}$")
+from cryptoapp.schema import DEFAULT_TICKERS, PRICES, TICK_NUMBERS, TICK_TEXTS, TICKER_RE, UTC, bson_time
+
 MAX_HOURS = 168
 DEFAULT_MAX_POINTS = 2000
-DEFAULT_COINS = ("BTC", "ETH", "BNB", "USDT", "USDC")
-NUMBERS = ("value", "volume_24h", "change_24h_pct", "market_cap", "bid_price", "ask_price")
-TEXTS = ("sensor_id", "source", "granularity")
-FIELDS = ("timestamp", *NUMBERS, *TEXTS)
+FIELDS = ("timestamp", *TICK_NUMBERS, *TICK_TEXTS)
 PROJECTION = {"_id": 0, **{field: 1 for field in FIELDS}}
 COLUMNS = (*FIELDS, "spread", "points")
-BACKFILL = "coingecko-backfill"
-SIMULATED = "simulated"
 # Error codes of a server that lacks an aggregation stage or operator: NotImplemented (FerretDB),
 # InvalidPipelineOperator, unknown $group accumulator, unrecognized stage (MongoDB).
 _UNSUPPORTED = {238, 168, 15952, 40324}
@@ -108,8 +100,7 @@ def time_window(hours: float, now: dt.datetime | None = None) -> tuple[dt.dateti
     end = now or dt.datetime.now(UTC)
     if end.tzinfo is None:
         raise ValueError("`now` needs a time zone (UTC)")
-    # BSON dates keep milliseconds: a bound finer than that would be rounded by the server.
-    end = end.astimezone(UTC).replace(microsecond=end.microsecond // 1000 * 1000)
+    end = bson_time(end)  # a bound finer than BSON's milliseconds would be rounded by the server
     return end - dt.timedelta(hours=hours), end
 
 
@@ -144,7 +135,7 @@ def bucket_pipeline(match: dict, bucket_s: int) -> list[dict]:
         {"$group": {
             "_id": {"bucket": bucket, "sensor_id": "$sensor_id", "source": "$source"},
             "timestamp": {"$min": "$timestamp"},
-            **{field: {"$avg": f"${field}"} for field in NUMBERS},
+            **{field: {"$avg": f"${field}"} for field in TICK_NUMBERS},
             "granularity": {"$max": "$granularity"},
             "points": {"$sum": 1},
         }},
@@ -160,10 +151,10 @@ def frame_from_documents(docs: Iterable[dict]) -> pd.DataFrame:
         rows.append({**doc, **key} if isinstance(key, dict) else doc)
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "spread"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for column in NUMBERS:
+    for column in TICK_NUMBERS:
         # A non-number in the data shows as missing, never as a made-up value.
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in TEXTS:
+    for column in TICK_TEXTS:
         frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
     frame["points"] = pd.to_numeric(frame["points"], errors="coerce").fillna(1).astype("int64")
     frame["spread"] = frame["ask_price"] - frame["bid_price"]
@@ -174,12 +165,11 @@ def downsample(frame: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
     """The same buckets as bucket_pipeline, made from raw ticks here (for servers that cannot)."""
     if frame.empty:
         return frame
-    epoch = pd.Timestamp(0, tz="UTC")
-    bucket = (frame["timestamp"] - epoch) // pd.Timedelta(seconds=bucket_s)
+    bucket = frame["timestamp"].dt.floor(pd.Timedelta(seconds=bucket_s))  # epoch-aligned, like the server's
     grouped = frame.assign(bucket=bucket).groupby(["bucket", "sensor_id", "source"], sort=False, dropna=False)
     rows = grouped.agg(
         timestamp=("timestamp", "min"),
-        **{field: (field, "mean") for field in NUMBERS},
+        **{field: (field, "mean") for field in TICK_NUMBERS},
         granularity=("granularity", "first"),
         points=("points", "sum"),
     ).reset_index()
@@ -204,16 +194,16 @@ def server_buckets(db: Database) -> bool:
 
 
 def _find(db: Database, match: dict) -> pd.DataFrame:
-    return frame_from_documents(db[COLLECTION].find(match, PROJECTION, sort=[("timestamp", ASCENDING)]))
+    return frame_from_documents(db[PRICES].find(match, PROJECTION, sort=[("timestamp", ASCENDING)]))
 
 
 def _load_window(db: Database, match: dict, bucket_s: int, max_points: int) -> tuple[pd.DataFrame, int, str | None]:
     """(rows, ticks in the window, where it was downsampled: "server", "client" or None for raw rows)."""
     if server_buckets(db):
-        ticks = db[COLLECTION].count_documents(match)
+        ticks = db[PRICES].count_documents(match)
         if ticks <= max_points:
             return _find(db, match), ticks, None
-        return frame_from_documents(db[COLLECTION].aggregate(bucket_pipeline(match, bucket_s))), ticks, "server"
+        return frame_from_documents(db[PRICES].aggregate(bucket_pipeline(match, bucket_s))), ticks, "server"
     raw = _find(db, match)
     if len(raw) <= max_points:
         return raw, len(raw), None
@@ -244,7 +234,7 @@ def load_history(db: Database, ticker: str, hours: float, now: dt.datetime | Non
 def stored_ticks(db: Database) -> int | None:
     """How many ticks the collection holds, from its statistics (a count() would read them all on FerretDB)."""
     try:
-        stats = list(db[COLLECTION].aggregate([{"$collStats": {"count": {}}}]))
+        stats = list(db[PRICES].aggregate([{"$collStats": {"count": {}}}]))
     except OperationFailure:
         return None  # no statistics for this account or server: the page simply says less
     return int(stats[0]["count"]) if stats and "count" in stats[0] else 0
@@ -253,14 +243,14 @@ def stored_ticks(db: Database) -> int | None:
 @_translated
 def list_coins(db: Database) -> list[str]:
     """The tickers stored, the default coins first in their usual order; malformed names are left out."""
-    found = {t for t in db[COLLECTION].distinct("sensor_id") if isinstance(t, str) and TICKER_RE.fullmatch(t)}
-    return [t for t in DEFAULT_COINS if t in found] + sorted(found.difference(DEFAULT_COINS))
+    found = {t for t in db[PRICES].distinct("sensor_id") if isinstance(t, str) and TICKER_RE.fullmatch(t)}
+    return [t for t in DEFAULT_TICKERS if t in found] + sorted(found.difference(DEFAULT_TICKERS))
 
 
 def _newest_each(db: Database, coins: Iterable[str]) -> pd.DataFrame:
     docs = []
     for coin in coins:
-        doc = db[COLLECTION].find_one({"sensor_id": check_ticker(coin)}, PROJECTION, sort=[("timestamp", DESCENDING)])
+        doc = db[PRICES].find_one({"sensor_id": check_ticker(coin)}, PROJECTION, sort=[("timestamp", DESCENDING)])
         if doc is not None:
             docs.append(doc)
     return frame_from_documents(docs)

@@ -9,9 +9,8 @@ from typing import Any, Optional
 
 import faust
 
-from cryptoapp.coins import TICKER_RE
+from cryptoapp.schema import TICKER_RE, UTC, iso_z, tick_id
 
-UTC = dt.timezone.utc
 _OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap")
 
 
@@ -37,7 +36,7 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
 
     @property
     def tick_id(self) -> str:
-        return tick_id(self.ticker, self.timestamp)
+        return tick_id(self.ticker, self.timestamp, self.source)
 
     def is_newer_than(self, other: Optional["PriceTick"]) -> bool:
         """The newest-wins rule of latest_prices: an older tick never replaces a newer one."""
@@ -57,19 +56,6 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
 
     def encode(self) -> bytes:
         return json.dumps(self.to_json(), allow_nan=False).encode()
-
-
-def iso_z(ts: dt.datetime) -> str:
-    """ISO-8601 in UTC with a Z; milliseconds only when the time has them (BSON dates keep ms)."""
-    ts = ts.astimezone(UTC)
-    if ts.microsecond // 1000:
-        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tick_id(ticker: str, timestamp: dt.datetime) -> str:
-    """The deterministic MongoDB _id: <TICKER>_<source timestamp>, e.g. BTC_2025-11-21T10:00:00Z."""
-    return f"{ticker}_{iso_z(timestamp)}"
 
 
 def _number(data: dict, field: str, required: bool) -> Optional[float]:

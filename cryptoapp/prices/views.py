@@ -7,7 +7,7 @@ from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
 from cryptoapp.app import app, latest_prices
-from cryptoapp.coins import TICKER_RE
+from cryptoapp.schema import TICKER_RE
 
 
 @app.page("/prices/")

@@ -9,7 +9,8 @@ import random
 from mode import Service
 
 from cryptoapp.coins import Coin
-from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.schema import UTC
 
 # Late-2025 levels: price (USD), circulating supply, 24 h volume (USD), per-step volatility.
 _START = {

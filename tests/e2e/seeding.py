@@ -9,9 +9,8 @@ from collections.abc import Iterable
 
 from pymongo.database import Database
 
-from dashboard.data import COLLECTION, INDEX
+from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, PRICES, PRICES_INDEXES, bson_time, tick_id
 
-UTC = dt.timezone.utc
 # Late-2025 levels: price (USD), 24 h volume (USD), circulating supply.
 COINS = {
     "BTC": (87000.0, 6.0e10, 19.95e6),
@@ -22,20 +21,13 @@ COINS = {
 }
 
 
-def iso_z(ts: dt.datetime) -> str:
-    ts = ts.astimezone(UTC)
-    if ts.microsecond // 1000:
-        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tick(ticker: str, timestamp: dt.datetime, value: float | None, *, source: str = "coingecko",
+def tick(ticker: str, timestamp: dt.datetime, value: float | None, *, source: str = COINGECKO,
          volume_24h: float | None = None, change_24h_pct: float | None = None, market_cap: float | None = None,
          bid_price: float | None = None, ask_price: float | None = None, granularity: str | None = None) -> dict:
     """One stored tick as the worker writes it (shared/DESIGN.md)."""
-    timestamp = timestamp.astimezone(UTC).replace(microsecond=timestamp.microsecond // 1000 * 1000)
+    timestamp = bson_time(timestamp)
     doc = {
-        "_id": f"{ticker}_{iso_z(timestamp)}", "timestamp": timestamp, "value": value, "sensor_id": ticker,
+        "_id": tick_id(ticker, timestamp, source), "timestamp": timestamp, "value": value, "sensor_id": ticker,
         "bid_price": bid_price, "ask_price": ask_price, "volume_24h": volume_24h, "change_24h_pct": change_24h_pct,
         "market_cap": market_cap, "currency": "usd", "source": source, "inserted_at": timestamp,
     }
@@ -46,9 +38,9 @@ def tick(ticker: str, timestamp: dt.datetime, value: float | None, *, source: st
 
 def store(db: Database, docs: Iterable[dict]) -> int:
     """Insert the ticks into db.prices (with the worker's index) in batches; returns how many were written."""
-    prices = db[COLLECTION]
-    keys, name = INDEX
-    prices.create_index(keys, name=name)
+    prices = db[PRICES]
+    for keys, name in PRICES_INDEXES:
+        prices.create_index(list(keys), name=name)
     batch, written = [], 0
     for doc in docs:
         batch.append(doc)
@@ -81,7 +73,7 @@ def market(now: dt.datetime, backfill_hours: float = 48, gap_hours: float = 1, l
             price *= math.exp(rng.gauss(0.0, sigma * math.sqrt(step / 60)))
             volume *= math.exp(rng.gauss(0.0, 0.002 * math.sqrt(step / 60)))
             if backfill or t >= live_start:
-                docs.append(tick(ticker, t, price, source="coingecko-backfill" if backfill else "coingecko",
+                docs.append(tick(ticker, t, price, source=COINGECKO_BACKFILL if backfill else COINGECKO,
                                  volume_24h=volume, change_24h_pct=(price / opening - 1) * 100,
                                  market_cap=price * supply, granularity="5m" if backfill else None))
             t += dt.timedelta(seconds=step)

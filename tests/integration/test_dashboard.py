@@ -9,6 +9,7 @@ import pytest
 from pymongo import MongoClient
 from streamlit.testing.v1 import AppTest
 
+from cryptoapp import schema
 from dashboard import data
 from tests.e2e import seeding
 from tests.e2e.seeding import tick
@@ -62,7 +63,7 @@ def test_cards_show_the_newest_stored_values_with_coloured_24h_change(db):
     seed(db, [
         tick("BTC", t - dt.timedelta(minutes=10), 80000.0, volume_24h=2.9e10, change_24h_pct=-1.0),
         tick("BTC", t - dt.timedelta(minutes=1), 81450.5, volume_24h=3.1e10, change_24h_pct=3.64, market_cap=1.3e12),
-        tick("BTC", t - dt.timedelta(hours=30), 70000.0, source=data.BACKFILL, granularity="1h"),
+        tick("BTC", t - dt.timedelta(hours=30), 70000.0, source=schema.COINGECKO_BACKFILL, granularity="1h"),
         tick("ETH", t - dt.timedelta(hours=3), 3000.0, volume_24h=1.0e10, change_24h_pct=1.0),
         tick("ETH", t - dt.timedelta(minutes=2), 2900.25, volume_24h=1.2e10, change_24h_pct=-2.1),
         tick("USDT", t - dt.timedelta(seconds=30), 1.00021),  # the source sent no volume and no change
@@ -94,7 +95,7 @@ def test_stale_coins_are_flagged_even_when_silent_for_longer_than_a_day(db):
 
 def test_simulated_ticks_are_labelled_as_simulated(db):
     t = now()
-    seed(db, [tick("BTC", t - dt.timedelta(seconds=5), 87000.0, source=data.SIMULATED, volume_24h=6e10, change_24h_pct=0.1),
+    seed(db, [tick("BTC", t - dt.timedelta(seconds=5), 87000.0, source=schema.SIMULATED, volume_24h=6e10, change_24h_pct=0.1),
               tick("ETH", t - dt.timedelta(seconds=5), 2900.0, volume_24h=2e10, change_24h_pct=0.1)])
     at = run_app()
     assert "Simulated data" in at.warning[0].value

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from cryptoapp import schema
 from dashboard import charts, data
 
 UTC = dt.timezone.utc
@@ -34,16 +35,29 @@ def test_regular_ticks_have_no_gap():
     assert charts.gap_spans(frame(ticks(range(0, 120))), interval_s=60) == []
 
 
-def test_a_silence_longer_than_two_intervals_is_a_gap_with_exact_bounds():
-    rows = frame(ticks(list(range(0, 30)) + list(range(33, 40)) + list(range(50, 60))))
-    assert charts.gap_spans(rows, interval_s=60) == [(at(29), at(33)), (at(39), at(50))]
-    assert charts.gap_spans(rows, interval_s=120) == [(at(39), at(50))]  # 4 min is within 2 x 2 min
+def test_a_silence_longer_than_the_gap_threshold_is_a_gap_with_exact_bounds():
+    rows = frame(ticks(list(range(0, 30)) + list(range(33, 40)) + list(range(52, 60))))
+    # 4 minutes is no gap (the backfill would find nothing to fill in it); 13 minutes is
+    assert charts.gap_spans(rows, interval_s=60) == [(at(39), at(52))]
+    assert charts.gap_spans(rows, interval_s=420) == []  # 13 min is within two 7-minute intervals
+
+
+def test_the_chart_shades_exactly_the_gaps_the_backfill_fills():
+    from cryptoapp.backfill.history import find_gaps
+
+    minutes = [0, 1, 2, 9, 25, 26, 40, 41, 53, 60]
+    labels = ["5m", "5m", None, None, "1h", None, None, "5m", None, None]
+    rows = frame(*[ticks([m], granularity=g) for m, g in zip(minutes, labels)])
+    stored = [(at(m).to_pydatetime(), g) for m, g in zip(minutes, labels)]
+    backfill = [(pd.Timestamp(s.start), pd.Timestamp(s.end)) for s in find_gaps(stored, at(0), at(60), 60)]
+    # 9 -> 25 borders hourly history (no gap); 26 -> 40 and 41 -> 53 are over 10 minutes
+    assert charts.gap_spans(rows, 60, start=at(0), end=at(60)) == backfill == [(at(26), at(40)), (at(41), at(53))]
 
 
 def test_backfill_spacing_is_its_granularity_not_a_gap():
-    rows = frame(ticks(range(0, 60, 5), source=data.BACKFILL, granularity="5m"), ticks(range(60, 70)))
+    rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(60, 70)))
     assert charts.gap_spans(rows, interval_s=60) == []
-    holey = frame(ticks([0, 5, 30], source=data.BACKFILL, granularity="5m"))
+    holey = frame(ticks([0, 5, 30], source=schema.COINGECKO_BACKFILL, granularity="5m"))
     assert charts.gap_spans(holey, interval_s=60) == [(at(5), at(30))]
 
 
@@ -54,27 +68,27 @@ def test_window_edges_without_ticks_are_gaps_too():
 
 
 def test_buckets_widen_the_allowed_spacing():
-    rows = frame(ticks(range(0, 60, 10)))
+    rows = frame(ticks(range(0, 90, 15)))
     assert charts.gap_spans(rows, 60) != []
     assert charts.gap_spans(rows, 60, bucket_s=600) == []
 
 
 def test_history_draws_backfill_dashed_in_its_own_legend_entry_and_shades_gaps():
-    rows = frame(ticks(range(0, 60, 5), source=data.BACKFILL, granularity="5m"), ticks(range(90, 120)))
+    rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(90, 120)))
     fig = charts.history_figure(rows, "BTC", "Price", interval_s=60, start=at(0), end=at(120))
     by_name = {trace.name: trace for trace in fig.data}
     live, backfill = by_name["CoinGecko (live)"], by_name["CoinGecko backfill (5m points)"]
     assert live.line.dash == "solid" and backfill.line.dash == "dash"
     assert live.line.color != backfill.line.color
     assert [y for y in backfill.y if y is not None] == [100.0 + m for m in range(0, 60, 5)]
-    assert "no data (gap > 2× interval)" in by_name
+    assert "no data (gap)" in by_name
     assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(at(55), at(90))]
     assert fig.layout.uirevision == "history-BTC-Price"
 
 
 def test_lines_break_at_gaps_instead_of_bridging_them():
-    fig = charts.history_figure(frame(ticks([0, 1, 2, 10, 11])), "BTC", "Price", interval_s=60)
-    assert list(fig.data[0].y) == [100.0, 101.0, 102.0, None, 110.0, 111.0]
+    fig = charts.history_figure(frame(ticks([0, 1, 2, 20, 21])), "BTC", "Price", interval_s=60)
+    assert list(fig.data[0].y) == [100.0, 101.0, 102.0, None, 120.0, 121.0]
 
 
 def test_large_series_use_webgl_and_small_ones_svg():
@@ -90,13 +104,13 @@ def test_trend_is_a_moving_average_over_the_chosen_hours():
 
 
 def test_other_metrics_and_simulated_data_are_labelled():
-    fig = charts.history_figure(frame(ticks(range(10), source=data.SIMULATED)), "ETH", "24 h volume")
+    fig = charts.history_figure(frame(ticks(range(10), source=schema.SIMULATED)), "ETH", "24 h volume")
     assert fig.layout.yaxis.title.text == "24 h volume (USD)"
     assert "simulated" in fig.layout.title.text and "simulated" in fig.data[0].name
 
 
 def test_live_prices_have_one_panel_per_coin_with_a_shared_time_axis():
-    series = frame(ticks(range(30)), ticks(range(30), ticker="ETH", source=data.SIMULATED, value=3000))
+    series = frame(ticks(range(30)), ticks(range(30), ticker="ETH", source=schema.SIMULATED, value=3000))
     fig = charts.live_prices_figure(series, ["BTC", "ETH", "BNB"])  # BNB has no ticks: no empty panel
     assert [t.name for t in fig.data] == ["BTC", "ETH (simulated)"]
     assert fig.layout.yaxis.title.text == "BTC" and fig.layout.yaxis2.title.text == "ETH (simulated)"

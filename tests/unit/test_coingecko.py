@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from cryptoapp.coins import resolve_all
-from cryptoapp.settings import DEFAULT_SYMBOLS
+from cryptoapp.schema import DEFAULT_SYMBOLS
 from cryptoapp.sources.coingecko import SourceError, parse_simple_price, simple_price_params
 from tests.support.fake_coingecko import reference
 

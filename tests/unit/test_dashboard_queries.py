@@ -5,6 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from cryptoapp import schema
 from dashboard import data
 
 UTC = dt.timezone.utc
@@ -80,7 +81,7 @@ def test_bucket_pipeline_matches_first_then_groups_by_bucket_coin_and_source():
     assert group["_id"] == {"bucket": {"$subtract": [millis, {"$mod": [millis, 303_000]}]},
                             "sensor_id": "$sensor_id", "source": "$source"}
     assert group["timestamp"] == {"$min": "$timestamp"} and group["points"] == {"$sum": 1}
-    assert all(group[field] == {"$avg": f"${field}"} for field in data.NUMBERS)
+    assert all(group[field] == {"$avg": f"${field}"} for field in schema.TICK_NUMBERS)
     assert pipeline[-1] == {"$sort": {"timestamp": 1}}
 
 

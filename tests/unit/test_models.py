@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick, tick_id, to_document
+from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick, to_document
+from cryptoapp.schema import tick_id
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -21,6 +22,11 @@ def test_id_is_ticker_and_source_time_in_utc():
     assert tick_id("ETH", dt.datetime(2025, 11, 21, 11, tzinfo=plus_one)) == "ETH_2025-11-21T10:00:00Z"
     # Sub-second sources keep their milliseconds, as a BSON date does, so fast ticks stay distinct.
     assert tick_id("BTC", T0.replace(microsecond=123456)) == "BTC_2025-11-21T10:00:00.123Z"
+
+
+def test_sources_other_than_coingecko_never_share_its_ids():
+    assert tick(source="coingecko-backfill").tick_id == tick(source="simulated").tick_id == "BTC_2025-11-21T10:00:00Z"
+    assert tick(source="binanceus").tick_id == "BTC_binanceus_2025-11-21T10:00:00Z"
 
 
 def test_document_has_the_design_schema_and_nulls_for_what_the_source_lacks():

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from cryptoapp.coins import resolve_all
-from cryptoapp.settings import DEFAULT_SYMBOLS
+from cryptoapp.schema import DEFAULT_SYMBOLS
 from cryptoapp.sources.simulated import SimulatedSource
 
 NOW = dt.datetime(2025, 11, 21, 10, tzinfo=dt.timezone.utc)
