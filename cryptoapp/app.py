@@ -1,4 +1,5 @@
-"""The Faust app: broker, topics and the latest_prices table, declared once; `main()` is the console script."""
+"""The Faust app: broker, topics, the latest_prices table and the services the agents share (store, price
+source, request budget), declared once; `main()` is the console script."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import socket
 import sys
 import threading
 import time
+from functools import cached_property
 
 import faust
+from faust.app.base import SCAN_IGNORE
+from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
+from cryptoapp.coins import Coin, resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
-from cryptoapp.settings import ConfigError, apply_flags, settings
+from cryptoapp.settings import ConfigError, Settings, apply_flags, settings
+from cryptoapp.sources import PriceSource, make_source
+from cryptoapp.sources.budget import request_budget
+from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +76,46 @@ async def _kafka_answers(urls) -> bool:
 
 
 class PricesApp(faust.App):
-    """The Faust app; at start-up it waits for Kafka instead of exiting, then creates its topics."""
+    """The Faust app; at start-up it waits for Kafka instead of exiting, then creates its topics.
+
+    It owns the services its agents, timers and commands share. They are made on first use, after the
+    command line's flags reached the settings, and they start before the agents, tables and timers
+    (the app's own dependencies), so no agent has to start them by hand.
+    """
+
+    def __init__(self, *args, settings: Settings, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    @cached_property
+    def coins(self) -> tuple[Coin, ...]:
+        return resolve_all(self.settings.symbols)
+
+    @cached_property
+    def request_budget(self):
+        """Calls per minute to the price API, shared by everything that calls it (polls and backfill)."""
+        return request_budget(self.settings.requests_per_minute)
+
+    @cached_property
+    def store(self) -> PriceStore:
+        return PriceStore(self.settings.mongo_uri, self.settings.mongo_db)
+
+    @cached_property
+    def source(self) -> PriceSource:
+        return make_source(self.settings, self.coins, self.request_budget)
+
+    async def publish(self, ticks: list[PriceTick]) -> None:
+        """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
+        pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
+        for fut in pending:
+            await fut
+
+    def discover(self, *extra_modules: str, categories=None, ignore=(*SCAN_IGNORE, "cryptoapp.testing")) -> None:
+        # Autodiscovery imports every module of the package; the tests' and benchmarks' support is not the worker's.
+        super().discover(*extra_modules, categories=categories, ignore=ignore)
+
+    def on_init_dependencies(self):
+        return [self.store, self.source, *super().on_init_dependencies()]
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -109,22 +156,27 @@ class PricesApp(faust.App):
         log.warning("Kafka at %s is not reachable: waiting for it (start it with `make services`, or "
                     "fix KAFKA_BROKER); the worker goes on as soon as it answers", where)
         started = last_log = time.monotonic()
-        delay = 0.5
-        while not self.should_stop:
-            await self.sleep(delay)
-            if self.should_stop:
-                return
-            if await _kafka_answers(urls):
-                log.warning("Kafka at %s answers after %.0f s: starting", where, time.monotonic() - started)
-                return
+
+        def still_waiting(state) -> None:
+            nonlocal last_log
             if time.monotonic() - last_log >= BROKER_WAIT_LOG_EVERY:
                 last_log = time.monotonic()
                 log.warning("still waiting for Kafka at %s (%.0f s)", where, last_log - started)
-            delay = min(delay * 2, 5.0)
+
+        async for attempt in AsyncRetrying(retry=retry_if_result(lambda answered: not answered),
+                                           wait=wait_exponential(multiplier=0.5, max=5.0),
+                                           sleep=self.sleep, before_sleep=still_waiting):
+            with attempt:
+                answered = self.should_stop or await _kafka_answers(urls)
+            if not attempt.retry_state.outcome.failed:
+                attempt.retry_state.set_result(answered)
+        if not self.should_stop:
+            log.warning("Kafka at %s answers after %.0f s: starting", where, time.monotonic() - started)
 
 
 app = PricesApp(
     settings.app_id,
+    settings=settings,
     broker=settings.kafka_broker,
     autodiscover=True,
     origin="cryptoapp",

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.private_services import private_services  # noqa: F401  (one private Kafka + MongoDB per run)
+from cryptoapp.testing.services import PrivateServices
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"
+# Tests that import the Faust app in this process (agent tests) get this session's own app id and topics, never a
+# user's `crypto-prices`; workers started by tests choose their own names anyway.
+os.environ["CRYPTO_APP_ID"] = f"test-session-{uuid.uuid4().hex[:8]}"
+os.environ["CRYPTO_TOPIC"] = f"{os.environ['CRYPTO_APP_ID']}-prices"
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +34,17 @@ def services():
 def unique_name():
     """A name no other test run uses, for topics, databases and consumer groups."""
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def private_services(tmp_path_factory):
+    """Requires Java and FerretDB/mongod: a Kafka and a MongoDB of this test session's own, always torn down.
+
+    Tests may stop or kill them but must leave them up (`up()` is a no-op when running).
+    """
+    services = PrivateServices(tmp_path_factory.mktemp("private-services"))
+    try:
+        services.up()
+        yield services
+    finally:
+        services.close()

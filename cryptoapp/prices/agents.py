@@ -1,4 +1,4 @@
-"""The agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
+"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ import time
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
-from cryptoapp.coins import resolve_all
-from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
-from cryptoapp.settings import settings
-from cryptoapp.sources import make_source
-from cryptoapp.sources.backfill import backfill_at_start_up
-from cryptoapp.sources.budget import request_budget as make_request_budget
-from cryptoapp.storage import PriceStore
+from cryptoapp.prices.models import InvalidTick, decode_tick
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +19,12 @@ BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; f
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
 
-coins = resolve_all(settings.symbols)
-# The request budget (calls per minute) is shared by everything that calls the price API.
-request_budget = make_request_budget(settings.requests_per_minute)
-source = app.service(make_source(settings, coins, request_budget))
-store = app.service(PriceStore(settings.mongo_uri, settings.mongo_db))
-
-
-async def publish(ticks: list[PriceTick]) -> None:
-    """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
-    pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
-    for fut in pending:
-        await fut
-
-
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
 # when due gives the first prices a second after start instead of a minute.
 _next_poll = 0.0
 
 
-@app.timer(interval=min(1.0, settings.interval), on_leader=True)
+@app.timer(interval=min(1.0, app.settings.interval), on_leader=True)
 async def fetch_prices() -> None:
     """One poll of the price source for all coins; runs on the leader only, so workers never multiply calls."""
     global _next_poll
@@ -52,7 +32,9 @@ async def fetch_prices() -> None:
     if now < _next_poll or app.should_stop:  # a stopping worker no longer reads its topic: publish no more
         return
     # Keep the cadence (no drift) unless a poll ran late, then count from now.
-    _next_poll = _next_poll + settings.interval if _next_poll + settings.interval > now else now + settings.interval
+    interval = app.settings.interval
+    _next_poll = _next_poll + interval if _next_poll + interval > now else now + interval
+    source = app.source
     remember = getattr(source, "remember", None)
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
@@ -61,15 +43,7 @@ async def fetch_prices() -> None:
     # observation latest_prices already holds is not published again (each would cost the sink a read).
     ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.ticker))]
     if ticks:
-        await publish(ticks)
-
-
-@app.task(on_leader=True)
-async def backfill_history() -> None:
-    """Fills the gaps of the last CRYPTO_BACKFILL_HOURS once at start-up, in a task of its own so live
-    polls keep their cadence meanwhile; leader only, like them."""
-    await store.maybe_start()  # app tasks start before app services; a no-op when the app got there first
-    await backfill_at_start_up(settings, coins, store, publish, request_budget)
+        await app.publish(ticks)
 
 
 async def dead_letter(event, reason: str) -> None:
@@ -81,7 +55,7 @@ async def dead_letter(event, reason: str) -> None:
     log.warning("poison message at %s[%d]@%d sent to %s: %s", message.topic, message.partition,
                 message.offset, dead_letters.get_topic_name(), reason)
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(initial=0.5, max=10),
+        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(multiplier=0.5, max=10),
         before_sleep=lambda state: log.warning("dead-letter topic unreachable (%r); retry %d in %.1f s",
                                                state.outcome.exception(), state.attempt_number,
                                                state.upcoming_sleep),
@@ -97,8 +71,6 @@ async def dead_letter(event, reason: str) -> None:
 
 async def store_batch(events) -> None:
     """Writes a batch's ticks and parks its poison messages; returns once all of it is safe."""
-    # The stream can start before the app's services (after a long table recovery): a no-op when started.
-    await store.maybe_start()
     decoded, poison = [], []
     for event in events:
         try:
@@ -108,7 +80,7 @@ async def store_batch(events) -> None:
         except Exception as exc:  # a message the parser did not foresee is still poison, not a crash
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
     while decoded:
-        result = await store.upsert_until_stored([tick for _, tick in decoded])
+        result = await app.store.upsert_until_stored([tick for _, tick in decoded])
         # The store keeps the last tick of each _id; when that one is refused, the earlier ticks with
         # the same _id were not written either and get their own try.
         last = {tick.tick_id: event for event, tick in decoded}

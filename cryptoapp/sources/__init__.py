@@ -8,6 +8,7 @@ from aiolimiter import AsyncLimiter
 
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
+from cryptoapp.schema import SIMULATED
 from cryptoapp.settings import Settings
 
 
@@ -20,12 +21,12 @@ class PriceSource(Protocol):
 
 def make_source(settings: Settings, coins: tuple[Coin, ...], budget: AsyncLimiter) -> PriceSource:
     """The source named by CRYPTO_SOURCE; `budget` caps its HTTP calls per minute."""
-    if settings.source == "simulated":
+    if settings.source == SIMULATED:
         from cryptoapp.sources.simulated import SimulatedSource
 
         return SimulatedSource(coins, seed=settings.simulated_seed)
     from cryptoapp.sources.coingecko import CoinGeckoSource
 
-    return CoinGeckoSource(coins, settings.coingecko_api_url, settings.coingecko_api_key, budget,
+    return CoinGeckoSource(coins, settings.coingecko_api_url, settings.api_key, budget,
                            calls_per_minute=settings.requests_per_minute, interval=settings.interval,
                            timeout=settings.coingecko_timeout)

@@ -1,15 +1,19 @@
-"""The CoinGecko source: one /simple/price call per poll for all coins, parsed into PriceTicks."""
+"""CoinGecko: the HTTP client, the live source (/simple/price, one call per poll for all coins) and the parser of
+its history answers (/coins/{id}/market_chart/range); fetch and parse only."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import email.utils
 import json
 import logging
 import math
 import random
+import statistics
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import aiohttp
 from mode import Service
@@ -17,12 +21,15 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from cryptoapp import __version__
 from cryptoapp.coins import Coin
-from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, iso_z
 from cryptoapp.sources.budget import spacing
 
 log = logging.getLogger(__name__)
 
-SOURCE = "coingecko"
+SOURCE = COINGECKO
+# The spacing market_chart/range gives its points, by span: up to a day ~5-minute points, up to 90 days hourly.
+GRANULARITIES = {"5m": 300, "1h": 3600, "1d": 86400}
 JUMP_LIMIT = 50.0  # a price 50x above or below the last one is a bad answer, not a market move
 # A jump seen at this many distinct source times in a row, the prices agreeing within 2x, is believed:
 # otherwise one bad value stored once (or remembered across restarts) would block a coin for good.
@@ -48,6 +55,7 @@ class RateLimited(SourceError):
 
 
 def _retry_after(headers) -> Optional[float]:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date (RFC 9110); None when absent."""
     value = headers.get("Retry-After")
     if value is None:
         return None
@@ -55,10 +63,20 @@ def _retry_after(headers) -> Optional[float]:
         return max(0.0, float(value))
     except ValueError:
         try:
-            when = dt.datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
-        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
         return max(0.0, (when - dt.datetime.now(UTC)).total_seconds())
+
+
+def rate_limit_pause(retry_after: Optional[float], in_a_row: int, interval: float) -> float:
+    """Seconds to wait after the `in_a_row`-th 429 in a row: Retry-After when given (CoinGecko documents
+    none), else exponential backoff from the poll interval with full jitter, capped at MAX_PAUSE."""
+    if retry_after is not None:
+        return retry_after
+    return random.uniform(0.5, 1.0) * min(MAX_PAUSE, max(MIN_PAUSE, interval) * 2 ** in_a_row)
 
 
 def simple_price_params(coins: tuple[Coin, ...]) -> dict[str, str]:
@@ -73,8 +91,8 @@ def simple_price_params(coins: tuple[Coin, ...]) -> dict[str, str]:
     }
 
 
-def _optional_number(entry: dict, key: str) -> Optional[float]:
-    value = entry.get(key)
+def _finite(value: Any) -> Optional[float]:
+    """A JSON number as a float; None for null, booleans, strings, NaN and infinities (nothing is guessed)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -119,9 +137,9 @@ def parse_simple_price(
             value=float(price),
             source=SOURCE,
             currency="usd",
-            volume_24h=_optional_number(entry, "usd_24h_vol"),
-            change_24h_pct=_optional_number(entry, "usd_24h_change"),
-            market_cap=_optional_number(entry, "usd_market_cap"),
+            volume_24h=_finite(entry.get("usd_24h_vol")),
+            change_24h_pct=_finite(entry.get("usd_24h_change")),
+            market_cap=_finite(entry.get("usd_market_cap")),
             fetched_at=fetched_at,
         ))
     return ticks, skipped
@@ -182,7 +200,7 @@ class CoinGeckoClient(Service):
         """GET with up to 3 tries for passing faults (timeouts, 5xx); rate limits go to the caller."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Retryable), stop=stop_after_attempt(3),
-            wait=wait_exponential_jitter(initial=1, max=10), reraise=True,
+            wait=wait_exponential_jitter(multiplier=1, max=10), reraise=True,
         ):
             with attempt:
                 return await self._get_once(path, params)
@@ -254,11 +272,7 @@ class CoinGeckoSource(Service):
 
     def _pause_for_rate_limit(self, exc: RateLimited) -> None:
         self._rate_limits_in_a_row += 1
-        if exc.retry_after is not None:
-            wait = exc.retry_after
-        else:  # no Retry-After (CoinGecko documents none): exponential backoff with full jitter
-            base = max(MIN_PAUSE, self.interval)
-            wait = random.uniform(0.5, 1.0) * min(MAX_PAUSE, base * 2 ** self._rate_limits_in_a_row)
+        wait = rate_limit_pause(exc.retry_after, self._rate_limits_in_a_row, self.interval)
         self._paused_until = time.monotonic() + wait
         log.warning("%s: pausing CoinGecko polls for %.0f s%s; set COINGECKO_API_KEY or raise CRYPTO_INTERVAL",
                     exc, wait, " (Retry-After)" if exc.retry_after is not None else "")
@@ -286,3 +300,92 @@ class CoinGeckoSource(Service):
                 self._warned.pop(coin.ticker, None)
         self.last_values.update({t.ticker: t.value for t in ticks})
         return ticks
+
+
+# --- history: /coins/{id}/market_chart/range ------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """A stretch of time; the ends belong to stored ticks (or the window), the inside is what is missing."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def __str__(self) -> str:
+        return f"{iso_z(self.start)}..{iso_z(self.end)}"
+
+
+def chart_range_request(coin: Coin, chunk: Span) -> tuple[str, dict[str, str]]:
+    """Path and query of GET /coins/{id}/market_chart/range for one chunk (from/to in Unix seconds)."""
+    return (f"/coins/{coin.coin_id}/market_chart/range",
+            {"vs_currency": "usd", "from": str(int(chunk.start.timestamp())), "to": str(int(chunk.end.timestamp()))})
+
+
+def granularity_of(times_ms: Sequence[int], span_seconds: float) -> str:
+    """The spacing of an answer's points as a label ("5m", "1h", "1d"): measured from the points
+    (median step, nearest label), or, with fewer than two points, what CoinGecko gives for the span."""
+    if len(times_ms) >= 2:
+        step = statistics.median(b - a for a, b in zip(times_ms, times_ms[1:])) / 1000
+        if step > 0:
+            return min(GRANULARITIES, key=lambda label: abs(math.log(step / GRANULARITIES[label])))
+    if span_seconds <= 86400:
+        return "5m"
+    return "1h" if span_seconds <= 90 * 86400 else "1d"
+
+
+def _ms_time(value: Any) -> Optional[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return int(value)
+
+
+def _series(payload: dict, key: str) -> dict[int, float]:
+    """A [[ms, number], ...] series as {ms: number}, unusable entries left out."""
+    out = {}
+    for item in payload.get(key) or []:
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            ms, number = _ms_time(item[0]), _finite(item[1])
+            if ms is not None and number is not None:
+                out[ms] = number
+    return out
+
+
+def parse_market_chart_range(payload: Any, coin: Coin, chunk: Span,
+                             fetched_at: dt.datetime) -> tuple[list[PriceTick], int]:
+    """The ticks of one market_chart/range answer, oldest first, and how many points were unusable.
+
+    `volume_24h` comes from `total_volumes` (CoinGecko's rolling 24 h volume) and `market_cap` from
+    `market_caps`, matched by time; bid/ask stay None (CoinGecko has none). `change_24h_pct` stays None:
+    no call spans more than a day, so no answer holds the price 24 h before any of its points, and
+    taking it from another answer or from live ticks would mix series.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("prices"), list):
+        kind = type(payload).__name__ if not isinstance(payload, dict) else "an object without a 'prices' list"
+        raise SourceError(f"CoinGecko's market_chart/range answer is {kind}, not a price series")
+    volumes, caps = _series(payload, "total_volumes"), _series(payload, "market_caps")
+    prices: dict[int, float] = {}
+    unusable = 0
+    for item in payload["prices"]:
+        ms = _ms_time(item[0]) if isinstance(item, (list, tuple)) and len(item) == 2 else None
+        price = _finite(item[1]) if ms is not None else None
+        if ms is None or price is None or price <= 0:
+            unusable += 1
+            continue
+        prices[ms] = price
+    times = sorted(prices)
+    granularity = granularity_of(times, chunk.seconds)
+    ticks = [PriceTick(
+        ticker=coin.ticker,
+        timestamp=dt.datetime.fromtimestamp(ms // 1000, UTC) + dt.timedelta(milliseconds=ms % 1000),
+        value=prices[ms],
+        source=COINGECKO_BACKFILL,
+        currency="usd",
+        volume_24h=volumes.get(ms),
+        market_cap=caps.get(ms),
+        granularity=granularity,
+        fetched_at=fetched_at,
+    ) for ms in times]
+    return ticks, unusable

@@ -14,8 +14,8 @@ from pymongo import MongoClient
 
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.storage import PriceStore
+from cryptoapp.testing.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import Call, FakeCoinGecko, FakeCoinGeckoServer, reference
-from tests.support.worker import ROOT, Worker, wait_for
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tests.support.private_services import assert_nothing_lost_or_doubled
-from tests.support.worker import wait_for
+from cryptoapp.testing.processes import wait_for
+from cryptoapp.testing.services import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from tests.support import topics
-from tests.support.worker import wait_for
+from cryptoapp.testing.audit import records
+from cryptoapp.testing.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(pri
         worker.start()
         wait_for(lambda: prices.count_documents({}) >= 5, 60, "the first ticks stored")
         positions = produce(private_services.kafka, f"{name}-prices", MESSAGES)
-        wait_for(lambda: len(topics.records(private_services.kafka, f"{name}-prices-dlq")) >= 7, 60,
+        wait_for(lambda: len(records(private_services.kafka, f"{name}-prices-dlq")) >= 7, 60,
                  "seven dead letters", interval=1.0)
         after_poison = prices.count_documents({})
         wait_for(lambda: prices.count_documents({}) >= after_poison + 10, 30, "the stream going on")
@@ -70,7 +70,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(pri
         weird_key = prices.find_one({"_id": "BTC_2020-01-01T00:00:04Z"})
         client.close()
     letters = {(int(dict(r.headers)["partition"]), int(dict(r.headers)["offset"])): r
-               for r in topics.records(private_services.kafka, f"{name}-prices-dlq")}
+               for r in records(private_services.kafka, f"{name}-prices-dlq")}
     for (key, value, reason), position in zip(MESSAGES, positions):
         if reason is None:
             assert position not in letters

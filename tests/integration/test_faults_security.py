@@ -13,8 +13,8 @@ import pytest
 from pymongo import MongoClient
 
 from cryptoapp.settings import mask_uri
+from cryptoapp.testing.processes import wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
-from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

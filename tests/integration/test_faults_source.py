@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from pymongo import MongoClient
 
+from cryptoapp.testing.processes import wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
-from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.integration
 SYMBOLS = "bitcoin ethereum binancecoin tether usd-coin solana"

@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
-from cryptoapp.prices.models import iso_z
-from tests.support.private_services import assert_nothing_lost_or_doubled
-from tests.support.worker import wait_for
+from cryptoapp.schema import iso_z
+from cryptoapp.testing.processes import wait_for
+from cryptoapp.testing.services import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ import os
 import pytest
 from pymongo import MongoClient
 
-from tests.support import topics
+from cryptoapp.testing.audit import records
+from cryptoapp.testing.processes import Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
-from tests.support.worker import Worker, wait_for
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
@@ -94,7 +94,7 @@ def test_an_unchanged_answer_is_neither_stored_nor_published_again(services, wor
     polls = len(fake.calls_to("/simple/price"))
     wait_for(lambda: len(fake.calls_to("/simple/price")) >= polls + 3, 30, "three polls of an unchanged answer")
     assert db.prices.count_documents({}) == 5
-    assert len(topics.records(services["kafka"], f"{db.name}-prices")) == 5  # one message per observation
+    assert len(records(services["kafka"], f"{db.name}-prices")) == 5  # one message per observation
 
 
 def test_restart_restores_the_table_from_kafka_and_loses_nothing(worker, fake, db):

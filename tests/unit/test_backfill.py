@@ -7,12 +7,19 @@ import random
 
 import pytest
 
+from cryptoapp.backfill.history import LONGEST_CALL, HistoryBackfill, backfill_rate, find_gaps, plan_chunks, ticks_in
 from cryptoapp.coins import resolve
+from cryptoapp.schema import COINGECKO_BACKFILL, gap_threshold
 from cryptoapp.settings import ConfigError, load
-from cryptoapp.sources.backfill import (
-    LONGEST_CALL, SOURCE, HistoryBackfill, Span, backfill_rate, chart_range_request, find_gaps, gap_threshold,
-    granularity_of, parse_market_chart_range, plan_chunks, ticks_in)
-from cryptoapp.sources.coingecko import RateLimited, Retryable, SourceError
+from cryptoapp.sources.coingecko import (
+    RateLimited,
+    Retryable,
+    SourceError,
+    Span,
+    chart_range_request,
+    granularity_of,
+    parse_market_chart_range,
+)
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc
@@ -123,7 +130,7 @@ def test_reference_answer_parses_field_by_field():
                                           "BTC_2024-03-25T08:10:00Z"]
     first = ticks[0].to_json()
     assert first == {
-        "ticker": "BTC", "timestamp": "2024-03-25T08:00:00Z", "value": 66790.1234, "source": SOURCE,
+        "ticker": "BTC", "timestamp": "2024-03-25T08:00:00Z", "value": 66790.1234, "source": COINGECKO_BACKFILL,
         "currency": "usd", "bid_price": None, "ask_price": None, "volume_24h": 30120098712.3,
         "change_24h_pct": None, "market_cap": 1310230112345.6, "granularity": "5m",
         "fetched_at": "2025-11-21T12:00:00Z"}

@@ -1,4 +1,4 @@
-"""Starts the real worker as users start it (`cryptoapp worker -l info`, a subprocess) and waits on it."""
+"""The real worker as users start it (`cryptoapp worker -l info`, a subprocess), and waiting with a deadline."""
 
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ from typing import Optional
 from faust.cli import AppCommand, option
 
 from cryptoapp.app import app, prices_topic
+from cryptoapp.backfill.history import HistoryBackfill
 from cryptoapp.coins import resolve_all
-from cryptoapp.prices.agents import publish, request_budget
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.settings import ConfigError, parse_symbols, settings
-from cryptoapp.sources.backfill import HistoryBackfill
+from cryptoapp.schema import COINGECKO
+from cryptoapp.settings import ConfigError, parse_symbols
 from cryptoapp.sources.coingecko import CoinGeckoClient
 from cryptoapp.storage import PriceStore, StorageError
 
@@ -52,7 +52,8 @@ async def backfill(self: AppCommand, hours: Optional[float], symbols: Optional[s
 
 
 async def _backfill(command: AppCommand, hours: Optional[float], symbols: Optional[str]) -> None:
-    if settings.source != "coingecko":
+    settings = app.settings
+    if settings.source != COINGECKO:
         command.say(f"no backfill: CRYPTO_SOURCE={settings.source} has no history to fetch")
         return
     hours = hours if hours is not None else (settings.backfill_hours or DEFAULT_HOURS)
@@ -72,15 +73,15 @@ async def _backfill(command: AppCommand, hours: Optional[float], symbols: Option
         if not declared:  # a worker may never have run: create the topic with its partitions, not the broker's default
             await prices_topic.maybe_declare()
             declared = True
-        await publish(ticks)
+        await app.publish(ticks)
 
     def say(message: str, *args) -> None:
         command.say(message % args)
 
     # Its own process, so its own request budget: paced below CRYPTO_REQUESTS_PER_MINUTE less the live polls a
     # worker makes meanwhile; a start-up backfill running at the same moment is not counted.
-    async with PriceStore(settings.mongo_uri, settings.mongo_db) as store, \
-            CoinGeckoClient(settings.coingecko_api_url, settings.coingecko_api_key, request_budget) as client:
+    async with app.store as store, CoinGeckoClient(settings.coingecko_api_url, settings.api_key,
+                                                   app.request_budget, timeout=settings.coingecko_timeout) as client:
         try:
             report = await HistoryBackfill(store, client, publish_declared, interval=settings.interval,
                                            requests_per_minute=settings.requests_per_minute,

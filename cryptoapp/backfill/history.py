@@ -1,4 +1,5 @@
-"""History from CoinGecko's market_chart/range: finds the gaps in stored ticks, plans the calls that fill them, parses the answers."""
+"""The backfill: finds the gaps in stored ticks, plans the market_chart/range calls that fill them, publishes
+what falls into the gaps; the worker runs it at start-up, `cryptoapp backfill` on demand."""
 
 from __future__ import annotations
 
@@ -8,59 +9,31 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import random
-import re
-import statistics
 import time
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
 from cryptoapp.coins import Coin
-from cryptoapp.prices.models import UTC, PriceTick, iso_z
-from cryptoapp.settings import Settings
-from cryptoapp.sources.coingecko import MAX_PAUSE, CoinGeckoClient, RateLimited, Retryable, SourceError
-from cryptoapp.storage import StorageError
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.schema import UTC, gap_threshold
+from cryptoapp.sources.coingecko import (
+    CoinGeckoClient,
+    RateLimited,
+    Retryable,
+    SourceError,
+    Span,
+    chart_range_request,
+    parse_market_chart_range,
+    rate_limit_pause,
+)
 
 log = logging.getLogger(__name__)
 
-SOURCE = "coingecko-backfill"
 # CoinGecko answers a span of up to one day with ~5-minute points and longer spans with hourly ones, so no
 # call spans more than a day: a 168 h window costs 7 calls per coin instead of 1, for 12x finer history.
 LONGEST_CALL = dt.timedelta(days=1)
-GRANULARITIES = {"5m": 300, "1h": 3600, "1d": 86400}
-FINEST = GRANULARITIES["5m"]
-# A hole shorter than two 5-minute steps may hold no point of CoinGecko's series: asking for it again on
-# every run would spend calls and add nothing.
-MIN_GAP = 2 * FINEST
 RATE_LIMITS_BEFORE_GIVING_UP = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class Span:
-    """A stretch of time; the ends belong to stored ticks (or the window), the inside is what is missing."""
-
-    start: dt.datetime
-    end: dt.datetime
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-    def __str__(self) -> str:
-        return f"{iso_z(self.start)}..{iso_z(self.end)}"
-
-
-def granularity_seconds(text: Optional[str]) -> int:
-    """'5m' -> 300, '1h' -> 3600; 0 for a live tick (None) or a label not understood."""
-    match = re.fullmatch(r"(\d+)([smhd])", text) if isinstance(text, str) else None
-    if not match:
-        return 0
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
-def gap_threshold(interval: float, *granularities: Optional[str]) -> float:
-    """Seconds without a tick that make a gap: two poll intervals, or two steps of the backfilled
-    neighbours' series (filled history is as dense as the source gave it, not a gap), never under MIN_GAP."""
-    return max(2 * interval, MIN_GAP, *(2 * granularity_seconds(g) for g in granularities))
 
 
 def find_gaps(stored: Sequence[tuple[dt.datetime, Optional[str]]], start: dt.datetime, end: dt.datetime,
@@ -109,85 +82,6 @@ def plan_chunks(gaps: Sequence[Span], longest: dt.timedelta = LONGEST_CALL) -> l
     return chunks
 
 
-def chart_range_request(coin: Coin, chunk: Span) -> tuple[str, dict[str, str]]:
-    """Path and query of GET /coins/{id}/market_chart/range for one chunk (from/to in Unix seconds)."""
-    return (f"/coins/{coin.coin_id}/market_chart/range",
-            {"vs_currency": "usd", "from": str(int(chunk.start.timestamp())), "to": str(int(chunk.end.timestamp()))})
-
-
-def granularity_of(times_ms: Sequence[int], span_seconds: float) -> str:
-    """The spacing of an answer's points as a label ("5m", "1h", "1d"): measured from the points
-    (median step, nearest label), or, with fewer than two points, what CoinGecko gives for the span."""
-    if len(times_ms) >= 2:
-        step = statistics.median(b - a for a, b in zip(times_ms, times_ms[1:])) / 1000
-        if step > 0:
-            return min(GRANULARITIES, key=lambda label: abs(math.log(step / GRANULARITIES[label])))
-    if span_seconds <= 86400:
-        return "5m"
-    return "1h" if span_seconds <= 90 * 86400 else "1d"
-
-
-def _ms_time(value: Any) -> Optional[int]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return None
-    return int(value)
-
-
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _series(payload: dict, key: str) -> dict[int, float]:
-    """A [[ms, number], ...] series as {ms: number}, unusable entries left out."""
-    out = {}
-    for item in payload.get(key) or []:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            ms, number = _ms_time(item[0]), _number(item[1])
-            if ms is not None and number is not None:
-                out[ms] = number
-    return out
-
-
-def parse_market_chart_range(payload: Any, coin: Coin, chunk: Span,
-                             fetched_at: dt.datetime) -> tuple[list[PriceTick], int]:
-    """The ticks of one market_chart/range answer, oldest first, and how many points were unusable.
-
-    `volume_24h` comes from `total_volumes` (CoinGecko's rolling 24 h volume) and `market_cap` from
-    `market_caps`, matched by time; bid/ask stay None (CoinGecko has none). `change_24h_pct` stays None:
-    no call spans more than a day, so no answer holds the price 24 h before any of its points, and
-    taking it from another answer or from live ticks would mix series.
-    """
-    if not isinstance(payload, dict) or not isinstance(payload.get("prices"), list):
-        kind = type(payload).__name__ if not isinstance(payload, dict) else "an object without a 'prices' list"
-        raise SourceError(f"CoinGecko's market_chart/range answer is {kind}, not a price series")
-    volumes, caps = _series(payload, "total_volumes"), _series(payload, "market_caps")
-    prices: dict[int, float] = {}
-    unusable = 0
-    for item in payload["prices"]:
-        ms = _ms_time(item[0]) if isinstance(item, (list, tuple)) and len(item) == 2 else None
-        price = _number(item[1]) if ms is not None else None
-        if ms is None or price is None or price <= 0:
-            unusable += 1
-            continue
-        prices[ms] = price
-    times = sorted(prices)
-    granularity = granularity_of(times, chunk.seconds)
-    ticks = [PriceTick(
-        ticker=coin.ticker,
-        timestamp=dt.datetime.fromtimestamp(ms // 1000, UTC) + dt.timedelta(milliseconds=ms % 1000),
-        value=prices[ms],
-        source=SOURCE,
-        currency="usd",
-        volume_24h=volumes.get(ms),
-        market_cap=caps.get(ms),
-        granularity=granularity,
-        fetched_at=fetched_at,
-    ) for ms in times]
-    return ticks, unusable
-
-
 def ticks_in(ticks: Sequence[PriceTick], gaps: Sequence[Span]) -> list[PriceTick]:
     """The ticks strictly inside one of the (sorted, disjoint) gaps: stored ticks stay the only ones at their ends."""
     starts = [gap.start for gap in gaps]
@@ -205,14 +99,6 @@ def backfill_rate(requests_per_minute: int, interval: float) -> float:
     At least one a minute: when live polls alone use up the budget, the shared limiter still caps the sum.
     """
     return float(max(1, requests_per_minute - math.ceil(60 / interval) - 1))
-
-
-def rate_limit_pause(retry_after: Optional[float], in_a_row: int, interval: float) -> float:
-    """Seconds to wait after a 429, like the live source: Retry-After when given, else exponential backoff
-    from the poll interval with full jitter."""
-    if retry_after is not None:
-        return retry_after
-    return random.uniform(0.5, 1.0) * min(MAX_PAUSE, interval * 2 ** in_a_row)
 
 
 def _count(n: int, noun: str) -> str:
@@ -310,38 +196,26 @@ class HistoryBackfill:
         self._next_call = max(now, self._next_call) + 60 / self.rate
 
     async def _fetch(self, coin: Coin, chunk: Span) -> Any:
+        """One call, paced; a 429 pauses the backfill (live polls keep their own pace) and asks again, up to
+        RATE_LIMITS_BEFORE_GIVING_UP times; an unreachable CoinGecko ends the run."""
         path, params = chart_range_request(coin, chunk)
-        for in_a_row in range(1, RATE_LIMITS_BEFORE_GIVING_UP + 1):
-            await self._pace()
-            try:
-                return await self.client.get_json(path, params)
-            except RateLimited as exc:
-                pause = rate_limit_pause(exc.retry_after, in_a_row, self.interval)
-                log.warning("backfill %s: %s; pausing the backfill for %.0f s, then going on (live polls keep "
-                            "their own pace)", coin.ticker, exc, pause)
-                await asyncio.sleep(pause)
-            except Retryable as exc:
-                raise GiveUp(str(exc)) from None
-        raise GiveUp(f"CoinGecko still rate limits after {RATE_LIMITS_BEFORE_GIVING_UP} pauses")
 
+        def pause(state: RetryCallState) -> float:
+            return rate_limit_pause(state.outcome.exception().retry_after, state.attempt_number, self.interval)
 
-async def backfill_at_start_up(settings: Settings, coins: Sequence[Coin], store,
-                               publish: Callable[[list[PriceTick]], Awaitable[None]], budget) -> None:
-    """The worker's start-up run over the last CRYPTO_BACKFILL_HOURS; problems are logged, never raised,
-    so live polling never depends on it. `budget` is the live source's request budget (`async with budget:`)."""
-    if settings.source != "coingecko":
-        log.info("no backfill: CRYPTO_SOURCE=%s has no history to fetch", settings.source)
-        return
-    if not settings.backfill_hours:
-        log.info("no backfill at start-up (CRYPTO_BACKFILL_HOURS=0); `cryptoapp backfill` fills gaps on demand")
-        return
-    try:
-        async with CoinGeckoClient(settings.coingecko_api_url, settings.coingecko_api_key, budget) as client:
-            await HistoryBackfill(store, client, publish, interval=settings.interval,
-                                  requests_per_minute=settings.requests_per_minute).run(coins, settings.backfill_hours)
-    except StorageError as exc:
-        log.warning("backfill skipped: %s; `cryptoapp backfill` fills the gaps once it answers", exc)
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # a bug: its traceback is worth having, but the worker polls on without history
-        log.exception("backfill failed; live polling goes on")
+        def say_paused(state: RetryCallState) -> None:
+            log.warning("backfill %s: %s; pausing the backfill for %.0f s, then going on (live polls keep "
+                        "their own pace)", coin.ticker, state.outcome.exception(), state.upcoming_sleep)
+
+        try:
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(RateLimited), wait=pause,
+                                               stop=stop_after_attempt(RATE_LIMITS_BEFORE_GIVING_UP),
+                                               before_sleep=say_paused, reraise=True):
+                with attempt:
+                    await self._pace()
+                    return await self.client.get_json(path, params)
+        except RateLimited:
+            raise GiveUp(f"CoinGecko still rate limits after {RATE_LIMITS_BEFORE_GIVING_UP} tries") from None
+        except Retryable as exc:
+            raise GiveUp(str(exc)) from None
+        raise AssertionError("unreachable")

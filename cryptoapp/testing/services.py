@@ -1,4 +1,5 @@
-"""A Kafka broker and a MongoDB server of one's own, on free ports, run through scripts/services.sh like users run them."""
+"""A Kafka broker and a MongoDB server of one's own, on free ports, run through scripts/services.sh like users
+run them: fault tests and drills stop and kill these, never the shared servers."""
 
 from __future__ import annotations
 
@@ -15,12 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-import pytest
-from pymongo import MongoClient
+from cryptoapp.storage import PriceStore
+from cryptoapp.testing.audit import Audit, audit
+from cryptoapp.testing.processes import ROOT, Worker
 
-from tests.support.worker import Worker, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
 
 
@@ -112,11 +111,12 @@ class PrivateServices:
 
     def documents(self, name: str, query: Optional[dict] = None) -> int:
         """How many documents worker `name` has stored (matching `query`)."""
-        client = MongoClient(self.mongo_uri, tz_aware=True)
-        try:
-            return client[name].prices.count_documents(query or {})
-        finally:
-            client.close()
+        async def count() -> int:
+            async with PriceStore(self.mongo_uri, name) as store:
+                return await store.count(**(query or {}))
+
+        with ThreadPoolExecutor(1) as pool:  # a loop of its own: the caller may have one running
+            return pool.submit(asyncio.run, count()).result()
 
     def all_stored(self, name: str, timeout: float = 90, worker: Optional[Worker] = None):
         """The audit of worker `name`, once every tick its topic held at the call is in MongoDB.
@@ -141,10 +141,8 @@ class PrivateServices:
                              f"{self.documents(name, {'_id': {'$in': still[:5]}})}); committed offsets "
                              f"{last.committed}; the worker's last lines:\n{log}")
 
-    def audit(self, name: str):
-        """bench.chaos.audit of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""
-        from bench.chaos import audit  # bench.chaos itself starts its servers through this module
-
+    def audit(self, name: str) -> Audit:
+        """audit() of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, audit(self.kafka, f"{name}-prices", self.mongo_uri, name, name)).result()
 
@@ -164,17 +162,3 @@ def assert_nothing_lost_or_doubled(result) -> None:
     """
     assert result.committed_unstored == set(), f"committed but not stored: {sorted(result.committed_unstored)[:5]}"
     assert (len(result.invented), result.duplicates) == (0, 0)
-
-
-@pytest.fixture(scope="session")
-def private_services(tmp_path_factory):
-    """Requires Java and FerretDB/mongod: a Kafka and a MongoDB of this test session's own, always torn down.
-
-    Tests may stop or kill them but must leave them up (`up()` is a no-op when running).
-    """
-    services = PrivateServices(tmp_path_factory.mktemp("private-services"))
-    try:
-        services.up()
-        yield services
-    finally:
-        services.close()

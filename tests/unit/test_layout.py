@@ -1,0 +1,46 @@
+"""The project's layout rules, checked on the tree: every module imports, one module per process imports the MongoDB
+driver, figures never pull it in, and nothing outside tests/ imports the tests."""
+
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cryptoapp
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = re.compile(r"^\s*(from|import)\s+(pymongo|bson|motor)\b", re.M)
+
+
+def modules(package) -> list[str]:
+    return [m.name for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+            if not m.name.endswith("__main__")]
+
+
+@pytest.mark.parametrize("name", modules(cryptoapp))
+def test_every_worker_module_imports(name):
+    # Faust's autodiscovery only logs a module that fails to import, and its views or agents are silently gone.
+    importlib.import_module(name)
+
+
+def test_one_module_per_process_imports_the_driver():
+    product = [p for folder in ("cryptoapp", "dashboard") for p in (ROOT / folder).rglob("*.py")]
+    importers = sorted(str(p.relative_to(ROOT)) for p in product if DRIVER.search(p.read_text()))
+    assert importers == ["cryptoapp/storage.py", "dashboard/data.py"]
+
+
+@pytest.mark.parametrize("module", ["dashboard.charts", "cryptoapp.schema", "cryptoapp.settings"])
+def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('pymongo', 'faust', 'streamlit') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_nothing_outside_tests_imports_the_tests():
+    offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "cryptoapp", "dashboard")
+                 for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*(from|import)\s+tests\b", p.read_text(), re.M)]
+    assert offenders == []
