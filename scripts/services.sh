@@ -87,11 +87,11 @@ stop_pid() {  # $1 name, $2 pid, $3 signal
 }
 
 # Succeeds when there is nothing to start: the server is someone else's (checked reachable) or ours and running.
-already_there() {  # $1 service, $2 host:port, $3 env var naming it, $4 what it is, $5 pattern of our process
+already_there() {  # $1 service, $2 host:port, $3 what names it (env var [+ "host"]), $4 what it is, $5 pattern of ours
   local host port pid
   host=$(host_of "$2"); port=$(port_of "$2")
   if ! is_local "$host"; then
-    port_open "$host" "$port" || die "$3 $2 is not reachable: start that $4, or unset $3 and CRYPTOAPP_EXTERNAL_SERVICES to run a local one"
+    port_open "$host" "$port" || die "$3 $2 is not reachable: start that $4, or unset ${3%% *} and CRYPTOAPP_EXTERNAL_SERVICES to run a local one"
     say "$1: using $2 (external), nothing started"; return 0
   fi
   if pid=$(pid_of "$1" "$5"); then
@@ -223,7 +223,7 @@ mongo_up() {
   addr=$(mongo_addr)
   if [[ $addr == srv ]]; then say "mongo: using the MONGO_URI cluster (mongodb+srv), nothing started"; return; fi
   host=$(host_of "$addr"); port=$(port_of "$addr")
-  already_there mongo "$addr" MONGO_URI server "$MONGO_PATTERN" && return
+  already_there mongo "$addr" "MONGO_URI host" server "$MONGO_PATTERN" && return
   port_open "$host" "$port" && check_free_port "MongoDB server" "$port" MONGO_URI
   mkdir -p "$LOCAL/mongo" "$LOGS" "$RUN"
   if command -v mongod >/dev/null; then

@@ -67,7 +67,7 @@ def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(pri
     finally:
         worker.stop()
         stored_poison = prices.count_documents({"source": {"$ne": "simulated"}})
-        weird_key = prices.find_one({"_id": "BTC_2020-01-01T00:00:04Z"})
+        weird_key = prices.find_one({"_id": "BTC_poison-test_2020-01-01T00:00:04Z"})  # not CoinGecko: its source in the _id
         client.close()
     letters = {(int(dict(r.headers)["partition"]), int(dict(r.headers)["offset"])): r
                for r in records(private_services.kafka, f"{name}-prices-dlq")}
