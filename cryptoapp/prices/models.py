@@ -9,10 +9,11 @@ from typing import Any, Optional
 
 import faust
 
+from cryptoapp import schema
 from cryptoapp.coins import TICKER_RE
 
 UTC = dt.timezone.utc
-_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap")
+_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap", "bid_size", "ask_size")
 
 
 class InvalidTick(ValueError):
@@ -34,10 +35,14 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
     market_cap: Optional[float] = None
     granularity: Optional[str] = None  # set on backfilled ticks: the spacing of the source's points
     fetched_at: Optional[dt.datetime] = None  # when this worker received it (latency measurements)
+    # Quantities at the best bid and ask, in the coin (base currency), where the source gives them.
+    bid_size: Optional[float] = None
+    ask_size: Optional[float] = None
 
     @property
     def tick_id(self) -> str:
-        return tick_id(self.ticker, self.timestamp)
+        # An exchange's ticks carry its name in the _id, so no two sources' ticks ever share one.
+        return schema.tick_id(self.ticker, self.timestamp, self.source)
 
     def is_newer_than(self, other: Optional["PriceTick"]) -> bool:
         """The newest-wins rule of latest_prices: an older tick never replaces a newer one."""
@@ -134,6 +139,8 @@ def to_document(tick: PriceTick, inserted_at: dt.datetime) -> dict[str, Any]:
         "sensor_id": tick.ticker,
         "bid_price": tick.bid_price,
         "ask_price": tick.ask_price,
+        "bid_size": tick.bid_size,
+        "ask_size": tick.ask_size,
         "volume_24h": tick.volume_24h,
         "change_24h_pct": tick.change_24h_pct,
         "market_cap": tick.market_cap,
