@@ -320,7 +320,11 @@ class ExchangeSource(Service):
         if self.rest_url:
             exchange.urls["api"]["public"] = self.rest_url
         if self.ws_url:
-            exchange.urls["api"]["ws"]["spot"] = self.ws_url
+            ws = exchange.urls["api"].get("ws")
+            if isinstance(ws, dict):  # Binance: one URL per market type
+                ws["spot"] = self.ws_url
+            else:
+                exchange.urls["api"]["ws"] = self.ws_url
         ws_options = exchange.options.get("watchTickers")
         if isinstance(ws_options, dict) and "name" in ws_options:
             # Binance's default is miniTicker, which has no bid or ask; the full @ticker has both and `E`.

@@ -6,8 +6,8 @@ import pytest
 
 from cryptoapp.coins import Coin, resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
-from cryptoapp.sources.exchange import (Conflator, InvalidQuote, MarketChoice, choose_markets, event_time_ms,
-                                        tick_from_ticker)
+from cryptoapp.sources.exchange import (Conflator, ExchangeConfigError, InvalidQuote, MarketChoice, choose_markets,
+                                        event_time_ms, exchange_class, tick_from_ticker)
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc
@@ -120,3 +120,9 @@ def test_conflation_is_per_key_and_a_late_quote_never_sends_a_slot_twice():
 def test_conflation_needs_a_positive_rate():
     with pytest.raises(ValueError):
         Conflator(max_hz=0)
+
+
+def test_an_unknown_exchange_id_is_one_clear_error():
+    with pytest.raises(ExchangeConfigError, match="CRYPTO_EXCHANGE='binance-us' is not an exchange ccxt streams"):
+        exchange_class("binance-us")
+    assert exchange_class("binanceus").__name__ == "Listenedbinanceus"
