@@ -11,7 +11,7 @@ import faust
 
 from cryptoapp.schema import TICKER_RE, UTC, iso_z, tick_id
 
-_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap")
+_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap", "bid_size", "ask_size")
 
 
 class InvalidTick(ValueError):
@@ -33,6 +33,9 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
     market_cap: Optional[float] = None
     granularity: Optional[str] = None  # set on backfilled ticks: the spacing of the source's points
     fetched_at: Optional[dt.datetime] = None  # when this worker received it (latency measurements)
+    # Quantities at the best bid and ask, in the coin (base currency), where the source gives them.
+    bid_size: Optional[float] = None
+    ask_size: Optional[float] = None
 
     @property
     def tick_id(self) -> str:
@@ -120,6 +123,8 @@ def to_document(tick: PriceTick, inserted_at: dt.datetime) -> dict[str, Any]:
         "sensor_id": tick.ticker,
         "bid_price": tick.bid_price,
         "ask_price": tick.ask_price,
+        "bid_size": tick.bid_size,
+        "ask_size": tick.ask_size,
         "volume_24h": tick.volume_24h,
         "change_24h_pct": tick.change_24h_pct,
         "market_cap": tick.market_cap,

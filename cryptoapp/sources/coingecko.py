@@ -206,6 +206,15 @@ class CoinGeckoClient(Service):
                 return await self._get_once(path, params)
         raise AssertionError("unreachable")
 
+    async def coins_markets(self, ids: Optional[list[str]] = None, per_page: int = 250, page: int = 1) -> Any:
+        """GET /coins/markets in USD, largest market cap first (id, symbol, name, market_cap, market_cap_rank,
+        ...): `ids` narrows it to those coins. cryptoapp.coins.parse_coins_markets reads the answer."""
+        params = {"vs_currency": "usd", "order": "market_cap_desc", "per_page": str(per_page), "page": str(page),
+                  "sparkline": "false"}
+        if ids:
+            params["ids"] = ",".join(ids)
+        return await self.get_json("/coins/markets", params)
+
 
 class CoinGeckoSource(Service):
     """Live prices from /simple/price; backs off on rate limits and never stores a bad answer."""

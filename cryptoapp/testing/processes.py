@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -33,6 +34,18 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         if last:
             return last
         time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+async def async_wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """`wait_for` for async tests: polls without blocking the event loop the code under test runs on."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 

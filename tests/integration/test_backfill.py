@@ -178,7 +178,7 @@ def test_start_up_fills_gaps_with_provenance_and_a_second_run_adds_nothing(db, u
             assert abs(doc.pop("inserted_at") - dt.datetime.now(UTC)) < dt.timedelta(minutes=2)
             assert doc == {"_id": f"ETH_{dt.datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ}",
                            "timestamp": dt.datetime.fromtimestamp(t, UTC), "value": price("ethereum", t),
-                           "sensor_id": "ETH", "bid_price": None, "ask_price": None,
+                           "sensor_id": "ETH", "bid_price": None, "ask_price": None, "bid_size": None, "ask_size": None,
                            "volume_24h": 3.0e10 + t % 1000, "change_24h_pct": None,
                            "market_cap": price("ethereum", t) * 19.9e6, "currency": "usd",
                            "source": "coingecko-backfill", "granularity": "5m"}

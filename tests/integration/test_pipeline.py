@@ -50,6 +50,8 @@ def test_every_coin_is_stored_field_by_field(worker, db):
         "sensor_id": "BTC",
         "bid_price": None,
         "ask_price": None,
+        "bid_size": None,
+        "ask_size": None,
         "volume_24h": 31260929299.52484,
         "change_24h_pct": 3.637278946773539,
         "market_cap": 1317802988326.2493,

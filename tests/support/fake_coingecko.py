@@ -30,6 +30,33 @@ class Call:
     headers: dict[str, str]
 
 
+# (id, symbol, name, market cap) of the coins /coins/markets lists by default, largest first. Toncoin and
+# Tokamak Network share the symbol "ton", as on CoinGecko.
+MARKET_COINS = [
+    ("bitcoin", "btc", "Bitcoin", 1317802988326), ("ethereum", "eth", "Ethereum", 416737298443),
+    ("tether", "usdt", "Tether", 103612345678), ("binancecoin", "bnb", "BNB", 89912345678),
+    ("solana", "sol", "Solana", 84512345678), ("usd-coin", "usdc", "USDC", 32112345678),
+    ("ripple", "xrp", "XRP", 31912345678), ("dogecoin", "doge", "Dogecoin", 24012345678),
+    ("toncoin", "ton", "Toncoin", 18712345678), ("cardano", "ada", "Cardano", 16512345678),
+    ("avalanche-2", "avax", "Avalanche", 14812345678), ("shiba-inu", "shib", "Shiba Inu", 10912345678),
+    ("aptos", "apt", "Aptos", 4212345678), ("render-token", "rndr", "Render", 3912345678),
+    ("tokamak-network", "ton", "Tokamak Network", 112345678),
+]
+
+
+def markets_rows(coins=MARKET_COINS) -> list[dict]:
+    """/coins/markets rows for `coins`, each shaped exactly like shared/reference/coingecko-coins-markets.json."""
+    template = reference("coingecko-coins-markets.json")[0]
+    rows = []
+    for rank, (coin_id, symbol, name, cap) in enumerate(sorted(coins, key=lambda c: -c[3]), start=1):
+        row = copy.deepcopy(template) if coin_id == template["id"] else {**copy.deepcopy(template), **{
+            "id": coin_id, "symbol": symbol, "name": name,
+            "image": f"https://assets.coingecko.com/coins/images/{rank}/large/{coin_id}.png",
+            "market_cap": cap, "market_cap_rank": rank}}
+        rows.append(row)
+    return rows
+
+
 @dataclass
 class FakeCoinGecko:
     """Answers /api/v3/simple/price from `prices` (a dict in CoinGecko's shape); `fault` makes it fail.
@@ -42,6 +69,7 @@ class FakeCoinGecko:
     retry_after: str = "2"
     calls: list[Call] = field(default_factory=list)
     chart_points: Optional[Any] = None  # callable(coin_id, from_s, to_s) -> market_chart/range answer
+    markets: list = field(default_factory=markets_rows)  # /coins/markets rows, largest market cap first
     port: int = 0
 
     @property
@@ -88,6 +116,23 @@ class FakeCoinGecko:
         return web.json_response(answer)
 
 
+    async def coins_markets(self, request: web.Request) -> web.Response:
+        """/coins/markets: `ids` narrows the list, `per_page` (at most 250) and `page` cut it, largest first."""
+        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
+        failure = await self._fault_response()
+        if failure is not None:
+            return failure
+        if "vs_currency" not in request.query:
+            return web.json_response({"error": "Missing parameter vs_currency"}, status=400)
+        rows = self.markets
+        if request.query.get("ids"):
+            ids = set(request.query["ids"].split(","))
+            rows = [r for r in rows if r["id"] in ids]
+        per_page = min(250, int(request.query.get("per_page", 100)))
+        page = int(request.query.get("page", 1))
+        return web.json_response(rows[(page - 1) * per_page:page * per_page])
+
+
 class FakeCoinGeckoServer:
     """Runs a FakeCoinGecko on 127.0.0.1 in a thread of its own, for a worker subprocess to call."""
 
@@ -101,6 +146,7 @@ class FakeCoinGeckoServer:
         app = web.Application()
         app.router.add_get("/api/v3/simple/price", self.fake.simple_price)
         app.router.add_get("/api/v3/coins/{coin_id}/market_chart/range", self.fake.market_chart_range)
+        app.router.add_get("/api/v3/coins/markets", self.fake.coins_markets)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.fake.port = s.getsockname()[1]

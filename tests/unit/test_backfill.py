@@ -133,7 +133,7 @@ def test_reference_answer_parses_field_by_field():
         "ticker": "BTC", "timestamp": "2024-03-25T08:00:00Z", "value": 66790.1234, "source": COINGECKO_BACKFILL,
         "currency": "usd", "bid_price": None, "ask_price": None, "volume_24h": 30120098712.3,
         "change_24h_pct": None, "market_cap": 1310230112345.6, "granularity": "5m",
-        "fetched_at": "2025-11-21T12:00:00Z"}
+        "fetched_at": "2025-11-21T12:00:00Z", "bid_size": None, "ask_size": None}
     assert [t.volume_24h for t in ticks] == [30120098712.3, 30188012003.9, 30240981234.0]
 
 

@@ -54,7 +54,7 @@ def test_text_that_is_not_a_ticker_never_becomes_part_of_a_query(ticker):
 def test_projection_reads_only_the_charted_fields():
     assert data.PROJECTION["_id"] == 0
     assert set(data.PROJECTION) - {"_id"} == {"timestamp", "sensor_id", "value", "volume_24h", "change_24h_pct",
-                                               "market_cap", "bid_price", "ask_price", "source", "granularity"}
+                                               "market_cap", "bid_price", "ask_price", "bid_size", "ask_size", "source", "granularity"}
     assert "inserted_at" not in data.PROJECTION and "currency" not in data.PROJECTION
 
 

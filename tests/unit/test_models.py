@@ -34,9 +34,22 @@ def test_document_has_the_design_schema_and_nulls_for_what_the_source_lacks():
     doc = to_document(tick(volume_24h=31260929299.5, change_24h_pct=3.64, market_cap=1317802988326.2), now)
     assert doc == {
         "_id": "BTC_2025-11-21T10:00:00Z", "timestamp": T0, "value": 81450.5, "sensor_id": "BTC",
-        "bid_price": None, "ask_price": None, "volume_24h": 31260929299.5, "change_24h_pct": 3.64,
+        "bid_price": None, "ask_price": None, "bid_size": None, "ask_size": None, "volume_24h": 31260929299.5, "change_24h_pct": 3.64,
         "market_cap": 1317802988326.2, "currency": "usd", "source": "coingecko", "inserted_at": now}
     assert to_document(tick(granularity="5m", source="coingecko-backfill"), now)["granularity"] == "5m"
+
+
+def test_an_exchange_tick_keeps_its_quote_sizes_and_its_source_in_the_id():
+    now = T0 + dt.timedelta(seconds=1)
+    t = tick(source="binanceus", timestamp=T0.replace(microsecond=123000), currency="usdt", bid_price=81450.4,
+             ask_price=81450.6, bid_size=1.2, ask_size=0.41)
+    doc = to_document(t, now)
+    assert doc["_id"] == "BTC_binanceus_2025-11-21T10:00:00.123Z"
+    assert (doc["bid_price"], doc["ask_price"], doc["bid_size"], doc["ask_size"], doc["currency"]) == (
+        81450.4, 81450.6, 1.2, 0.41, "usdt")
+    assert decode_tick(t.encode()) == t
+    # The same moment from CoinGecko is another observation, stored beside it.
+    assert tick(timestamp=t.timestamp).tick_id == "BTC_2025-11-21T10:00:00.123Z"
 
 
 def test_newest_wins():
