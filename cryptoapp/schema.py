@@ -60,12 +60,16 @@ def bson_time(ts: dt.datetime) -> dt.datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
+def series_id(ticker: str, source: str) -> str:
+    """The series a tick belongs to, kept apart from every other: the ticker for CoinGecko (live, backfilled)
+    and the demo, `<TICKER>_<source>` for any other source (an exchange), e.g. BTC_binanceus."""
+    return ticker if source in SEED_ID_SOURCES else f"{ticker}_{source}"
+
+
 def tick_id(ticker: str, timestamp: dt.datetime, source: str = COINGECKO) -> str:
     """The deterministic `_id`: BTC_2025-11-21T10:00:00Z for CoinGecko (and the demo), else with the source
     in it, e.g. BTC_binanceus_2025-11-21T10:00:00.123Z."""
-    if source in SEED_ID_SOURCES:
-        return f"{ticker}_{iso_z(timestamp)}"
-    return f"{ticker}_{source}_{iso_z(timestamp)}"
+    return f"{series_id(ticker, source)}_{iso_z(timestamp)}"
 
 
 # --- the gap rule and the granularity rule ----------------------------------------------------------
@@ -103,6 +107,6 @@ def bar_start(ts: dt.datetime, resolution: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(whole, UTC)
 
 
-def candle_id(ticker: str, resolution: str, start: dt.datetime) -> str:
-    """BTC_5m_2025-11-21T10:05:00Z: one bar of one coin at one resolution."""
-    return f"{ticker}_{resolution}_{iso_z(start)}"
+def candle_id(series: str, resolution: str, start: dt.datetime) -> str:
+    """BTC_5m_2025-11-21T10:05:00Z: one bar of one series (series_id) at one resolution."""
+    return f"{series}_{resolution}_{iso_z(start)}"
