@@ -86,6 +86,14 @@ class PricesApp(faust.App):
     def __init__(self, *args, settings: Settings, **kwargs):
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self._own_topics: list = []
+
+    def topic(self, *topics: str, **kwargs):
+        """app.topic(), remembering the topics this app creates (internal=True) to create them first at start."""
+        channel = super().topic(*topics, **kwargs)
+        if kwargs.get("internal"):
+            self._own_topics.append(channel)
+        return channel
 
     @cached_property
     def coins(self) -> tuple[Coin, ...]:
@@ -110,6 +118,11 @@ class PricesApp(faust.App):
         for fut in pending:
             await fut
 
+    def declared_topics(self) -> list:
+        """Every topic this app creates: its own (internal) ones and its tables' changelogs."""
+        channels = self._own_topics + [table.changelog_topic for table in self.tables.values()]
+        return list({channel.get_topic_name(): channel for channel in channels}.values())
+
     def discover(self, *extra_modules: str, categories=None, ignore=(*SCAN_IGNORE, "cryptoapp.testing")) -> None:
         # Autodiscovery imports every module of the package; the tests' and benchmarks' support is not the worker's.
         super().discover(*extra_modules, categories=categories, ignore=ignore)
@@ -128,7 +141,7 @@ class PricesApp(faust.App):
         # Faust creates the topics while its consumer joins the group; a topic created a moment too
         # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
         try:
-            for topic in (prices_topic, dead_letters, latest_prices.changelog_topic):
+            for topic in self.declared_topics():
                 await topic.maybe_declare()
         except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
             log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)

@@ -29,7 +29,11 @@ SEED_ID_SOURCES = frozenset({COINGECKO, COINGECKO_BACKFILL, SIMULATED})
 # --- collections and their indexes (keys as (field, 1 ascending | -1 descending)) ---------------------
 PRICES = "prices"  # the archive: every tick, the system of record
 PRICES_INDEXES = (((("sensor_id", 1), ("timestamp", 1)), "sensor_id_timestamp"),)
-CANDLES = "candles"  # OHLC bars per coin and resolution, kept by the stream
+CANDLES = "candles"  # closed OHLC bars per series and resolution (_id: candle_id), kept by the stream
+CANDLES_INDEXES = (((("series", 1), ("resolution", 1), ("start", 1)), "series_resolution_start"),)
+# The serving views the dashboard reads, bounded whatever the archive holds (cryptoapp/candles/rings.py):
+VIEWS = "views"    # per series, one ring of the newest bars per resolution and one of the newest ticks
+LATEST = "latest"  # per series, its newest tick (_id: the series)
 ALERT_RULES = "alert_rules"
 ALERTS = "alerts"
 FORECASTS = "forecasts"

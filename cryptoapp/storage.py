@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 import bson
 from bson.errors import BSONError
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
-from cryptoapp.schema import PRICES, PRICES_INDEXES, UTC
+from cryptoapp.schema import CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, UTC, VIEWS, series_id
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,15 @@ class PriceStore(Service):
         assert self.client is not None, "PriceStore used before start"
         return self.client[self.database][PRICES]
 
+    def _failure(self, exc: PyMongoError) -> StorageError:
+        return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}; is it running? (make services)")
+
     async def ensure_indexes(self) -> None:
         """The indexes cryptoapp.schema declares, created idempotently on first contact."""
-        for keys, name in PRICES_INDEXES:
-            await self.prices.create_index(list(keys), name=name)
+        for collection, indexes in ((self.prices, PRICES_INDEXES), (self.candles, CANDLES_INDEXES)):
+            for keys, name in indexes:
+                await collection.create_index(list(keys), name=name)
         self._indexes_ready = True
 
     async def upsert(self, ticks: Iterable[PriceTick]) -> WriteResult:
@@ -128,8 +134,7 @@ class PriceStore(Service):
                                  for e in errors if e.get("code") != DUPLICATE_KEY})
             updated = await self._refresh([by_id[i] for i in existing], now)
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+            raise self._failure(exc) from None
         return WriteResult(inserted=len(docs) - len(errors), updated=updated, rejected=rejected)
 
     async def _refresh(self, ticks: list[PriceTick], now: dt.datetime) -> int:
@@ -154,18 +159,22 @@ class PriceStore(Service):
             await self.prices.bulk_write(changed[start:start + UPDATE_CHUNK], ordered=False)
         return len(changed)
 
-    async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
-        """Retries with backoff until the batch is written: a tick that reached Kafka is never dropped."""
+    async def until_written(self, write, what: str):
+        """Awaits `write()` until it stops raising StorageError, with backoff (MongoDB back: done within ~10 s)."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StorageError),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),  # MongoDB back: written within ~10 s
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
             before_sleep=lambda state: log.warning(
-                "%s; retry %d in %.1f s (the batch of %d ticks is held, its offsets uncommitted)",
-                state.outcome.exception(), state.attempt_number, state.upcoming_sleep, len(ticks)),
+                "%s; retry %d in %.1f s (%s is held, its offsets uncommitted)",
+                state.outcome.exception(), state.attempt_number, state.upcoming_sleep, what),
         ):
             with attempt:
-                return await self.upsert(ticks)
+                return await write()
         raise AssertionError("unreachable")
+
+    async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
+        """Retries until the batch is written: a tick that reached Kafka is never dropped."""
+        return await self.until_written(lambda: self.upsert(ticks), f"the batch of {len(ticks)} ticks")
 
     async def count(self, **query) -> int:
         return await self.prices.count_documents(query)
@@ -185,5 +194,153 @@ class PriceStore(Service):
                                       {"_id": 0, "timestamp": 1, "granularity": 1}).sort("timestamp", ASCENDING)
             return [(doc["timestamp"], doc.get("granularity")) async for doc in cursor]
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+            raise self._failure(exc) from None
+
+    async def ticks_between(self, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
+                            tickers: Optional[Iterable[str]] = None):
+        """The stored ticks (the fields a bar or a view needs) with since <= timestamp < until, in no order.
+
+        On FerretDB this reads the whole archive once: what `cryptoapp candles verify|rebuild` pay, never a page.
+        """
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            query["timestamp"] = {**({"$gte": since} if since else {}), **({"$lt": until} if until else {})}
+        if tickers is not None:
+            query["sensor_id"] = {"$in": list(tickers)}
+        fields = ("timestamp", "value", "sensor_id", "source", "currency", "volume_24h", "granularity",
+                  "bid_price", "ask_price", "bid_size", "ask_size", "change_24h_pct", "market_cap")
+        try:
+            async for doc in self.prices.find(query, {"_id": 0, **{f: 1 for f in fields}}):
+                yield doc
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    # --- candles and the serving views -------------------------------------------------------------------------
+
+    @property
+    def candles(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][CANDLES]
+
+    @property
+    def views(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][VIEWS]
+
+    @property
+    def latest(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][LATEST]
+
+    async def store_candles(self, bars: Iterable[Bar]) -> int:
+        """Writes closed bars idempotently (insert; a bar already stored is replaced only when it differs, as
+        after a late tick); returns how many documents were written."""
+        now = dt.datetime.now(UTC)
+        bars = list(bars)
+        docs = {bar.id: bar.document(now) for bar in bars}
+        if not docs:
+            return 0
+        try:
+            if not self._indexes_ready:
+                await self.ensure_indexes()
+            try:
+                await self.candles.insert_many(list(docs.values()), ordered=False)
+                return len(docs)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                    first = next((e for e in errors if e.get("code") != DUPLICATE_KEY), None) or \
+                        exc.details["writeConcernErrors"][0]
+                    raise StorageError(f"candles not written at {self.where}: code {first.get('code')}: "
+                                       f"{first.get('errmsg')}") from None
+                existing = [list(docs)[e["index"]] for e in errors]
+            stored = {doc["_id"]: doc async for doc in self.candles.find({"_id": {"$in": existing}})}
+            by_id = {bar.id: bar for bar in bars}
+            changed = [ReplaceOne({"_id": i}, docs[i]) for i in existing
+                       if i not in stored or not by_id[i].same_values(stored[i])]
+            for start in range(0, len(changed), UPDATE_CHUNK):  # FerretDB: small commands (see _refresh)
+                await self.candles.bulk_write(changed[start:start + UPDATE_CHUNK], ordered=False)
+            return len(docs) - len(existing) + len(changed)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def stored_candles(self, since: dt.datetime, until: dt.datetime, series: Optional[Iterable[str]] = None):
+        """Stored candles with since <= start < until (of some series), for `cryptoapp candles verify`."""
+        query: dict[str, Any] = {"start": {"$gte": since, "$lt": until}}
+        if series is not None:
+            query["series"] = {"$in": list(series)}
+        try:
+            async for doc in self.candles.find(query):
+                yield doc
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def replace_candles(self, bars: Iterable[Bar], since: dt.datetime, until: dt.datetime,
+                              series: Iterable[str]) -> int:
+        """The candles of `series` with since <= start < until become exactly `bars` (`cryptoapp candles rebuild`):
+        one delete and batch inserts, no per-bar lookup (each would read the whole collection on FerretDB)."""
+        now = dt.datetime.now(UTC)
+        docs = [bar.document(now) for bar in bars]
+        try:
+            if not self._indexes_ready:
+                await self.ensure_indexes()
+            await self.candles.delete_many({"series": {"$in": list(series)}, "start": {"$gte": since, "$lt": until}})
+            for start in range(0, len(docs), 10_000):
+                await self.candles.insert_many(docs[start:start + 10_000], ordered=False)
+            return len(docs)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def load_view(self, view_id: str) -> Optional[dict]:
+        try:
+            return await self.views.find_one({"_id": view_id})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def save_view(self, doc: dict, held_rev: int) -> bool:
+        """Writes a view if the stored one is still at `held_rev` (0: none stored); False when another writer (a
+        rebuild, the worker that owned the series before a rebalance) got there first: reload and apply again."""
+        try:
+            if held_rev == 0:
+                await self.views.insert_one(doc)
+                return True
+            result = await self.views.replace_one({"_id": doc["_id"], "rev": held_rev}, doc)
+            return result.matched_count == 1
+        except DuplicateKeyError:
+            return False
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def all_views(self, projection: Optional[dict] = None) -> list[dict]:
+        try:
+            return [doc async for doc in self.views.find({}, projection)]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def save_latest(self, ticks: Iterable[PriceTick]) -> None:
+        """Each series' newest tick into crypto.latest; an older tick (a replay) never replaces a newer one."""
+        newest: dict[str, PriceTick] = {}
+        for tick in ticks:
+            series = series_id(tick.ticker, tick.source)
+            if tick.is_newer_than(newest.get(series)):
+                newest[series] = tick
+        now = dt.datetime.now(UTC)
+        try:
+            for series, tick in newest.items():
+                doc = {**to_document(tick, inserted_at=now), "_id": series, "series": series}
+                result = await self.latest.replace_one({"_id": series, "timestamp": {"$lte": tick.timestamp}}, doc)
+                if result.matched_count == 0:
+                    try:
+                        await self.latest.insert_one(doc)
+                    except DuplicateKeyError:
+                        pass  # a newer tick is stored already
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def drop_views(self) -> None:
+        """Empties the serving views (`cryptoapp candles rebuild` writes them afresh)."""
+        try:
+            await self.views.delete_many({})
+            await self.latest.delete_many({})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
 from cryptoapp.prices.models import InvalidTick, decode_tick
+from cryptoapp.streams import written_before_commit
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
-SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
 
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
@@ -98,24 +97,7 @@ async def store_ticks(stream):
     Concurrency stays 1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
-        try:
-            await store_batch(events)
-        except BaseException as exc:
-            # Faust acks the batch as this loop unwinds, even on cancellation, and commits after an
-            # agent raises: finish the batch now (rewriting is idempotent) or exit before any commit,
-            # so Kafka redelivers it.
-            if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
-                log.exception("storing a batch of %d messages failed unexpectedly; trying once more", len(events))
-            try:
-                async with asyncio.timeout(SHUTDOWN_GRACE):
-                    await store_batch(events)
-            except BaseException:
-                log.critical("exiting with a batch of %d messages not written (MongoDB unreachable?); "
-                             "their offsets stay uncommitted and Kafka redelivers them on restart", len(events))
-                logging.shutdown()
-                os._exit(70)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        await written_before_commit(app, events, store_batch, "the sink")
 
 
 @app.agent(prices_topic)
