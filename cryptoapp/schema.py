@@ -76,6 +76,12 @@ def tick_id(ticker: str, timestamp: dt.datetime, source: str = COINGECKO) -> str
     return f"{series_id(ticker, source)}_{iso_z(timestamp)}"
 
 
+def replaces(new_granularity: Optional[str], held_granularity: Optional[str]) -> bool:
+    """The archive's rule for two ticks of one _id: history (a tick with a granularity: backfilled, or the demo's)
+    never replaces another tick; a live tick replaces what is held. The sink, the candles and the views follow it."""
+    return new_granularity is None or held_granularity is not None
+
+
 # --- the gap rule and the granularity rule ----------------------------------------------------------
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A hole shorter than two of CoinGecko's finest history steps (5 min) may hold none of its points: the

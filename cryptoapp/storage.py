@@ -16,7 +16,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
-from cryptoapp.schema import CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, UTC, VIEWS, series_id
+from cryptoapp.schema import (
+    CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, UTC, VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,19 @@ class PriceStore(Service):
         self._indexes_ready = True
 
     async def upsert(self, ticks: Iterable[PriceTick]) -> WriteResult:
-        """Writes a batch idempotently; the last tick of each _id in the batch wins.
+        """Writes a batch idempotently; the last live tick of each _id in the batch wins (a backfilled one only
+        where no live one is).
 
         New documents go in one unordered insert_many. Upserts would give the same result, but
         FerretDB (SQLite) runs each one as a lookup plus a transaction, tens of milliseconds apiece,
         while a batch insert takes milliseconds. Only ticks whose _id is already stored (a replay
         after a crash, a poll within the same source second) are compared and refreshed one by one.
         """
-        by_id = {t.tick_id: t for t in ticks}
+        by_id: dict[str, PriceTick] = {}
+        for tick in ticks:
+            held = by_id.get(tick.tick_id)
+            if held is None or replaces(tick.granularity, held.granularity):  # within a batch as across batches
+                by_id[tick.tick_id] = tick
         now = dt.datetime.now(UTC)
         docs, rejected = [], {}
         for tick in by_id.values():
@@ -334,6 +340,25 @@ class PriceStore(Service):
                         await self.latest.insert_one(doc)
                     except DuplicateKeyError:
                         pass  # a newer tick is stored already
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def has_views(self) -> bool:
+        try:
+            return await self.views.find_one({}, {"_id": 1}) is not None  # no filter: FerretDB reads one row
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def has_ticks(self) -> bool:
+        try:
+            return await self.prices.find_one({}, {"_id": 1}) is not None
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def delete_ticks_before(self, cutoff: dt.datetime) -> int:
+        """CRYPTO_ARCHIVE_DAYS: the archive's ticks observed before `cutoff` are removed; returns how many."""
+        try:
+            return (await self.prices.delete_many({"timestamp": {"$lt": cutoff}})).deleted_count
         except PyMongoError as exc:
             raise self._failure(exc) from None
 

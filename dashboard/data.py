@@ -22,16 +22,7 @@ from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.candles.rings import RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.schema import (
-    DEFAULT_TICKERS,
-    LATEST,
-    RESOLUTIONS,
-    SEED_ID_SOURCES,
-    TICK_NUMBERS,
-    TICKER_RE,
-    UTC,
-    VIEWS,
-    bson_time,
-)
+    DEFAULT_TICKERS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
 
 MAX_HOURS = 168
 MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window

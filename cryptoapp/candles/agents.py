@@ -10,6 +10,7 @@ quiet) has none of these: tests/integration/test_candles.py proves each.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -18,22 +19,15 @@ from collections.abc import Sequence
 from faust.types import EventT
 
 from cryptoapp.app import app
+from cryptoapp.candles.archive import rebuild
 from cryptoapp.candles.bars import (
-    COMPACT_AFTER_S,
-    MINUTE,
-    Bar,
-    Minute,
-    bar_from_json,
-    bar_to_json,
-    merge,
-    minute_key,
-    parents,
-    time_ms,
-)
+    COMPACT_AFTER_S, MINUTE, Bar, Minute, bar_from_json, bar_to_json, merge, minute_key, parents, time_ms)
 from cryptoapp.candles.serving import ViewWriter
-from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, raw_topic, replay_topic
+from cryptoapp.candles.topics import (
+    REPLAY_HOURS, candle_marks, candle_minutes, candles_topic, clock_topic, raw_topic, replay, replay_topic)
 from cryptoapp.prices.models import decode_tick
-from cryptoapp.schema import RESOLUTIONS, series_id
+from cryptoapp.schema import RESOLUTIONS, UTC, series_id
+from cryptoapp.storage import StorageError
 from cryptoapp.streams import in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
@@ -41,6 +35,7 @@ log = logging.getLogger(__name__)
 CANDLE_BATCH, CANDLE_WINDOW = 2000, 0.5  # ticks per batch, seconds a partial batch waits
 VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0   # views are saved at most about once a second per series
 CLOCK_EVERY = 5.0                         # seconds between two clock messages per coin
+ARCHIVE_SWEEP_EVERY = 3600.0              # seconds between two CRYPTO_ARCHIVE_DAYS sweeps
 settings = app.settings
 
 
@@ -96,9 +91,9 @@ async def emit(bars: list[tuple[Bar, bool]]) -> None:
 
 # --- the agent that makes them ----------------------------------------------------------------------------------
 
-def _new_mark(ticker: str, start_s: int) -> dict:
-    return {"ticker": ticker, "closed": {res: start_s // seconds * seconds for res, seconds in RESOLUTIONS.items()},
-            "compacted": start_s, "evicted": start_s}
+def _new_mark(ticker: str, start_s: int, partition: int) -> dict:
+    return {"ticker": ticker, "partition": partition, "compacted": start_s, "evicted": start_s,
+            "closed": {res: start_s // seconds * seconds for res, seconds in RESOLUTIONS.items()}}
 
 
 async def candle_batch(events: Sequence[EventT]) -> None:
@@ -109,11 +104,11 @@ async def candle_batch(events: Sequence[EventT]) -> None:
     grace = settings.candle_grace_s
     batch: dict[str, Minute] = {}
     changed: dict[str, EventT] = {}
-    clocks: dict[str, EventT] = {}
+    clocks: dict[int, EventT] = {}
     too_old = 0
     for event in events:
         if event.message.topic == clock_topic.get_topic_name():
-            clocks[bytes(event.key or b"").decode(errors="replace")] = event
+            clocks[event.message.partition] = event
             continue
         try:
             tick = decode_tick(event.value)
@@ -130,30 +125,33 @@ async def candle_batch(events: Sequence[EventT]) -> None:
         if minute is None:
             raw = candle_minutes.get(key)
             minute = batch[key] = Minute.from_json(raw) if raw else Minute(series, tick.ticker, start_s, tick.currency)
-        if minute.absorb(at, tick.value, tick.volume_24h, tick.source):
+        if minute.absorb(at, tick.value, tick.volume_24h, tick.source, tick.granularity):
             changed[key] = event
             if series not in candle_marks:
                 with in_partition_of(event):
-                    candle_marks[series] = _new_mark(tick.ticker, start_s)
+                    candle_marks[series] = _new_mark(tick.ticker, start_s, event.message.partition)
     for key, event in changed.items():
         with in_partition_of(event):
             candle_minutes[key] = batch[key].to_json()
     touched = {(batch[key].series, res, start) for key in changed for res, start in parents(batch[key].start_s).items()}
     out = [(bar, bar.end.timestamp() + grace <= now) for series, res, start in sorted(touched)
            if (bar := bar_at(series, res, start, batch)) is not None]
-    for ticker, event in clocks.items():
-        out += close_due(ticker, event, now, grace, oldest)
+    for partition, event in clocks.items():
+        out += close_due(partition, event, now, grace, oldest)
+    # The table writes wait in Faust's producer buffer; sending them now keeps a burst (a backfill, the demo's
+    # history) from filling it, which Faust reports as a warning per batch and answers by pausing every stream.
+    await app.producer.buffer.flush()
     await emit(out)
     if too_old:
         log.warning("candles: %d ticks older than CRYPTO_CANDLES_HOURS=%g were left out of the candles (still "
                     "archived); `cryptoapp candles rebuild --hours ...` adds them", too_old, settings.candles_hours)
 
 
-def close_due(ticker: str, event: EventT, now: float, grace: float, oldest: float) -> list[tuple[Bar, bool]]:
-    """For every series of `ticker`: the bars that ended over `grace` ago, closed; old minutes compacted, then
+def close_due(partition: int, event: EventT, now: float, grace: float, oldest: float) -> list[tuple[Bar, bool]]:
+    """For every series of `partition`: the bars that ended over `grace` ago, closed; old minutes compacted, then
     dropped past the horizon."""
     out = []
-    for series, mark in [(s, m) for s, m in candle_marks.items() if m["ticker"] == ticker]:
+    for series, mark in [(s, m) for s, m in candle_marks.items() if m["partition"] == partition]:
         mark = {**mark, "closed": dict(mark["closed"])}
         for res, seconds in RESOLUTIONS.items():
             start = mark["closed"][res]
@@ -193,9 +191,10 @@ if settings.candles:
 
     @app.timer(interval=CLOCK_EVERY, on_leader=True)
     async def candle_clock() -> None:
-        """Tells each coin's partition the time, so the bars of a quiet coin close too (leader only: one clock)."""
+        """Tells every partition the time, so the bars of a quiet coin close too, whichever worker holds it (the
+        leader only: one clock)."""
         stamp = str(time.time()).encode()
-        pending = [await clock_topic.send(key=coin.ticker.encode(), value=stamp) for coin in app.coins]
+        pending = [await clock_topic.send(key=b"clock", value=stamp, partition=p) for p in range(settings.partitions)]
         for fut in pending:
             await fut
 
@@ -232,3 +231,32 @@ if settings.candles:
 
 async def _views_until_written(events: Sequence[EventT]) -> None:
     await app.store.until_written(lambda: views_batch(events), f"a batch of {len(events)} bars and ticks")
+
+
+if settings.candles:
+    @app.task(on_leader=True)
+    async def views_from_archive() -> None:
+        """An archive without views (stored before candles existed) gets its candles and views made once, at
+        start-up, so the first page shows its history without waiting for new ticks."""
+        try:
+            if await app.store.has_views() or not await app.store.has_ticks():
+                return
+            log.warning("candles: the archive holds ticks but there are no views: making them from the archive once "
+                        "(`cryptoapp candles rebuild` does the same); the page fills when it is done")
+            await rebuild(app.store, grace_s=settings.candle_grace_s, replay=replay,
+                          replay_since=dt.datetime.now(UTC) - dt.timedelta(hours=REPLAY_HOURS))
+        except StorageError as exc:
+            log.warning("candles: views not made from the archive (%s); `cryptoapp candles rebuild` makes them", exc)
+
+    if settings.archive_days:
+        @app.timer(interval=ARCHIVE_SWEEP_EVERY, on_leader=True)
+        async def trim_archive() -> None:
+            """CRYPTO_ARCHIVE_DAYS: ticks older than that leave the archive (candles and views keep their bars)."""
+            cutoff = dt.datetime.now(UTC) - dt.timedelta(days=settings.archive_days)
+            try:
+                removed = await app.store.delete_ticks_before(cutoff)
+            except StorageError as exc:
+                log.warning("archive retention skipped this time: %s", exc)
+                return
+            if removed:
+                log.info("archive retention: %d ticks older than %g days removed", removed, settings.archive_days)

@@ -13,16 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Optional
 
 from cryptoapp.schema import (
-    CANDLE_FIELDS,
-    COINGECKO_BACKFILL,
-    RESOLUTIONS,
-    SEED_ID_SOURCES,
-    UTC,
-    bar_start,
-    candle_id,
-    iso_z,
-    series_id,
-)
+    CANDLE_FIELDS, RESOLUTIONS, SEED_ID_SOURCES, UTC, bar_start, candle_id, iso_z, replaces, series_id)
 
 MINUTE = RESOLUTIONS["1m"]
 # A minute bar older than this (and closed) keeps only the ticks that set its open, high, low and close, plus a
@@ -79,8 +70,8 @@ class Bar:
 
 
 # --- the minute bar: its ticks by time ------------------------------------------------------------------------
-# ticks: {time in ms: [value, volume_24h or None, source]}; `dropped` counts ticks compacted away, `dropped_sources`
-# their sources.
+# ticks: {time in ms: [value, volume_24h or None, source, granularity or None]}; `dropped` counts ticks compacted
+# away, `dropped_sources` their sources.
 
 @dataclasses.dataclass
 class Minute:
@@ -92,14 +83,15 @@ class Minute:
     dropped: int = 0
     dropped_sources: list[str] = dataclasses.field(default_factory=list)
 
-    def absorb(self, time_ms: int, value: float, volume_24h: Optional[float], source: str) -> bool:
-        """Adds one tick the way the archive stores it: one per time, a backfilled tick never replacing another.
+    def absorb(self, time_ms: int, value: float, volume_24h: Optional[float], source: str,
+               granularity: Optional[str] = None) -> bool:
+        """Adds one tick the way the archive stores it: one per time (schema.replaces decides between two).
 
         Returns whether the bar changed (False for a tick already held: a redelivery).
         """
         held = self.ticks.get(time_ms)
-        new = [value, volume_24h, source]
-        if held == new or (held is not None and source == COINGECKO_BACKFILL and held[2] != COINGECKO_BACKFILL):
+        new = [value, volume_24h, source, granularity]
+        if held == new or (held is not None and not replaces(granularity, held[3] if len(held) > 3 else None)):
             return False
         if held is None and self.dropped and self._compacted_time(time_ms):
             return False
@@ -189,6 +181,7 @@ class StoredTick:
     value: float
     volume_24h: Optional[float]
     currency: str
+    granularity: Optional[str] = None
 
     @classmethod
     def from_document(cls, doc: Mapping) -> Optional["StoredTick"]:
@@ -198,7 +191,7 @@ class StoredTick:
         volume = doc.get("volume_24h")
         return cls(ticker=doc["sensor_id"], source=doc.get("source") or "unknown", timestamp=doc["timestamp"],
                    value=float(value), volume_24h=float(volume) if isinstance(volume, (int, float)) else None,
-                   currency=doc.get("currency") or "usd")
+                   currency=doc.get("currency") or "usd", granularity=doc.get("granularity"))
 
 
 def minutes_from_ticks(ticks: Iterable[StoredTick]) -> dict[str, Minute]:
@@ -212,7 +205,7 @@ def minutes_from_ticks(ticks: Iterable[StoredTick]) -> dict[str, Minute]:
         minute = minutes.get(key)
         if minute is None:
             minute = minutes[key] = Minute(series, tick.ticker, start_s, tick.currency)
-        minute.absorb(at, tick.value, tick.volume_24h, tick.source)
+        minute.absorb(at, tick.value, tick.volume_24h, tick.source, tick.granularity)
     return minutes
 
 

@@ -10,7 +10,7 @@ from faust.cli import AppCommand, argument, option
 
 from cryptoapp.app import app
 from cryptoapp.candles.archive import rebuild, verify
-from cryptoapp.candles.topics import replay_topic
+from cryptoapp.candles.topics import REPLAY_HOURS, replay, replay_topic
 from cryptoapp.coins import resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
@@ -57,7 +57,7 @@ async def candles(self: AppCommand, action: str, hours: Optional[float], symbols
                 return
             report = await rebuild(store, since=since, tickers=tickers, grace_s=settings.candle_grace_s,
                                    replay=replay, say=lambda message, *args: self.say(message % args),
-                                   replay_since=dt.datetime.now(UTC) - dt.timedelta(hours=26))
+                                   replay_since=dt.datetime.now(UTC) - dt.timedelta(hours=REPLAY_HOURS))
             self.say(f"rebuilt {report.candles} closed candles and {report.views} views of "
                      f"{len(report.series)} series from {report.ticks} stored ticks")
     except StorageError as exc:
@@ -80,9 +80,7 @@ class Replay:
         if not self.started:
             await replay_topic.maybe_declare()
             self.started = True
-        pending = [await replay_topic.send(key=t.ticker.encode(), value=t.encode()) for t in ticks]
-        for fut in pending:
-            await fut
+        await replay(ticks)
 
     async def close(self) -> None:
         if self.started:

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Optional
 
 from cryptoapp.candles.bars import Bar
-from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, RESOLUTIONS, SIMULATED, UTC, granularity_seconds
+from cryptoapp.schema import (
+    COINGECKO, COINGECKO_BACKFILL, RESOLUTIONS, SIMULATED, UTC, granularity_seconds, replaces)
 
 # Bars per series and resolution: a little over 2,000 points, the most a chart draws (5m: the 168 h window).
 RING_SIZE = {"1m": 2000, "5m": 2016, "1h": 2000, "1d": 2000}
@@ -153,9 +154,9 @@ class TickRing:
 
     def add(self, time_ms: int, numbers: Mapping[str, Optional[float]], source: str,
             granularity: Optional[str]) -> bool:
-        """Adds a tick (a backfilled one never replaces another at its time); drops the oldest past the size."""
+        """Adds a tick (schema.replaces decides between two at one time); drops the oldest past the size."""
         held = self.ticks.get(time_ms)
-        if held is not None and source == COINGECKO_BACKFILL and held[1] != COINGECKO_BACKFILL:
+        if held is not None and not replaces(granularity, _label(held[0][-1])):
             return False
         row = tuple(_num(numbers.get(name)) for name in TICK_ARRAYS[1:-1]) + (float(granularity_seconds(granularity)),)
         if held is not None and held == (row, source):

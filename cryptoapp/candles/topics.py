@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
+from cryptoapp.prices.models import PriceTick
 
 settings = app.settings
+REPLAY_HOURS = 26.0  # stored ticks a rebuild replays to the open bars: a day and its grace
 
 
 def raw_topic(*names: str, declare: bool = True):
@@ -28,3 +30,10 @@ candle_marks = app.Table(
     extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
     help="Series -> how far its bars are closed, compacted and evicted (Unix seconds per resolution).")
 
+
+
+async def replay(ticks: list[PriceTick]) -> None:
+    """Stored ticks to the candles agent alone (never archived again): open bars learn what they never saw."""
+    pending = [await replay_topic.send(key=t.ticker.encode(), value=t.encode()) for t in ticks]
+    for fut in pending:
+        await fut

@@ -10,6 +10,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
 from cryptoapp.prices.models import InvalidTick, decode_tick
+from cryptoapp.schema import replaces
 from cryptoapp.streams import written_before_commit
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,14 @@ async def store_batch(events) -> None:
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
     while decoded:
         result = await app.store.upsert_until_stored([tick for _, tick in decoded])
-        # The store keeps the last tick of each _id; when that one is refused, the earlier ticks with
-        # the same _id were not written either and get their own try.
-        last = {tick.tick_id: event for event, tick in decoded}
+        # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
+        # same _id were not written either and get their own try.
+        kept: dict[str, tuple] = {}
+        for event, tick in decoded:
+            held = kept.get(tick.tick_id)
+            if held is None or replaces(tick.granularity, held[1].granularity):
+                kept[tick.tick_id] = (event, tick)
+        last = {tick_id: event for tick_id, (event, _) in kept.items()}
         poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
         decoded = [(event, tick) for event, tick in decoded
                    if tick.tick_id in result.rejected and event is not last[tick.tick_id]]

@@ -8,16 +8,7 @@ import random
 import pytest
 
 from cryptoapp.candles.bars import (
-    Minute,
-    StoredTick,
-    bar_from_json,
-    bar_to_json,
-    bars_from_minutes,
-    merge,
-    minutes_from_ticks,
-    parents,
-    time_ms,
-)
+    Minute, StoredTick, bar_from_json, bar_to_json, bars_from_minutes, merge, minutes_from_ticks, parents, time_ms)
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
 
@@ -56,9 +47,9 @@ def test_order_does_not_matter_and_a_tick_seen_twice_counts_once():
 def test_at_one_time_a_live_tick_replaces_a_backfilled_one_but_never_the_reverse():
     minute = Minute("BTC", "BTC", int(T0.timestamp()), "usd")
     at = time_ms(T0)
-    assert minute.absorb(at, 100.0, None, COINGECKO_BACKFILL)
+    assert minute.absorb(at, 100.0, None, COINGECKO_BACKFILL, "5m")
     assert minute.absorb(at, 101.0, None, COINGECKO)          # live replaces backfill, as the archive's upsert does
-    assert not minute.absorb(at, 99.0, None, COINGECKO_BACKFILL)  # backfill never replaces (insert-if-absent)
+    assert not minute.absorb(at, 99.0, None, COINGECKO_BACKFILL, "5m")  # never replaces (insert-if-absent)
     assert not minute.absorb(at, 101.0, None, COINGECKO)      # the same observation again: a redelivery
     assert minute.bar().close == 101.0 and minute.bar().ticks == 1 and minute.bar().sources == (COINGECKO,)
 
