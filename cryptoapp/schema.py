@@ -104,6 +104,9 @@ def gap_threshold(interval_s: float, *granularities: Optional[str], bucket_s: fl
 
 # --- candles -----------------------------------------------------------------------------------------
 RESOLUTIONS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bar length in seconds, finest first
+# How long crypto.candles keeps the bars of each resolution (days; None: always), as RRD archives consolidate: the
+# minute bars of a year would be as many as the archive's ticks, and no chart draws them past a day and a half.
+CANDLE_RETENTION_DAYS = {"1m": 7, "5m": 90, "1h": None, "1d": None}
 # A stored candle: the bar of `sensor_id` at `resolution` that starts at `start` (UTC, aligned to the
 # epoch); `sources` are the sources whose ticks made it, `volume_24h` the last tick's.
 CANDLE_FIELDS = ("_id", "sensor_id", "resolution", "start", "open", "high", "low", "close", "ticks",

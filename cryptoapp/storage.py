@@ -355,6 +355,18 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise self._failure(exc) from None
 
+    async def trim_candles(self, kept_from: dict[str, Optional[float]]) -> int:
+        """Removes the candles older than their resolution's retention (Unix seconds per resolution)."""
+        removed = 0
+        try:
+            for res, since in kept_from.items():
+                if since is not None:
+                    start = dt.datetime.fromtimestamp(since, UTC)
+                    removed += (await self.candles.delete_many({"resolution": res, "start": {"$lt": start}})).deleted_count
+            return removed
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
     async def delete_ticks_before(self, cutoff: dt.datetime) -> int:
         """CRYPTO_ARCHIVE_DAYS: the archive's ticks observed before `cutoff` are removed; returns how many."""
         try:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from faust.types import EventT
 
 from cryptoapp.app import app
-from cryptoapp.candles.archive import rebuild
+from cryptoapp.candles.archive import rebuild, retention_starts
 from cryptoapp.candles.bars import (
     COMPACT_AFTER_S, MINUTE, Bar, Minute, bar_from_json, bar_to_json, merge, minute_key, parents, time_ms)
 from cryptoapp.candles.serving import ViewWriter
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CANDLE_BATCH, CANDLE_WINDOW = 2000, 0.5  # ticks per batch, seconds a partial batch waits
 VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0   # views are saved at most about once a second per series
 CLOCK_EVERY = 5.0                         # seconds between two clock messages per coin
-ARCHIVE_SWEEP_EVERY = 3600.0              # seconds between two CRYPTO_ARCHIVE_DAYS sweeps
+RETENTION_SWEEP_EVERY = 3600.0            # seconds between two retention sweeps (candles, CRYPTO_ARCHIVE_DAYS)
 settings = app.settings
 
 
@@ -248,15 +248,19 @@ if settings.candles:
         except StorageError as exc:
             log.warning("candles: views not made from the archive (%s); `cryptoapp candles rebuild` makes them", exc)
 
-    if settings.archive_days:
-        @app.timer(interval=ARCHIVE_SWEEP_EVERY, on_leader=True)
-        async def trim_archive() -> None:
-            """CRYPTO_ARCHIVE_DAYS: ticks older than that leave the archive (candles and views keep their bars)."""
-            cutoff = dt.datetime.now(UTC) - dt.timedelta(days=settings.archive_days)
-            try:
-                removed = await app.store.delete_ticks_before(cutoff)
-            except StorageError as exc:
-                log.warning("archive retention skipped this time: %s", exc)
-                return
-            if removed:
-                log.info("archive retention: %d ticks older than %g days removed", removed, settings.archive_days)
+    @app.timer(interval=RETENTION_SWEEP_EVERY, on_leader=True)
+    async def retention() -> None:
+        """crypto.candles keeps each resolution as long as schema.CANDLE_RETENTION_DAYS says; the archive keeps its
+        ticks CRYPTO_ARCHIVE_DAYS if set (candles and views keep their bars)."""
+        try:
+            removed = await app.store.trim_candles(retention_starts(time.time()))
+            if settings.archive_days:
+                cutoff = dt.datetime.now(UTC) - dt.timedelta(days=settings.archive_days)
+                ticks = await app.store.delete_ticks_before(cutoff)
+                if ticks:
+                    log.info("archive retention: %d ticks older than %g days removed", ticks, settings.archive_days)
+        except StorageError as exc:
+            log.warning("retention skipped this time: %s", exc)
+            return
+        if removed:
+            log.info("candle retention: %d candles past their resolution's retention removed", removed)

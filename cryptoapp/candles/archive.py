@@ -16,11 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Optional
 
-from cryptoapp.candles.bars import Bar, StoredTick, bars_from_minutes, minutes_from_ticks
+from cryptoapp.candles.bars import Bar, BarAccumulator, StoredTick
 from cryptoapp.candles.rings import BAR_ARRAYS, RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.prices.models import PriceTick, from_document
-from cryptoapp.schema import RESOLUTIONS, UTC, bar_start, series_id
+from cryptoapp.schema import CANDLE_RETENTION_DAYS, RESOLUTIONS, UTC, bar_start, series_id
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,30 @@ def day_start(ts: dt.datetime) -> dt.datetime:
     return bar_start(ts, "1d")
 
 
+def retention_starts(now: float) -> dict[str, Optional[float]]:
+    """The oldest bar start crypto.candles keeps per resolution (schema.CANDLE_RETENTION_DAYS), in Unix seconds."""
+    return {res: None if days is None else now - days * 86400 for res, days in CANDLE_RETENTION_DAYS.items()}
+
+
 async def recompute(store, since: Optional[dt.datetime], until: Optional[dt.datetime],
                     tickers: Optional[Iterable[str]] = None) -> Recomputed:
-    """Every bar of the archive's ticks in [since, until), and each series' newest ticks (one archive read)."""
+    """Every bar (within crypto.candles' retention) of the archive's ticks in [since, until), and each series'
+    newest ticks: one read of the archive, holding bars, never the ticks."""
     out = Recomputed()
-    stored: list[StoredTick] = []
-    n = 0
+    bars = BarAccumulator(since=retention_starts(time.time()))
     async for doc in store.ticks_between(since, until, tickers):
         tick = StoredTick.from_document(doc)
         if tick is None:
             continue
-        stored.append(tick)
+        bars.add(tick)
         heap = out.newest.setdefault(series_id(tick.ticker, tick.source), [])
-        entry = (round(tick.timestamp.timestamp() * 1000), n, doc)
-        n += 1
+        entry = (round(tick.timestamp.timestamp() * 1000), out.ticks, doc)
+        out.ticks += 1
         if len(heap) < TICK_RING_SIZE:
             heapq.heappush(heap, entry)
         elif entry > heap[0]:
             heapq.heapreplace(heap, entry)
-    out.ticks = len(stored)
-    out.bars = bars_from_minutes(minutes_from_ticks(stored).values())
+    out.bars = bars.bars()
     return out
 
 
@@ -153,8 +157,11 @@ async def verify(store, *, since: dt.datetime, until: Optional[dt.datetime] = No
             problems.append(f"{ident}: missing from crypto.candles (the archive has {bar.ticks} ticks in it)")
         elif not bar.same_values(doc):
             problems.append(f"{ident}: crypto.candles has {_ohlc(doc)}, the archive gives {_ohlc(bar.document(None))}")
+    kept_from = retention_starts(time.time())
     for ident, doc in sorted(stored.items()):
         end = doc["start"] + dt.timedelta(seconds=RESOLUTIONS[doc["resolution"]])
+        if (kept_from[doc["resolution"]] or 0) > doc["start"].timestamp():
+            continue  # past retention: the worker's hourly trim removes it
         if ident not in expected and end.timestamp() + grace_s <= now and doc["start"] >= since and \
                 (tickers is None or doc["sensor_id"] in set(tickers)):
             problems.append(f"{ident}: in crypto.candles but the archive has no tick in it")

@@ -242,3 +242,50 @@ def bar_from_json(data: Mapping) -> tuple[Bar, bool]:
               ticks=int(data["ticks"]), volume_24h=data.get("volume_24h"), sources=tuple(data["sources"]),
               currency=data["currency"], first_at=when(data["first_at"]), last_at=when(data["last_at"]))
     return bar, bool(data.get("closed"))
+
+
+class BarAccumulator:
+    """Every bar of stored ticks fed one at a time, in any order, without holding the ticks: what `verify` and
+    `rebuild` compute from an archive of millions. The archive holds one tick per series and time, so no tick is
+    seen twice; the result equals bars_from_minutes(minutes_from_ticks(...)) (tests/unit/test_candles.py).
+    `since` per resolution: bars that start earlier are not made (the retention of crypto.candles)."""
+
+    def __init__(self, since: Optional[Mapping[str, Optional[float]]] = None):
+        self.since = {res: (since or {}).get(res) for res in RESOLUTIONS}
+        # (series, resolution, start_s) -> [first_ms, open, last_ms, close, high, low, ticks, volume, sources, ticker,
+        #                                    currency]
+        self.acc: dict[tuple[str, str, int], list] = {}
+
+    def add(self, tick: StoredTick) -> None:
+        series = series_id(tick.ticker, tick.source)
+        at = time_ms(tick.timestamp)
+        for res, seconds in RESOLUTIONS.items():
+            start_s = at // 1000 // seconds * seconds
+            limit = self.since[res]
+            if limit is not None and start_s < limit:
+                continue
+            key = (series, res, start_s)
+            bar = self.acc.get(key)
+            if bar is None:
+                self.acc[key] = [at, tick.value, at, tick.value, tick.value, tick.value, 1, tick.volume_24h,
+                                 {tick.source}, tick.ticker, tick.currency]
+                continue
+            if at < bar[0]:
+                bar[0], bar[1] = at, tick.value
+            if at > bar[2]:
+                bar[2], bar[3], bar[7], bar[10] = at, tick.value, tick.volume_24h, tick.currency
+            bar[4] = max(bar[4], tick.value)
+            bar[5] = min(bar[5], tick.value)
+            bar[6] += 1
+            bar[8].add(tick.source)
+
+    def bars(self) -> dict[str, Bar]:
+        out = {}
+        for (series, res, start_s), (first, opened, last, close, high, low, ticks, volume, sources, ticker,
+                                     currency) in self.acc.items():
+            bar = Bar(series=series, ticker=ticker, resolution=res, start=dt.datetime.fromtimestamp(start_s, UTC),
+                      open=opened, high=high, low=low, close=close, ticks=ticks, volume_24h=volume,
+                      sources=tuple(sorted(sources)), currency=currency, first_at=_ms_time(first),
+                      last_at=_ms_time(last))
+            out[bar.id] = bar
+        return out

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from cryptoapp.candles.bars import (
-    Minute, StoredTick, bar_from_json, bar_to_json, bars_from_minutes, merge, minutes_from_ticks, parents, time_ms)
+    BarAccumulator, Minute, StoredTick, bar_from_json, bar_to_json, bars_from_minutes, merge, minutes_from_ticks, parents,
+    time_ms)
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
 
@@ -117,3 +118,18 @@ def test_a_tick_ring_holds_the_newest_ticks_in_order_with_their_nulls():
 def test_a_stored_document_without_a_usable_price_makes_no_bar(value):
     doc = {"sensor_id": "BTC", "source": COINGECKO, "timestamp": T0, "value": value}
     assert StoredTick.from_document(doc) is None
+
+
+def test_the_archive_accumulator_makes_the_same_bars_as_the_stream_without_holding_the_ticks():
+    ticks = walk(5000, 23) + [tick(7, 5.0, COINGECKO_BACKFILL, ticker="ETH")]
+    random.Random(5).shuffle(ticks)
+    acc = BarAccumulator()
+    for t in ticks:
+        acc.add(t)
+    assert acc.bars() == bars_from_minutes(minutes_from_ticks(ticks).values())
+    recent = BarAccumulator(since={"1m": (T0 + dt.timedelta(hours=12)).timestamp()})
+    for t in ticks:
+        recent.add(t)
+    assert min(b.start for b in recent.bars().values() if b.resolution == "1m") >= T0 + dt.timedelta(hours=12)
+    assert {b.id for b in recent.bars().values() if b.resolution != "1m"} == \
+        {b.id for b in acc.bars().values() if b.resolution != "1m"}
