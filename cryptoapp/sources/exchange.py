@@ -15,15 +15,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.settings import DEFAULT_EXCHANGE, DEFAULT_MAX_HZ, DEFAULT_STALL_S, ConfigError
 
 log = logging.getLogger(__name__)
 
-# Binance US lists all five default coins against USD (USDT as USDT/USD), reachable without a key
-# (shared/reference/exchanges.md); its @ticker stream carries bid, ask, their sizes, last and event time.
-DEFAULT_EXCHANGE = "binanceus"
 DEFAULT_QUOTES = ("USD", "USDT")  # preference order; the quote is kept on the tick, never converted
-DEFAULT_MAX_HZ = 1.0
-DEFAULT_STALL_S = 30.0  # @ticker sends every second: 30 s without any message is a dead stream
 KEEPALIVE_S = 20.0  # ccxt's Binance default is 180 s, so a dead link could stay silent ~6 min (ccxt issue 22412)
 MAX_CONNECTION_S = 23.5 * 3600  # Binance closes a connection after 24 h: rotate before, at a time of our choosing
 SLOT_GRACE_S = 0.5  # a slot's last quote is published this long after the slot ended, if no later quote came
@@ -40,7 +36,7 @@ class InvalidQuote(ValueError):
     """A ticker that cannot become a PriceTick; the message says why."""
 
 
-class ExchangeConfigError(ValueError):
+class ExchangeConfigError(ConfigError):
     """CRYPTO_EXCHANGE names no exchange ccxt can stream tickers from; the message names the fix."""
 
 
