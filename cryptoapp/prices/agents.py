@@ -1,4 +1,5 @@
-"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
+"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices (per
+series: CoinGecko's and an exchange's never overwrite each other)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ async def fetch_prices() -> None:
     remember = getattr(source, "remember", None)
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
-        remember({t: tick.value for t, tick in latest_prices.items() if tick.source == source.name})
+        remember({tick.ticker: tick.value for tick in latest_prices.values() if tick.source == source.name})
     # Polls faster than the source refreshes (CoinGecko: about once a minute) repeat its last answer; an
-    # observation latest_prices already holds is not published again (each would cost the sink a read).
-    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.ticker))]
+    # observation latest_prices already holds (in the source's own series) is not published again (each
+    # would cost the sink a read).
+    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.series))]
     if ticks:
         await app.publish(ticks)
 
@@ -120,11 +122,15 @@ async def store_ticks(stream):
 
 @app.agent(prices_topic)
 async def track_latest(stream):
-    """latest_prices[ticker] = the newest tick by source time; older or invalid ticks change nothing."""
+    """latest_prices[series] = the series' newest tick by source time (series: schema.series_id, BTC for CoinGecko,
+    BTC_binanceus for an exchange); older or invalid ticks change nothing.
+
+    The entry is written to the partition of the message, keyed by ticker, so all series of one coin live in its
+    ticker's partition: views route by ticker."""
     async for raw in stream:
         try:
             tick = decode_tick(raw)
         except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
             continue
-        if tick.is_newer_than(latest_prices.get(tick.ticker)):
-            latest_prices[tick.ticker] = tick
+        if tick.is_newer_than(latest_prices.get(tick.series)):
+            latest_prices[tick.series] = tick
