@@ -19,8 +19,9 @@ async def backfill_history() -> None:
     """In a task of its own, so live polls keep their cadence meanwhile; leader only, like them. Problems are
     logged, never raised: live polling never depends on the backfill."""
     settings = app.settings
-    if settings.source != COINGECKO:
-        log.info("no backfill: CRYPTO_SOURCE=%s has no history to fetch", settings.source)
+    if COINGECKO not in settings.sources:
+        log.info("no backfill: CRYPTO_SOURCES=%s has no history to fetch (only %s has)", ",".join(settings.sources),
+                 COINGECKO)
         return
     if not settings.backfill_hours:
         log.info("no backfill at start-up (CRYPTO_BACKFILL_HOURS=0); `cryptoapp backfill` fills gaps on demand")
