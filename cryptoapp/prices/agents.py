@@ -1,5 +1,5 @@
-"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices (per
-series: CoinGecko's and an exchange's never overwrite each other)."""
+"""The price agents: fetch prices into Kafka (leader only), run the exchange stream (leader only), sink every tick
+into MongoDB, keep latest_prices (per series: CoinGecko's and an exchange's never overwrite each other)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
+LEADERSHIP_CHECK_EVERY = 1.0  # seconds: how soon a new leader starts the exchange stream
 
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
 # when due gives the first prices a second after start instead of a minute.
@@ -36,6 +37,8 @@ async def fetch_prices() -> None:
     interval = app.settings.interval
     _next_poll = _next_poll + interval if _next_poll + interval > now else now + interval
     source = app.source
+    if source is None:  # CRYPTO_SOURCES has only the exchange, which pushes its own ticks
+        return
     remember = getattr(source, "remember", None)
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
@@ -46,6 +49,25 @@ async def fetch_prices() -> None:
     ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.series))]
     if ticks:
         await app.publish(ticks)
+
+
+@app.timer(interval=LEADERSHIP_CHECK_EVERY)
+async def follow_leadership() -> None:
+    """Starts the exchange stream when this worker becomes the leader, stops it when it no longer is.
+
+    On every worker, not `on_leader=True`: such a timer skips its runs where it does not lead, so it could
+    never stop a stream on a worker that lost the lead; and an `app.task(on_leader=True)` is decided once at
+    start-up, so a worker that becomes the leader later (the old one died) would never stream.
+    """
+    await app.follow_leadership()
+
+
+@app.on_partitions_revoked.connect
+async def stop_streaming_on_rebalance(sender, revoked, **kwargs) -> None:
+    """A rebalance may hand the lead to another worker: the stream stops before this worker's revocation
+    completes, so it is never open on two workers at once; follow_leadership restarts it on the leader once
+    the partitions are assigned again (a gap of about a second and a reconnect per rebalance)."""
+    await app.follow_leadership(leading=False)
 
 
 async def dead_letter(event, reason: str) -> None:
