@@ -168,7 +168,8 @@ class PricesApp(faust.App):
             s = self.settings
             source = self.exchange_source = ExchangeSource(
                 s.exchange, self.coins, self.publish, max_hz=s.exchange_max_hz, stall_s=s.exchange_stall_s,
-                ws_url=s.exchange_ws_url, rest_url=s.exchange_rest_url)
+                ws_url=s.exchange_ws_url, rest_url=s.exchange_rest_url,
+                other_sources=(s.polled_source,) if s.polled_source else ())
             log.info("this worker leads: streaming %s quotes (at most %g a second per coin)", s.exchange,
                      s.exchange_max_hz)
             try:

@@ -37,6 +37,9 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
         return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
     tick = latest_prices.get(series_id(ticker, source))
     if tick is None:
+        if source == COINGECKO and app.settings.polled_source is None:
+            return self.json({"error": f"no CoinGecko price for {ticker}: CRYPTO_SOURCES has only the exchange; ask "
+                                       f"/prices/{ticker}/?source={app.settings.exchange}"}, status=404)
         if source == COINGECKO:
             return self.json({"error": f"no price for {ticker} yet: is it in CRYPTO_SYMBOLS?"}, status=404)
         return self.json({"error": f"no price for {ticker} from {source} yet: is it in CRYPTO_SYMBOLS, is {source} "

@@ -267,9 +267,11 @@ class ExchangeSource(Service):
                  max_hz: float = DEFAULT_MAX_HZ, stall_s: float = DEFAULT_STALL_S,
                  ws_url: Optional[str] = None, rest_url: Optional[str] = None,
                  quotes: tuple[str, ...] = DEFAULT_QUOTES, keepalive_s: float = KEEPALIVE_S,
-                 max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0, **kwargs):
+                 max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0,
+                 other_sources: tuple[str, ...] = ("the other sources",), **kwargs):
         super().__init__(**kwargs)
         self.name = exchange_id
+        self.other_sources = other_sources  # where the coins it does not list come from, for its start-up line
         self.exchange_id = exchange_id
         self.coins = coins
         self.publish = publish
@@ -456,9 +458,12 @@ class ExchangeSource(Service):
             log.info("%s: streaming %s", self.exchange_id, ", ".join(
                 f"{c.coin.ticker} from {c.symbol}" + (f" ({c.note})" if c.note else "") for c in chosen))
         if self.left_out:
-            log.warning("%s does not list %s; %s from the other sources only", self.exchange_id,
+            one = len(self.left_out) == 1
+            log.warning("%s does not list %s; %s", self.exchange_id,
                         "; ".join(f"{t} ({reason})" for t, reason in self.left_out.items()),
-                        "it comes" if len(self.left_out) == 1 else "they come")
+                        f"{'it comes' if one else 'they come'} from {' and '.join(self.other_sources)} only"
+                        if self.other_sources else
+                        f"{'it has' if one else 'they have'} no price (no other source is on in CRYPTO_SOURCES)")
 
     async def _forward(self) -> None:
         """Hands finished slots to `publish`: at once when a later quote closed them, else after the grace."""

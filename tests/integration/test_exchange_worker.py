@@ -5,6 +5,7 @@ import copy
 import datetime as dt
 import os
 import signal
+import subprocess
 
 import pytest
 from pymongo import MongoClient
@@ -12,7 +13,7 @@ from pymongo import MongoClient
 from cryptoapp.prices.models import decode_tick
 from cryptoapp.schema import UTC, tick_id
 from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import Worker, wait_for
+from cryptoapp.testing.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 from tests.support.fake_exchange import FakeBinanceUSServer
 
@@ -112,7 +113,7 @@ def test_the_unlisted_coin_is_named_once_and_coingecko_is_neither_repeated_nor_s
     assert len([t for t in ticks if t.source == "binanceus"]) >= 5
     unlisted = [line for line in worker.log_text().splitlines() if "does not list" in line]
     assert len(unlisted) == 1 and "WARNING" in unlisted[0], unlisted
-    assert "binanceus does not list SOL (no SOL pair against USD/USDT); it comes from the other sources only" \
+    assert "binanceus does not list SOL (no SOL pair against USD/USDT); it comes from coingecko only" \
         in unlisted[0]
     assert (exchange.exchange_info_calls, exchange.connections_opened) == (1, 1)
     assert len(coingecko.calls_to("/coins/markets")) == 1  # the coins, resolved once at start-up
@@ -122,3 +123,12 @@ def test_sigterm_closes_the_stream_and_exits_0(worker, exchange):
     assert worker.stop(signal.SIGTERM, timeout=30) == 0
     assert exchange.connections == []
     assert "binanceus: stopping the stream (the worker stops)" in worker.log_text()
+
+
+def test_an_exchange_ccxt_cannot_stream_stops_the_worker_at_start_with_one_line(unique_name):
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "cryptoapp"), "worker", "-l", "info"], cwd=ROOT,
+                            env={**os.environ, "CRYPTO_APP_ID": unique_name, "CRYPTO_SOURCES": "coingecko,exchange",
+                                 "CRYPTO_EXCHANGE": "binance-us"}, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == ["cryptoapp: CRYPTO_EXCHANGE='binance-us' is not an exchange ccxt streams: "
+                                          "use a ccxt id such as binanceus, kraken or coinbaseexchange"]
