@@ -39,6 +39,7 @@ run: services
 	@echo "Logs:           .local/logs/worker.log, .local/logs/dashboard.log    Stop: make stop"
 
 # Offline demonstration: simulated prices (every tick labelled source=simulated) every 2 s.
+demo: export CRYPTO_SOURCES = simulated
 demo: export CRYPTO_SOURCE = simulated
 demo: export CRYPTO_INTERVAL ?= 2
 demo: run

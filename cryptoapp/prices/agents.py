@@ -1,4 +1,5 @@
-"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
+"""The price agents: fetch prices into Kafka (leader only), run the exchange stream (leader only), sink every tick
+into MongoDB, keep latest_prices (per series: CoinGecko's and an exchange's never overwrite each other)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
+LEADERSHIP_CHECK_EVERY = 1.0  # seconds: how soon a new leader starts the exchange stream
 
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
 # when due gives the first prices a second after start instead of a minute.
@@ -35,15 +37,37 @@ async def fetch_prices() -> None:
     interval = app.settings.interval
     _next_poll = _next_poll + interval if _next_poll + interval > now else now + interval
     source = app.source
+    if source is None:  # CRYPTO_SOURCES has only the exchange, which pushes its own ticks
+        return
     remember = getattr(source, "remember", None)
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
-        remember({t: tick.value for t, tick in latest_prices.items() if tick.source == source.name})
+        remember({tick.ticker: tick.value for tick in latest_prices.values() if tick.source == source.name})
     # Polls faster than the source refreshes (CoinGecko: about once a minute) repeat its last answer; an
-    # observation latest_prices already holds is not published again (each would cost the sink a read).
-    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.ticker))]
+    # observation latest_prices already holds (in the source's own series) is not published again (each
+    # would cost the sink a read).
+    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.series))]
     if ticks:
         await app.publish(ticks)
+
+
+@app.timer(interval=LEADERSHIP_CHECK_EVERY)
+async def follow_leadership() -> None:
+    """Starts the exchange stream when this worker becomes the leader, stops it when it no longer is.
+
+    On every worker, not `on_leader=True`: such a timer skips its runs where it does not lead, so it could
+    never stop a stream on a worker that lost the lead; and an `app.task(on_leader=True)` is decided once at
+    start-up, so a worker that becomes the leader later (the old one died) would never stream.
+    """
+    await app.follow_leadership()
+
+
+@app.on_partitions_revoked.connect
+async def stop_streaming_on_rebalance(sender, revoked, **kwargs) -> None:
+    """A rebalance may hand the lead to another worker: the stream stops before this worker's revocation
+    completes, so it is never open on two workers at once; follow_leadership restarts it on the leader once
+    the partitions are assigned again (a gap of about a second and a reconnect per rebalance)."""
+    await app.follow_leadership(leading=False)
 
 
 async def dead_letter(event, reason: str) -> None:
@@ -108,11 +132,15 @@ async def store_ticks(stream):
 
 @app.agent(prices_topic)
 async def track_latest(stream):
-    """latest_prices[ticker] = the newest tick by source time; older or invalid ticks change nothing."""
+    """latest_prices[series] = the series' newest tick by source time (series: schema.series_id, BTC for CoinGecko,
+    BTC_binanceus for an exchange); older or invalid ticks change nothing.
+
+    The entry is written to the partition of the message, keyed by ticker, so all series of one coin live in its
+    ticker's partition: views route by ticker."""
     async for raw in stream:
         try:
             tick = decode_tick(raw)
         except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
             continue
-        if tick.is_newer_than(latest_prices.get(tick.ticker)):
-            latest_prices[tick.ticker] = tick
+        if tick.is_newer_than(latest_prices.get(tick.series)):
+            latest_prices[tick.series] = tick

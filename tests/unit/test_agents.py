@@ -46,3 +46,14 @@ async def test_poison_changes_nothing_and_the_stream_goes_on(agents):
         assert latest_prices["BTC"].value == 87000.0
         await agent.put(key=b"BTC", value=message("BTC", 5, 87500.0))
         assert latest_prices["BTC"].value == 87500.0
+
+
+async def test_coingecko_and_an_exchange_keep_a_series_each(agents):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"BTC", value=message("BTC", 0, 87000.0))
+        await agent.put(key=b"BTC", value=message("BTC", 1, 87010.5, source="binanceus"))
+        await agent.put(key=b"BTC", value=message("BTC", 0.5, 86990.0, source="binanceus"))  # older: ignored
+        await agent.put(key=b"BTC", value=message("BTC", 0.2, 87020.0, source="coingecko-backfill"))  # CoinGecko's
+        assert (latest_prices["BTC"].value, latest_prices["BTC"].source) == (87020.0, "coingecko-backfill")
+        assert (latest_prices["BTC_binanceus"].value, latest_prices["BTC_binanceus"].source) == (87010.5, "binanceus")
+        assert sorted(latest_prices.keys()) == ["BTC", "BTC_binanceus"]
