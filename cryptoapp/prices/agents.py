@@ -1,5 +1,6 @@
-"""The price agents: fetch prices into Kafka (leader only), run the exchange stream (leader only), sink every tick
-into MongoDB, keep latest_prices (per series: CoinGecko's and an exchange's never overwrite each other)."""
+"""The price agents: fetch prices into Kafka (leader only), run the exchange stream (leader only), and the one agent
+that reads the prices topic: each batch parsed once, written to the archive, latest_prices updated once per series
+(CoinGecko's and an exchange's never overwrite each other), the candles fed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import time
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
+from cryptoapp.app import app, dead_letters, latest_prices
+from cryptoapp.candles.agents import feed_candles
+from cryptoapp.candles.topics import clock_topic, raw_topic, replay_topic
 from cryptoapp.prices.models import InvalidTick, decode_tick
 from cryptoapp.schema import replaces
-from cryptoapp.streams import written_before_commit
+from cryptoapp.streams import in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +97,31 @@ async def dead_letter(event, reason: str) -> None:
 
 
 async def store_batch(events) -> None:
-    """Writes a batch's ticks and parks its poison messages; returns once all of it is safe."""
-    decoded, poison = [], []
+    """One batch of the sink: ticks into the archive and their poison into the dead-letter topic (returns once all of
+    it is safe), then latest_prices once per series, then the candles (which the archive never waits for)."""
+    candles_only = {replay_topic.get_topic_name(), clock_topic.get_topic_name()}
+    prices, extra = [], []
     for event in events:
+        (extra if event.message.topic in candles_only else prices).append(event)
+    decoded, poison = [], []
+    for event in prices:
         try:
             decoded.append((event, decode_tick(event.value)))
         except InvalidTick as exc:
             poison.append((event, str(exc)))
         except Exception as exc:  # a message the parser did not foresee is still poison, not a crash
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
+    stored = await archive(decoded, poison)
+    for event, reason in poison:
+        await dead_letter(event, reason)
+    track_latest(stored)
+    if app.settings.candles:
+        await feed_candles(stored, extra)
+
+
+async def archive(decoded: list[tuple], poison: list[tuple]) -> list[tuple]:
+    """Writes the decoded ticks until stored; those MongoDB refuses join `poison`; returns the stored ones."""
+    stored = []
     while decoded:
         result = await app.store.upsert_until_stored([tick for _, tick in decoded])
         # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
@@ -114,33 +133,39 @@ async def store_batch(events) -> None:
                 kept[tick.tick_id] = (event, tick)
         last = {tick_id: event for tick_id, (event, _) in kept.items()}
         poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
+        stored += [(event, tick) for event, tick in decoded if tick.tick_id not in result.rejected]
         decoded = [(event, tick) for event, tick in decoded
                    if tick.tick_id in result.rejected and event is not last[tick.tick_id]]
-    for event, reason in poison:
-        await dead_letter(event, reason)
+    return stored
 
 
-@app.agent(prices_topic, concurrency=1)
+def track_latest(ticks: list[tuple]) -> None:
+    """latest_prices[series] = the series' newest tick by source time (series: schema.series_id, BTC for CoinGecko,
+    BTC_binanceus for an exchange), written once per series per batch; older ticks change nothing.
+
+    Each entry goes to the partition of its tick's message, keyed by ticker, so all series of one coin live in its
+    ticker's partition: views route by ticker."""
+    newest: dict[str, tuple] = {}
+    for event, tick in ticks:
+        held = newest.get(tick.series, (None, latest_prices.get(tick.series)))[1]
+        if tick.is_newer_than(held):
+            newest[tick.series] = (event, tick)
+    for series, (event, tick) in newest.items():
+        with in_partition_of(event):
+            latest_prices[series] = tick
+
+
+# The prices, and for the candles alone the ticks a rebuild replays and the clock that closes quiet coins' bars.
+sink_input = raw_topic(app.settings.topic, replay_topic.get_topic_name(), clock_topic.get_topic_name(), declare=False)
+
+
+@app.agent(sink_input, concurrency=1)
 async def store_ticks(stream):
     """Batches the stream into bulk writes; a batch's offsets are acked only after it is written.
 
-    Concurrency stays 1: with more, Faust can commit past a batch still in flight.
+    The topic's only reader, so each message is parsed once and counted once by Faust (several agents on one
+    topic each hold a reference; one left unacked at a stop held the worker until its watchdog). Concurrency stays
+    1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
         await written_before_commit(app, events, store_batch, "the sink")
-
-
-@app.agent(prices_topic)
-async def track_latest(stream):
-    """latest_prices[series] = the series' newest tick by source time (series: schema.series_id, BTC for CoinGecko,
-    BTC_binanceus for an exchange); older or invalid ticks change nothing.
-
-    The entry is written to the partition of the message, keyed by ticker, so all series of one coin live in its
-    ticker's partition: views route by ticker."""
-    async for raw in stream:
-        try:
-            tick = decode_tick(raw)
-        except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
-            continue
-        if tick.is_newer_than(latest_prices.get(tick.series)):
-            latest_prices[tick.series] = tick
