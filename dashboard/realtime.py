@@ -40,7 +40,7 @@ def _updated(tick, fields: str, name: str, now: dt.datetime, interval_s: float) 
         badges.append(":orange-badge[simulated data]")
     if is_stale(when, now, interval_s):
         badges.append(":red-badge[stale]")
-    st.caption(f"updated {formatting.age(when, now)} · {fields}: {name} " + " ".join(badges))
+    st.caption(" ".join([f"updated {formatting.age(when, now)} · {fields}: {name}", *badges]))
 
 
 def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[str, str]) -> None:
