@@ -21,7 +21,7 @@ UP, DOWN, FLAT = "#15803d", "#b91c1c", "#64748b"
 LIVE, BACKFILLED, SIMULATED_COLOR, TREND = "#0369a1", "#38bdf8", "#c2410c", "#334155"
 # Candles: live bars in full colour, backfilled bars pale (history CoinGecko sent at 5 min to 1 d steps), simulated
 # bars orange/brown so they never pass for market prices.
-CANDLE_COLORS = {"live": (UP, DOWN), "backfill": ("#86efac", "#fca5a5"), "simulated": ("#f59e0b", "#7c2d12")}
+CANDLE_COLORS = {"live": (UP, DOWN), "backfill": ("#4ade80", "#f87171"), "simulated": ("#f59e0b", "#7c2d12")}
 EXCHANGE_COLORS = ("#7c3aed", "#b45309", "#047857", "#be185d", "#0e7490")
 COIN_COLORS = ("#0369a1", "#7c3aed", "#b45309", "#047857", "#be185d", "#0e7490", "#4d7c0f", "#6d28d9")
 INDICATOR_COLORS = {"SMA": "#334155", "EMA": "#d97706", "Bollinger bands": "#6366f1", RSI: "#7c3aed",

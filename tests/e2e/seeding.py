@@ -103,21 +103,30 @@ def market(now: dt.datetime, backfill_hours: float = 48, gap_hours: float = 1, l
     return docs
 
 
+def last(docs: list[dict], ticker: str) -> float:
+    """The newest price of a coin among seeded ticks."""
+    return max((d for d in docs if d["sensor_id"] == ticker), key=lambda d: d["timestamp"])["value"]
+
+
 def exchange(now: dt.datetime, ticker: str = "BTC", hours: float = 2, step_s: float = 5, seed: int = 11,
-             source: str = EXCHANGE, currency: str = "usdt") -> list[dict]:
+             source: str = EXCHANGE, currency: str = "usdt", price: float | None = None) -> list[dict]:
     """An exchange's quotes of one coin (bid, ask, sizes, last price, 24 h volume in the quote currency), one every
-    `step_s` seconds over the last `hours`, the newest a second before `now`."""
+    `step_s` seconds over the last `hours`, the newest a second before `now`, ending near `price` (default: the
+    coin's usual level)."""
     rng = random.Random(seed)
-    price, volume, _ = COINS[ticker]
-    price *= 1.0004  # a USDT quote sits a little above the USD reference
-    docs = []
+    level, volume, _ = COINS[ticker]
     count = int(hours * 3600 / step_s)
-    for i in range(count):
+    walk = [1.0]
+    for _ in range(count - 1):
+        walk.append(walk[-1] * math.exp(rng.gauss(0.0, 0.0004)))
+    scale = (price or level) * 1.0004 / walk[-1]  # a USDT quote sits a little above the USD reference
+    docs = []
+    for i, step in enumerate(walk):
         t = now - dt.timedelta(seconds=1 + (count - 1 - i) * step_s)
-        price *= math.exp(rng.gauss(0.0, 0.0004))
-        half_spread = price * rng.uniform(0.00002, 0.0001)
-        docs.append(tick(ticker, t, round(price, 2), source=source, currency=currency,
-                         bid_price=round(price - half_spread, 2), ask_price=round(price + half_spread, 2),
+        value = step * scale
+        half_spread = value * rng.uniform(0.00002, 0.0001)
+        docs.append(tick(ticker, t, round(value, 2), source=source, currency=currency,
+                         bid_price=round(value - half_spread, 2), ask_price=round(value + half_spread, 2),
                          bid_size=round(rng.uniform(0.01, 2.0), 5), ask_size=round(rng.uniform(0.01, 2.0), 5),
                          volume_24h=volume / 40, change_24h_pct=round(rng.uniform(-3, 3), 3)))
     return docs
