@@ -74,7 +74,7 @@ def reach_note(frame: pd.DataFrame, coin: str, name: str, choice: str) -> str | 
     if held_from - start <= slack:
         return None
     view = "tick view" if used == "ticks" else f"{used} view"
-    text = (f"The window starts {start:%d %b %H:%M} UTC, but {coin}'s {view} ({name}) holds data from "
+    text = (f"The window starts {start:%d %b %H:%M} UTC, but the {view} of {coin} · {name} holds data from "
             f"{held_from:%d %b %H:%M} UTC on: the chart shows what it holds.")
     if choice != "auto" and used != "1d":
         text += " A coarser resolution reaches further back."

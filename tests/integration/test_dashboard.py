@@ -170,7 +170,7 @@ def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(mark
     lo, hi = x_range(at, "history-BTC")
     assert lo > now() - dt.timedelta(hours=22) and hi > now() - dt.timedelta(minutes=5)
     assert len(at.info) == 1 and at.info[0].value.startswith("The window starts ")  # and the page says so
-    assert f"BTC's 5m view (CoinGecko) holds data from {starts[0]:%d %b %H:%M} UTC on" in at.info[0].value
+    assert f"the 5m view of BTC · CoinGecko holds data from {starts[0]:%d %b %H:%M} UTC on" in at.info[0].value
 
 
 def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market, env):
@@ -212,7 +212,7 @@ def test_a_chosen_resolution_and_a_window_past_what_the_view_holds(market, env):
     at.selectbox(key="history_resolution").set_value("1m").run()
     at.slider(key="history_hours").set_value(168).run()
     assert at.caption[1].value == "Resolution: 1m bars (chosen)."
-    assert "BTC's 1m view (CoinGecko) holds data from" in at.info[0].value
+    assert "the 1m view of BTC · CoinGecko holds data from" in at.info[0].value
     assert at.info[0].value.endswith("A coarser resolution reaches further back.")
     assert {"Chart as PNG", "Data as CSV"} <= {b.proto.label for b in at.get("download_button")}
 
@@ -255,7 +255,7 @@ def test_a_minute_of_prices_fills_the_charts_and_draws_ticks_until_there_are_bar
     assert hi - lo < dt.timedelta(minutes=3)
     at = run_app("History")
     assert at.caption[1].value.startswith("Resolution: auto → raw ticks, drawn as a line: the window has")
-    assert "BTC's tick view (simulated) holds data from" in at.info[0].value
+    assert "the tick view of BTC · simulated holds data from" in at.info[0].value
     spec = figure(at, "history-BTC")
     lo, hi = x_range(at, "history-BTC")
     assert hi - lo < dt.timedelta(minutes=3)

@@ -111,7 +111,7 @@ def test_the_page_says_when_the_window_reaches_past_what_the_view_holds():
     held = framed([], resolution="1m", hours=168)
     held.attrs["held_from"] = NOW - dt.timedelta(hours=33)
     note = resolution.reach_note(held, "BTC", "CoinGecko", "1m")
-    assert note.startswith(f"The window starts {start:%d %b %H:%M} UTC, but BTC's 1m view (CoinGecko) holds data "
+    assert note.startswith(f"The window starts {start:%d %b %H:%M} UTC, but the 1m view of BTC · CoinGecko holds data "
                            f"from {NOW - dt.timedelta(hours=33):%d %b %H:%M} UTC on")
     assert note.endswith("A coarser resolution reaches further back.")
     held.attrs["held_from"] = start + dt.timedelta(seconds=30)  # within a bar of the start: the view reaches it
