@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.app.base import SCAN_IGNORE
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
@@ -96,6 +97,7 @@ class PricesApp(faust.App):
         super().__init__(*args, **kwargs)
         self.settings = settings
         self.exchange_source: Optional[ExchangeSource] = None  # streaming while this worker leads
+        self.backfill_progress: dict = {"state": "not run"}  # the start-up backfill's, for the pipeline status
         self._own_topics: list = []
 
     def topic(self, *topics: str, **kwargs):
@@ -198,14 +200,26 @@ class PricesApp(faust.App):
             except Exception as exc:  # a timeout too: stopping must never hold up a rebalance or the worker's stop
                 log.warning("%s: the stream did not close cleanly (%r)", source.exchange_id, exc)
 
+    @property
+    def worker_id(self) -> str:
+        """This worker among the others: host and web port (the web port tells two on one host apart)."""
+        return f"{socket.gethostname()}:{self.conf.web_port}"
+
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        # Static membership: a worker restarted after a crash (kill -9, power loss) takes its partitions back at
+        # once instead of waiting out the dead process's session, and a broker restart causes no rebalance (after
+        # which Faust was seen to stop committing). The id follows the web port actually used (WEB_PORT or the
+        # worker's --web-port flag, which reaches the configuration only now), so two workers on one host never
+        # share one: Kafka fences the first and Faust's assignor fails the second.
+        self.conf.consumer_group_instance_id = f"{self.conf.id}-{self.worker_id}"
         repeated = RepeatedClientLines()
         for handler in logging.getLogger().handlers:  # the worker's handlers exist by now (-l info)
             handler.addFilter(repeated)
         await self._wait_for_kafka()
         if self.should_stop:
             return
+        await self._check_partitions()
         # Faust creates the topics while its consumer joins the group; a topic created a moment too
         # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
         try:
@@ -230,6 +244,29 @@ class PricesApp(faust.App):
     def _new_transport(self):
         # Faust picks its transport by URL scheme; this is its aiokafka one with the fix in recovery.py.
         return KafkaTransport(self.conf.broker_consumer, self)
+
+    async def _check_partitions(self) -> None:
+        """A prices topic made with another partition count than CRYPTO_PARTITIONS stops the worker with one line:
+        its tables' changelogs must match it, and Kafka never shrinks a topic."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=[f"{u.host}:{u.port or 9092}" for u in self.conf.broker])
+        try:
+            await admin.start()
+            # Listed first: describing a topic that does not exist would have the broker create it (one partition).
+            if self.settings.topic not in await admin.list_topics():
+                return
+            described = await admin.describe_topics([self.settings.topic])
+        except Exception as exc:  # Faust's own start-up reports an unusable broker more precisely
+            log.warning("could not read the prices topic's partitions (%r); going on", exc)
+            return
+        finally:
+            await admin.close()
+        count = len(described[0].get("partitions") or []) if described and not described[0].get("error_code") else 0
+        if count and count != self.settings.partitions:
+            log.critical("the topic %s has %d partitions but CRYPTO_PARTITIONS=%d: set CRYPTO_PARTITIONS=%d (or "
+                         "delete the app's topics to start afresh)", self.settings.topic, count,
+                         self.settings.partitions, count)
+            logging.shutdown()
+            os._exit(78)
 
     async def _wait_for_kafka(self) -> None:
         urls = self.conf.broker
@@ -282,10 +319,6 @@ app = PricesApp(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
     producer_acks=-1,
-    # Static membership: a worker restarted after a crash (kill -9, power loss) takes its partitions
-    # back at once instead of waiting out the dead process's 60 s session, and the session stays long
-    # enough that a broker restart causes no rebalance (after which Faust was seen to stop committing).
-    consumer_group_instance_id=f"{settings.app_id}-{socket.gethostname()}-{settings.web_port}",
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,

@@ -34,6 +34,7 @@ CANDLES_INDEXES = (((("series", 1), ("resolution", 1), ("start", 1)), "series_re
 # The serving views the dashboard reads, bounded whatever the archive holds (cryptoapp/candles/rings.py):
 VIEWS = "views"    # per series, one ring of the newest bars per resolution and one of the newest ticks
 LATEST = "latest"  # per series, its newest tick (_id: the series)
+STATUS = "status"  # per worker, its heartbeat and its sources' state (_id: host:web port)
 ALERT_RULES = "alert_rules"
 ALERTS = "alerts"
 FORECASTS = "forecasts"

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     web_bind: str = Field("127.0.0.1", alias="WEB_BIND")
     app_id: str = Field("cryptoapp", alias="CRYPTO_APP_ID")
     topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")
-    partitions: int = Field(4, alias="CRYPTO_PARTITIONS")
+    partitions: int = Field(8, alias="CRYPTO_PARTITIONS")  # fixed once the topics exist; more workers share them
     datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
     simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
     candles: bool = Field(True, alias="CRYPTO_CANDLES")  # 0/false: no candles and no views (the sink alone)

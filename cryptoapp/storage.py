@@ -17,7 +17,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, UTC, VIEWS, replaces, series_id)
+    CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, STATUS, UTC, VIEWS, replaces,
+    series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,13 @@ class PriceStore(Service):
                         await self.latest.insert_one(doc)
                     except DuplicateKeyError:
                         pass  # a newer tick is stored already
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def save_status(self, doc: dict) -> None:
+        """One worker's status document (crypto.status: one per worker, replaced each time)."""
+        try:
+            await self.client[self.database][STATUS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
         except PyMongoError as exc:
             raise self._failure(exc) from None
 

@@ -35,7 +35,8 @@ async def backfill_history() -> None:
         async with CoinGeckoClient(settings.coingecko_api_url, settings.api_key, app.request_budget,
                                    timeout=settings.coingecko_timeout) as client:
             await HistoryBackfill(app.store, client, app.publish, interval=settings.interval,
-                                  requests_per_minute=settings.requests_per_minute).run(app.coins,
+                                  requests_per_minute=settings.requests_per_minute,
+                                  progress=app.backfill_progress).run(app.coins,
                                                                                         settings.backfill_hours)
     except StorageError as exc:
         log.warning("backfill skipped: %s; `cryptoapp backfill` fills the gaps once it answers", exc)
@@ -62,5 +63,6 @@ async def _simulated_history(hours: float) -> None:
     except StorageError as exc:
         log.warning("simulated history skipped: %s", exc)
         return
+    app.backfill_progress.update(state="done", source="simulated", ticks=published, finished_at=dt.datetime.now(UTC))
     log.info("simulated history: %d simulated ticks published for the last %g h of %s", published, hours,
              ", ".join(c.ticker for c in app.coins))

@@ -120,8 +120,10 @@ class HistoryBackfill:
 
     def __init__(self, store, client: CoinGeckoClient, publish: Callable[[list[PriceTick]], Awaitable[None]], *,
                  interval: float, requests_per_minute: int, say: Callable[..., None] = log.info,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, progress: Optional[dict] = None):
         self.store = store
+        # What the pipeline status shows while it runs: state, coins looked at, calls made and planned so far.
+        self.progress = progress if progress is not None else {}
         self.client = client
         self.publish = publish
         self.interval = interval
@@ -140,18 +142,24 @@ class HistoryBackfill:
         end = dt.datetime.fromtimestamp(int(self.clock()), UTC)
         start = end - dt.timedelta(hours=hours)
         report = BackfillReport()
+        self.progress.clear()
+        self.progress.update(state="running", coins=len(coins), coins_done=0, calls=0, planned=0,
+                             started_at=dt.datetime.now(UTC))
         began, calls_before = time.monotonic(), self.client.calls
         self.say("backfill: looking for gaps in the last %g h of %s (at most %g calls/min)",
                  hours, ", ".join(c.ticker for c in coins), self.rate)
         for i, coin in enumerate(coins):
             try:
                 await self._fill(coin, start, end, report)
+                self.progress["coins_done"] = i + 1
             except GiveUp as exc:
                 report.unfinished += [c.ticker for c in coins[i:]]
                 log.warning("backfill stopped at %s: %s; the gaps left wait for the next run (a restart or "
                             "`cryptoapp backfill`)", coin.ticker, exc)
                 break
         report.calls = self.client.calls - calls_before
+        self.progress.update(state="unfinished" if report.unfinished else "done", calls=report.calls,
+                             ticks=report.ticks, unfinished=report.unfinished, finished_at=dt.datetime.now(UTC))
         self.say("backfill done: %s published from %s for %s in %.0f s%s", _count(report.ticks, "tick"),
                  _count(report.calls, "call"), _count(len(coins), "coin"), time.monotonic() - began,
                  f"; unfinished: {', '.join(report.unfinished)}" if report.unfinished else "")
@@ -163,12 +171,14 @@ class HistoryBackfill:
             self.say("backfill %s: no gaps", coin.ticker)
             return
         chunks = plan_chunks(gaps)
+        self.progress["planned"] = self.progress.get("planned", 0) + len(chunks)
         self.say("backfill %s: %s, %.1f h in all: %s", coin.ticker, _count(len(gaps), "gap"),
                  sum(g.seconds for g in gaps) / 3600, _count(len(chunks), "call"))
         published = report.published.setdefault(coin.ticker, [])
         for chunk in chunks:
             try:
                 answer = await self._fetch(coin, chunk)
+                self.progress["calls"] = self.progress.get("calls", 0) + 1
                 ticks, unusable = parse_market_chart_range(answer, coin, chunk, dt.datetime.now(UTC))
             except SourceError as exc:  # this coin's own trouble (unknown id, a bad answer): the others go on
                 report.unfinished.append(coin.ticker)

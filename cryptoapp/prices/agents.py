@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from cryptoapp.app import app, dead_letters, latest_prices
 from cryptoapp.candles.agents import feed_candles
 from cryptoapp.candles.topics import clock_topic, raw_topic, replay_topic
+from cryptoapp.metrics import BATCH_MESSAGES, DEAD_LETTERS, TICKS_CONSUMED, TICKS_STORED, WRITE_SECONDS, batch_written
 from cryptoapp.prices.models import InvalidTick, decode_tick
 from cryptoapp.schema import replaces
 from cryptoapp.streams import in_partition_of, written_before_commit
@@ -79,6 +80,7 @@ async def dead_letter(event, reason: str) -> None:
     Retried until Kafka acknowledges it: the message's offset is committed with its batch.
     """
     message = event.message
+    DEAD_LETTERS.inc()
     log.warning("poison message at %s[%d]@%d sent to %s: %s", message.topic, message.partition,
                 message.offset, dead_letters.get_topic_name(), reason)
     async for attempt in AsyncRetrying(
@@ -111,7 +113,13 @@ async def store_batch(events) -> None:
             poison.append((event, str(exc)))
         except Exception as exc:  # a message the parser did not foresee is still poison, not a crash
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
+    TICKS_CONSUMED.inc(len(prices))
+    BATCH_MESSAGES.observe(len(events))
+    started = time.perf_counter()
     stored = await archive(decoded, poison)
+    WRITE_SECONDS.observe(time.perf_counter() - started)
+    TICKS_STORED.inc(len(stored))
+    batch_written(tick.fetched_at.timestamp() for _, tick in stored if tick.fetched_at is not None)
     for event, reason in poison:
         await dead_letter(event, reason)
     track_latest(stored)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from faust import web
 from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
@@ -9,11 +10,34 @@ from faust.web.exceptions import ServiceUnavailable
 from cryptoapp.app import app, latest_prices
 from cryptoapp.schema import COINGECKO, TICKER_RE, series_id
 
+PEER_TIMEOUT = 3.0  # seconds another worker has to list its partitions' prices
+
+
+def owned_prices() -> dict[str, dict]:
+    """The latest ticks of the series whose partition this worker owns now (a memory table keeps the rows of a
+    partition it lost until a restart: those are another worker's to answer)."""
+    changelog = latest_prices.changelog_topic.get_topic_name()
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+    return {series: tick.to_json() for series, tick in latest_prices.items()
+            if app.producer.key_partition(changelog, tick.ticker.encode()).partition in owned}
+
 
 @app.page("/prices/")
 async def all_prices(self: web.View, request: web.Request) -> web.Response:
-    """Every series' latest tick held by this worker, by series: BTC (CoinGecko), BTC_binanceus (an exchange)."""
-    return self.json({series: tick.to_json() for series, tick in sorted(latest_prices.items())})
+    """Every series' latest tick, by series: BTC (CoinGecko), BTC_binanceus (an exchange). Each worker answers for
+    its own partitions and asks the others for theirs, so any worker lists them all (`?local=1`: its own only)."""
+    prices = owned_prices()
+    if request.query.get("local") != "1":
+        me = str(app.conf.canonical_url).rstrip("/")
+        for url in app.router.tables_metadata():
+            if str(url).rstrip("/") == me:
+                continue
+            try:
+                async with app.http_client.get(f"{str(url).rstrip('/')}/prices/?local=1", timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT)) as r:
+                    prices.update(await r.json())
+            except Exception as exc:  # a peer that is stopping or restarting: its series are missing, said so
+                prices.setdefault("_unreachable", []).append(f"{url} ({exc.__class__.__name__})")
+    return self.json(dict(sorted(prices.items())))
 
 
 @app.page("/prices/{ticker}/")
@@ -27,10 +51,12 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
                          status=404)
     source = request.query.get("source") or COINGECKO
     try:
-        # As @app.table_route does, but after validating the input and with a JSON answer when the
-        # partition owners are not known yet (start-up, rebalance) instead of a bare 500. Routed by the
-        # ticker, not the series: every series of a coin is kept in its ticker's partition (track_latest).
-        return await app.router.route_req(latest_prices.name, ticker, self.web, request)
+        # As @app.table_route does, but after validating the input, with a JSON answer when the partition
+        # owners are not known yet (start-up, rebalance) instead of a bare 500, and routed by the partition
+        # the ticks are in: the table's entries follow their messages, keyed by the ticker's raw bytes,
+        # while table_route would hash the table's JSON-encoded key and lead to another partition's worker.
+        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
+        return await app.router._route_req(owner, self.web, request)
     except SameNode:
         pass
     except (ServiceUnavailable, KeyError, TypeError):

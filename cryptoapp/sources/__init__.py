@@ -3,18 +3,41 @@ poll), and the exchange stream (sources/exchange.py), which pushes its ticks its
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+import dataclasses
+import datetime as dt
+from typing import Any, Optional, Protocol
 
 from aiolimiter import AsyncLimiter
 
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.schema import COINGECKO, SIMULATED
+from cryptoapp.schema import COINGECKO, SIMULATED, UTC, iso_z
 from cryptoapp.settings import Settings
+
+
+@dataclasses.dataclass
+class SourceHealth:
+    """What the pipeline status shows of a source: when it last delivered, and the problem it has had since."""
+
+    ok_at: Optional[dt.datetime] = None
+    error: Optional[str] = None
+    error_since: Optional[dt.datetime] = None
+
+    def ok(self) -> None:
+        self.ok_at, self.error, self.error_since = dt.datetime.now(UTC), None, None
+
+    def failed(self, message: str) -> None:
+        self.error = message
+        self.error_since = self.error_since or dt.datetime.now(UTC)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok_at": self.ok_at and iso_z(self.ok_at), "error": self.error,
+                "error_since": self.error_since and iso_z(self.error_since)}
 
 
 class PriceSource(Protocol):
     name: str
+    health: SourceHealth
 
     async def fetch(self) -> list[PriceTick]:
         """The ticks of one poll; never raises for a fault of the source (it logs one line and returns less)."""

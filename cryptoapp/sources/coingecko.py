@@ -21,8 +21,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from cryptoapp import __version__
 from cryptoapp.coins import Coin
+from cryptoapp.metrics import API_CALLS
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, iso_z
+from cryptoapp.sources import SourceHealth
 from cryptoapp.sources.budget import spacing
 
 log = logging.getLogger(__name__)
@@ -174,9 +176,11 @@ class CoinGeckoClient(Service):
         assert self.session is not None, "CoinGeckoClient used before start"
         async with self.budget:
             self.calls += 1
+            outcome = "error"
             try:
                 async with self.session.get(f"{self.api_url}{path}", params=params) as resp:
                     body = await resp.read()
+                    outcome = "ok" if resp.status == 200 else "rate_limited" if resp.status == 429 else "error"
                     if resp.status == 429:
                         raise RateLimited("CoinGecko rate limit (HTTP 429)", _retry_after(resp.headers))
                     if resp.status >= 500:
@@ -191,6 +195,8 @@ class CoinGeckoClient(Service):
                                           "(a CDN or proxy page?)")
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 raise Retryable(f"CoinGecko unreachable at {self.api_url} ({exc.__class__.__name__})") from None
+            finally:
+                API_CALLS.labels(SOURCE, outcome).inc()
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -228,6 +234,7 @@ class CoinGeckoSource(Service):
         self.interval = interval
         self.calls_per_minute = calls_per_minute
         self.client = CoinGeckoClient(api_url, api_key, budget, timeout=timeout)
+        self.health = SourceHealth()
         self.last_values: dict[str, float] = {}
         self._jump_candidates: dict[str, list[tuple[Any, float]]] = {}
         self._warned: dict[str, tuple[str, float]] = {}
@@ -295,10 +302,13 @@ class CoinGeckoSource(Service):
             ticks, skipped = parse_simple_price(payload, self.coins, fetched_at, self.last_values)
         except RateLimited as exc:
             self._pause_for_rate_limit(exc)
+            self.health.failed(str(exc))
             return []
         except SourceError as exc:
             self._warn("poll", f"CoinGecko poll skipped: {exc}")
+            self.health.failed(str(exc))
             return []
+        self.health.ok()
         self._rate_limits_in_a_row = 0
         self._warned.pop("poll", None)
         ticks += self._confirmed_jumps(payload, skipped, fetched_at)

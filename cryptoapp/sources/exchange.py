@@ -14,8 +14,10 @@ from mode import Service
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.coins import Coin
+from cryptoapp.metrics import EXCHANGE_TICKS
 from cryptoapp.prices.models import UTC, PriceTick
 from cryptoapp.settings import DEFAULT_EXCHANGE, DEFAULT_MAX_HZ, DEFAULT_STALL_S, ConfigError
+from cryptoapp.sources import SourceHealth
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +303,7 @@ class ExchangeSource(Service):
         self._reports: dict[str, tuple[float, int]] = {}  # problem -> (last logged, occurrences since)
         # What happened, for tests and metrics.
         self.published = 0
+        self.health = SourceHealth()
         self.malformed = 0
         self.stalls = 0
         self.reconnects = 0
@@ -432,6 +435,7 @@ class ExchangeSource(Service):
             if self._lost_at is None:
                 self._lost_at = time.monotonic()
                 self._lost_reason = _short(exc)
+                self.health.failed(f"connection lost ({self._lost_reason}); reconnecting")
             if self._session_quotes:
                 if self._stalled_since is None and not self._renewing:  # those two logged their own line
                     log.warning("%s: connection lost after %.0f s (%s); reconnecting", self.exchange_id,
@@ -479,6 +483,8 @@ class ExchangeSource(Service):
             try:
                 await self.publish(ticks)
                 self.published += len(ticks)
+                self.health.ok()
+                EXCHANGE_TICKS.labels(self.exchange_id).inc(len(ticks))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next slot brings a fresher quote; a stale one is not worth a queue
@@ -498,6 +504,7 @@ class ExchangeSource(Service):
                 self.stalls += 1
                 if self._stalled_since is None:
                     self._stalled_since = self._last_message
+                    self.health.failed(f"no message for {now - self._last_message:.0f} s (stalled); reconnecting")
                     log.warning("%s: no message for %.0f s (stalled stream); reconnecting", self.exchange_id,
                                 now - self._last_message)
                 reason = f"no message for {self.stall_s:g} s"

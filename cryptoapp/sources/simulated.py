@@ -11,6 +11,7 @@ from mode import Service
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
+from cryptoapp.sources import SourceHealth
 
 # Late-2025 levels: price (USD), circulating supply, 24 h volume (USD), per-step volatility.
 _START = {
@@ -34,6 +35,7 @@ class SimulatedSource(Service):
         self._random = random.Random(seed)
         self._state = {c.ticker: list(_START.get(c.ticker, _OTHER)) for c in coins}
         self._open = {c.ticker: self._state[c.ticker][0] for c in coins}
+        self.health = SourceHealth()
 
     def step(self, now: dt.datetime) -> list[PriceTick]:
         """One tick per coin at `now` (pure: no I/O)."""
@@ -82,4 +84,5 @@ class SimulatedSource(Service):
     async def fetch(self) -> list[PriceTick]:
         # Millisecond precision: that is what a BSON date keeps, and it makes each tick's _id distinct.
         now = dt.datetime.now(UTC)
+        self.health.ok()
         return self.step(now.replace(microsecond=now.microsecond // 1000 * 1000))

@@ -1,0 +1,1 @@
+"""Pipeline status: each worker's heartbeat and the state of its sources in MongoDB, for the dashboard to show."""
