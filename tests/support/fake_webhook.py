@@ -13,6 +13,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -25,6 +26,7 @@ class Received:
     headers: dict[str, str]
     body: Any  # the parsed JSON, or the raw text when it is not JSON
     status: int  # what the fake answered (0 while it has not)
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -63,7 +65,7 @@ class FakeWebhook:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw
-        received = Received(request.path_qs, dict(request.headers), body, 0)
+        received = Received(request.path_qs, dict(request.headers), body, 0, time.monotonic())
         self.requests.append(received)
         if self.hang_next > 0:
             self.hang_next -= 1
