@@ -266,6 +266,10 @@ class AlertDelivery(Service):
         try:
             result = await deliver(self.session, firing, timeout=self.timeout, slot=self._slot, **self.backoff)
             await self._record(firing, result)
+        except asyncio.CancelledError:
+            raise  # stopping: it stays pending and the next start sends it
+        except Exception:  # a bug must not stop the service: the firing stays pending for the next sweep
+            log.exception("alert %s: delivery failed unexpectedly; it stays pending", firing.id)
         finally:
             self._in_flight.discard(firing.id)
 

@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class RuleBook(Service):
-    """`for_coin(ticker)` gives the enabled rules of a coin; `on_removed(ids)` is called with the ids of rules
-    deleted since the last read (their state can go)."""
+    """`for_coin(ticker)` gives the enabled rules of a coin; `on_removed(rules)` is called with the rules deleted
+    since the last read, by id (their state can go: a Faust table entry must be deleted from an event of the
+    partition it was written from, which the rule's coin tells)."""
 
     def __init__(self, store, poll_interval: float = 2.0,
-                 on_removed: Optional[Callable[[set[str]], None]] = None, **kwargs):
+                 on_removed: Optional[Callable[[dict[str, AlertRule]], None]] = None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.poll_interval = poll_interval
@@ -52,7 +53,7 @@ class RuleBook(Service):
                     log.warning("alerts: %s; the rule is skipped until it is fixed or deleted", exc)
                 continue
             rules[rule.id] = rule
-        removed = set(self.rules) - set(rules)
+        removed = {rule_id: rule for rule_id, rule in self.rules.items() if rule_id not in rules}
         by_coin: dict[str, list[AlertRule]] = {}
         for rule in rules.values():
             if rule.enabled:
