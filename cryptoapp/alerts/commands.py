@@ -26,6 +26,16 @@ class UserError(Exception):
     """Bad input or an unusable service: one line for the user, exit status 1."""
 
 
+class QuickCommand(AppCommand):
+    """A command run on a plain event loop (Faust's documented way: override __call__), not inside mode's
+    Worker, whose shutdown always sleeps a second or two: every `cryptoapp alerts` call took 2 s, now 0.5 s."""
+
+    abstract = True
+
+    def __call__(self, *args, **kwargs) -> None:
+        asyncio.run(self.execute(*self.args, *args, **{**self.kwargs, **kwargs}))
+
+
 @app.command(
     argument("action"),
     argument("args", nargs=-1),
@@ -34,6 +44,7 @@ class UserError(Exception):
     option("--format", "payload_format", default="json",
            help="Webhook payload: json (documented in the README), slack ({'text'}) or discord ({'content'})."),
     option("--paused", is_flag=True, default=False, help="add: create the rule paused."),
+    base=QuickCommand,
 )
 async def alerts(self: AppCommand, action: str, args: tuple[str, ...], window: Optional[str],
                  webhook: Optional[str], payload_format: str, paused: bool) -> None:
@@ -129,7 +140,7 @@ def _listing(docs: list[dict], as_json: bool) -> str:
         (r["id"], r["rule"], "enabled" if r["enabled"] else "paused", r["webhook"] or "-", r["format"],
          iso_z(r["created_at"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
     return "\n".join(lines + [f"skipped: {b}" for b in bad])
 
 
