@@ -67,7 +67,7 @@ def test_invalid_input_exits_1_with_one_line_naming_the_field(db):
         ("pause", "0badc0de"): "cryptoapp alerts: id: no rule 0badc0de",
     }
     with ThreadPoolExecutor(3) as pool:  # each run is a process start: run them side by side
-        results = dict(zip(cases, pool.map(lambda args: cryptoapp(db, "alerts", *args), cases)))
+        results = dict(zip(cases, pool.map(lambda args: cryptoapp(db, "alerts", *args), cases), strict=True))
     for args, expected in cases.items():
         result = results[args]
         assert result.returncode == 1, (args, result.stdout, result.stderr)
