@@ -238,15 +238,16 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
 
-    async def rules_version(self) -> tuple[int, dt.datetime | None]:
-        """(how many rules, the newest updated_at): changes with every add, pause, resume and delete, so a
-        poller reads the rules only when this moved."""
+    async def rules_version(self) -> tuple[int, int, dt.datetime | None]:
+        """(rules, enabled rules, the newest updated_at): moves with every add, pause, resume and delete (even
+        two within one millisecond), so a poller reads the rules only when it moved."""
         try:
             count = await self.alert_rules.count_documents({})
+            enabled = await self.alert_rules.count_documents({"enabled": True})
             newest = await self.alert_rules.find_one({}, {"updated_at": 1}, sort=[("updated_at", -1)])
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
-        return count, (newest or {}).get("updated_at")
+        return count, enabled, (newest or {}).get("updated_at")
 
     async def insert_firings(self, docs: list[dict]) -> list[str]:
         """Stores firings (Firing.to_document()) insert-if-absent by _id; returns the ids that were new.

@@ -1,8 +1,8 @@
 """The alert rules a worker evaluates, by coin, kept in step with crypto.alert_rules by polling (no restart needed).
 
 FerretDB has no change streams, and the collection is small, so the worker asks every `poll_interval`
-seconds for (rule count, newest updated_at) and reads the rules only when that moved: every add, pause,
-resume and delete moves it (a delete lowers the count, the others raise the newest updated_at).
+seconds for (rules, enabled rules, newest updated_at) and reads the rules only when that moved: an add or a
+delete changes the count, a pause or resume the enabled count, and each raises the newest updated_at.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ async def test_rules_are_added_listed_paused_and_deleted_and_each_change_moves_t
     for rule in (above, below):
         await store.add_rule(rule.to_document())
         versions.append(await store.rules_version())
-    assert [d["_id"] for d in await store.list_rules()] == [above.id, below.id]
+    assert {d["_id"] for d in await store.list_rules()} == {above.id, below.id}
     assert db.alert_rules.find_one({"_id": below.id})["delivery"]["webhook"] == "https://example.com/hook/x"
     assert await store.set_rule_enabled(above.id, False, dt.datetime.now(UTC))
     versions.append(await store.rules_version())
@@ -85,7 +85,7 @@ async def test_firings_are_stored_once_by_id_and_leave_the_outbox_when_delivered
     # A replay brings the same firing again, with a new one: only the new one is stored.
     assert await store.insert_firings([first.to_document(), second.to_document()]) == [second.id]
     assert db.alerts.count_documents({}) == 2
-    assert [d["_id"] for d in await store.pending_firings()] == [first.id, second.id]
+    assert {d["_id"] for d in await store.pending_firings()} == {first.id, second.id}
     await store.mark_delivered(first.id, 2, dt.datetime.now(UTC))
     await store.mark_undeliverable(second.id, "HTTP 404", 1)
     assert await store.pending_firings() == []
