@@ -11,11 +11,12 @@ import bson
 from bson.errors import BSONError
 from mode import Service
 from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from cryptoapp.alerts.evaluation import DELIVERED, FAILED, PENDING
 from cryptoapp.prices.models import PriceTick, to_document
-from cryptoapp.schema import PRICES, PRICES_INDEXES, UTC
+from cryptoapp.schema import ALERT_RULES, ALERTS, PRICES, PRICES_INDEXES, UTC
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -187,3 +188,112 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+
+    # --- alerts (cryptoapp/alerts/): the rules, and crypto.alerts, the firings and their delivery outbox ---
+    # Both collections are small next to the archive (rules: hundreds to thousands; firings: one per crossing),
+    # which keeps FerretDB's whole-collection scans cheap. Documents are built by cryptoapp.alerts.
+
+    def _alerts_failed(self, exc: PyMongoError) -> StorageError:
+        return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}; is it running? (make services)")
+
+    @property
+    def alert_rules(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERT_RULES]
+
+    @property
+    def alerts(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERTS]
+
+    async def add_rule(self, doc: dict) -> None:
+        """Stores a new rule document (AlertRule.to_document()); its _id is new, so an existing one is an error."""
+        try:
+            await self.alert_rules.insert_one(doc)
+        except DuplicateKeyError:
+            raise StorageError(f"a rule with id {doc['_id']!r} already exists") from None
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def list_rules(self) -> list[dict]:
+        """Every rule document, oldest first."""
+        try:
+            docs = [doc async for doc in self.alert_rules.find({})]
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return sorted(docs, key=lambda d: (str(d.get("created_at")), str(d["_id"])))
+
+    async def set_rule_enabled(self, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
+        """Pauses (False) or resumes (True) a rule; False when no rule has that id."""
+        try:
+            result = await self.alert_rules.update_one({"_id": rule_id},
+                                                       {"$set": {"enabled": enabled, "updated_at": now}})
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return result.matched_count == 1
+
+    async def delete_rule(self, rule_id: str) -> bool:
+        """Deletes a rule (its stored firings stay); False when no rule has that id."""
+        try:
+            return (await self.alert_rules.delete_one({"_id": rule_id})).deleted_count == 1
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def rules_version(self) -> tuple[int, int, dt.datetime | None]:
+        """(rules, enabled rules, the newest updated_at): moves with every add, pause, resume and delete (even
+        two within one millisecond), so a poller reads the rules only when it moved."""
+        try:
+            count = await self.alert_rules.count_documents({})
+            enabled = await self.alert_rules.count_documents({"enabled": True})
+            newest = await self.alert_rules.find_one({}, {"updated_at": 1}, sort=[("updated_at", -1)])
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return count, enabled, (newest or {}).get("updated_at")
+
+    async def insert_firings(self, docs: list[dict]) -> list[str]:
+        """Stores firings (Firing.to_document()) insert-if-absent by _id; returns the ids that were new.
+
+        A firing replayed after a crash has the _id it had: it is neither stored twice nor put back to
+        pending if it was delivered meanwhile."""
+        if not docs:
+            return []
+        try:
+            await self.alerts.insert_many(docs, ordered=False)
+            return [d["_id"] for d in docs]
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if other or exc.details.get("writeConcernErrors"):
+                first = (other or exc.details["writeConcernErrors"])[0]
+                raise StorageError(f"{len(errors)} of {len(docs)} alerts not stored at {self.where}: "
+                                   f"code {first.get('code')}: {first.get('errmsg')}") from None
+            existing = {e["index"] for e in errors}
+            return [d["_id"] for i, d in enumerate(docs) if i not in existing]
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def mark_delivered(self, firing_id: str, attempts: int, at: dt.datetime) -> None:
+        try:
+            await self.alerts.update_one({"_id": firing_id}, {"$set": {
+                "status": DELIVERED, "delivered": True, "delivered_at": at, "attempts": attempts,
+                "last_error": None}})
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def mark_undeliverable(self, firing_id: str, error: str, attempts: int) -> None:
+        """The webhook refused the firing for good (or retries ran out): it leaves the outbox with its reason."""
+        try:
+            await self.alerts.update_one({"_id": firing_id}, {"$set": {
+                "status": FAILED, "attempts": attempts, "last_error": error}})
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def pending_firings(self, limit: int = 1000) -> list[dict]:
+        """Firings stored but not delivered yet, oldest first: what a (re)started worker delivers."""
+        try:
+            docs = [doc async for doc in self.alerts.find({"status": PENDING}).sort("fired_at", ASCENDING)
+                    .limit(limit)]
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return docs

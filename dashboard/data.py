@@ -25,7 +25,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
-from cryptoapp.schema import DEFAULT_TICKERS, PRICES, TICK_NUMBERS, TICK_TEXTS, TICKER_RE, UTC, bson_time
+from cryptoapp.schema import ALERT_RULES, ALERTS, DEFAULT_TICKERS, PRICES, TICK_NUMBERS, TICK_TEXTS, TICKER_RE, UTC, bson_time
 
 MAX_HOURS = 168
 DEFAULT_MAX_POINTS = 2000
@@ -291,3 +291,46 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     series.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
                         query_ms=(time.perf_counter() - started) * 1000)
     return latest, series
+
+
+# --- alerts: rules (crypto.alert_rules) and firings (crypto.alerts); cryptoapp.alerts.rules builds and checks
+# the documents. Both collections are small (rules; one firing per crossing), so FerretDB's scans stay cheap.
+RECENT_FIRINGS = 50
+# A firing's webhook holds a secret and the page never needs it: it is not even read.
+FIRING_PROJECTION = {"webhook": 0}
+
+
+@_translated
+def list_rules(db: Database) -> list[dict]:
+    """Every rule document, oldest first."""
+    return sorted(db[ALERT_RULES].find({}), key=lambda d: (str(d.get("created_at")), str(d["_id"])))
+
+
+@_translated
+def add_rule(db: Database, doc: dict) -> None:
+    """Stores a new rule document (AlertRule.to_document())."""
+    db[ALERT_RULES].insert_one(doc)
+
+
+@_translated
+def set_rule_enabled(db: Database, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
+    """Pauses or resumes a rule (updated_at moves, so the worker's poll sees it); False when it is gone."""
+    return db[ALERT_RULES].update_one({"_id": rule_id}, {"$set": {"enabled": enabled, "updated_at": now}}
+                                      ).matched_count == 1
+
+
+@_translated
+def delete_rule(db: Database, rule_id: str) -> bool:
+    return db[ALERT_RULES].delete_one({"_id": rule_id}).deleted_count == 1
+
+
+@_translated
+def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime | None = None,
+                   coin: str | None = None) -> list[dict]:
+    """The newest firings first (at most `limit`), optionally since a time and of one coin; without webhooks."""
+    match: dict = {}
+    if since is not None:
+        match["fired_at"] = {"$gte": since}
+    if coin is not None:
+        match["coin"] = check_ticker(coin)
+    return list(db[ALERTS].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit))

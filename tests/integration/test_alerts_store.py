@@ -1,0 +1,149 @@
+"""Requires MongoDB: alert rules and firings in the real server, the delivery outbox across a crash, rule changes
+reaching a running worker's rule book within seconds."""
+
+import asyncio
+import datetime as dt
+import os
+import time
+
+import pytest
+from pymongo import MongoClient
+
+from cryptoapp.alerts.delivery import AlertDelivery
+from cryptoapp.alerts.evaluation import RuleState, evaluate
+from cryptoapp.alerts.rulebook import RuleBook
+from cryptoapp.alerts.rules import new_rule
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.storage import PriceStore
+from tests.support.fake_webhook import FakeWebhookServer
+
+pytestmark = pytest.mark.integration
+UTC = dt.timezone.utc
+T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
+MONGO_URI = os.environ.get("MONGO_URI", "mongodb://localhost:27017")
+FAST = {"initial_backoff": 0.05, "max_backoff": 0.2, "timeout": 2.0, "sweep_interval": 60}
+
+
+@pytest.fixture
+def db(services, unique_name):
+    client = MongoClient(MONGO_URI, tz_aware=True)
+    yield client[unique_name]
+    client.drop_database(unique_name)
+    client.close()
+
+
+@pytest.fixture
+async def store(db):
+    async with PriceStore(MONGO_URI, db.name) as store:
+        yield store
+
+
+@pytest.fixture
+def receiver():
+    with FakeWebhookServer() as fake:
+        yield fake
+
+
+async def eventually(condition, timeout: float, what: str):
+    """wait_for for async tests: polls without blocking the event loop the services run on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def fired(rule, second=0, value=101.0):
+    return evaluate(rule, RuleState(), PriceTick(ticker=rule.coin, timestamp=T0 + dt.timedelta(seconds=second),
+                                                 value=value, source="coingecko"), dt.datetime.now(UTC))
+
+
+async def test_rules_are_added_listed_paused_and_deleted_and_each_change_moves_the_version(store, db):
+    versions = [await store.rules_version()]
+    above, below = new_rule("BTC", "above", 100_000), new_rule("ETH", "below", 2000, webhook="https://example.com/hook/x")
+    for rule in (above, below):
+        await store.add_rule(rule.to_document())
+        versions.append(await store.rules_version())
+    assert {d["_id"] for d in await store.list_rules()} == {above.id, below.id}
+    assert db.alert_rules.find_one({"_id": below.id})["delivery"]["webhook"] == "https://example.com/hook/x"
+    assert await store.set_rule_enabled(above.id, False, dt.datetime.now(UTC))
+    versions.append(await store.rules_version())
+    assert db.alert_rules.find_one({"_id": above.id})["enabled"] is False
+    assert await store.delete_rule(below.id)
+    versions.append(await store.rules_version())
+    assert [d["_id"] for d in await store.list_rules()] == [above.id]
+    assert len(set(versions)) == len(versions)  # every change is seen by a poller
+    assert not await store.set_rule_enabled("0badc0de", True, dt.datetime.now(UTC))
+    assert not await store.delete_rule("0badc0de")
+
+
+async def test_firings_are_stored_once_by_id_and_leave_the_outbox_when_delivered(store, db):
+    rule = new_rule("BTC", "above", 100, webhook="https://example.com/hook/x")
+    first, second = fired(rule, 0), fired(rule, 1)
+    assert await store.insert_firings([first.to_document()]) == [first.id]
+    # A replay brings the same firing again, with a new one: only the new one is stored.
+    assert await store.insert_firings([first.to_document(), second.to_document()]) == [second.id]
+    assert db.alerts.count_documents({}) == 2
+    assert {d["_id"] for d in await store.pending_firings()} == {first.id, second.id}
+    await store.mark_delivered(first.id, 2, dt.datetime.now(UTC))
+    await store.mark_undeliverable(second.id, "HTTP 404", 1)
+    assert await store.pending_firings() == []
+    stored = db.alerts.find_one({"_id": first.id})
+    assert (stored["status"], stored["delivered"], stored["attempts"]) == ("delivered", True, 2)
+    assert db.alerts.find_one({"_id": second.id})["last_error"] == "HTTP 404"
+
+
+async def test_a_receiver_answering_500_then_200_gets_each_firing_once_and_it_is_marked_delivered(store, db, receiver):
+    receiver.fail_next = 1
+    rule = new_rule("BTC", "above", 100, webhook=receiver.url("hook"))
+    firing = fired(rule)
+    async with AlertDelivery(store, **FAST) as delivery:
+        assert await delivery.accept([firing]) == [firing.id]
+        await eventually(lambda: db.alerts.find_one({"_id": firing.id, "status": "delivered"}), 10, "delivered")
+        assert await delivery.accept([firing]) == []  # redelivered by Kafka: not stored, not sent again
+        await asyncio.sleep(0.3)  # would-be second POST: none may come
+    assert [r.status for r in receiver.requests] == [500, 200]
+    assert list(receiver.handled) == [firing.id] and receiver.duplicates == 0
+    assert db.alerts.find_one({"_id": firing.id})["attempts"] == 2
+
+
+async def test_a_crash_between_storing_and_delivering_is_delivered_after_the_restart(store, db, receiver):
+    rule = new_rule("BTC", "above", 100, webhook=receiver.url("slack"), format="slack")
+    stored_only, sent_unmarked = fired(rule, 0), fired(rule, 1)
+    # Crash 1: stored, never sent. Crash 2: sent, but the process died before marking it delivered.
+    await store.insert_firings([stored_only.to_document(), sent_unmarked.to_document()])
+    receiver.handled[sent_unmarked.id] = {"text": sent_unmarked.text}
+    async with AlertDelivery(store, **FAST):  # the restarted worker
+        await eventually(lambda: db.alerts.count_documents({"status": "delivered"}) == 2, 10, "both delivered")
+    assert sorted(receiver.ids()) == sorted([stored_only.id, sent_unmarked.id])
+    assert set(receiver.handled) == {stored_only.id, sent_unmarked.id}  # each alert shown once by the receiver
+    assert receiver.duplicates == 1  # the one sent before the crash, deduplicated by its id
+
+
+async def test_a_failing_webhook_does_not_hold_up_another(store, db, receiver):
+    receiver.hang_next = 1
+    hanging = fired(new_rule("BTC", "above", 100, webhook=receiver.url("hook")))
+    healthy = fired(new_rule("ETH", "above", 100, webhook=receiver.url("discord"), format="discord"))
+    async with AlertDelivery(store, **{**FAST, "timeout": 30}) as delivery:
+        await delivery.accept([hanging])
+        await eventually(lambda: receiver.requests, 5, "the hanging POST")
+        started = time.monotonic()
+        await delivery.accept([healthy])
+        await eventually(lambda: healthy.id in receiver.handled, 5, "the healthy webhook")
+        assert time.monotonic() - started < 2
+        assert db.alerts.find_one({"_id": hanging.id})["status"] == "pending"
+
+
+async def test_rule_changes_reach_a_running_rule_book_within_seconds(store):
+    removed = {}
+    async with RuleBook(store, poll_interval=0.2, on_removed=removed.update) as book:
+        rule = new_rule("SOL", "above", 500)
+        await store.add_rule(rule.to_document())
+        await eventually(lambda: [r.id for r in book.for_coin("SOL")] == [rule.id], 3, "the new rule")
+        await store.set_rule_enabled(rule.id, False, dt.datetime.now(UTC))
+        await eventually(lambda: book.for_coin("SOL") == [], 3, "the rule paused")
+        assert book.rules[rule.id].enabled is False
+        await store.delete_rule(rule.id)
+        await eventually(lambda: list(removed) == [rule.id], 3, "the rule deleted")
+        assert removed[rule.id].coin == "SOL" and book.for_coin("SOL") == []
