@@ -7,9 +7,9 @@ import datetime as dt
 import streamlit as st
 
 from cryptoapp.alerts.rules import KINDS, RuleError, new_rule
+from cryptoapp.settings import Settings
 from dashboard import cache, data, ui
 from dashboard.alert_tables import coins_with_bid_ask, firings_frame, rules_frame
-from dashboard.settings import DashboardSettings
 
 KIND_LABELS = {
     "above": "price above (USD)", "below": "price below (USD)",
@@ -19,7 +19,7 @@ KIND_LABELS = {
 NOTICE = "alerts_notice"  # session state: the outcome of the last button, shown after the rerun it causes
 
 
-def _form(settings: DashboardSettings, db) -> None:
+def _form(settings: Settings, db) -> None:
     coins = cache.coins(settings.mongo_uri, settings.mongo_db)
     with st.form("new_alert", clear_on_submit=False, border=True):
         st.markdown("**New alert**")
@@ -86,7 +86,7 @@ def _rules(db) -> None:
         delete.button("Delete", key=f"delete_{row.id}", on_click=_act, args=(db, row.id, "delete"))
 
 
-def _firings(settings: DashboardSettings) -> None:
+def _firings(settings: Settings) -> None:
     with ui.guarded(settings, "alerts list"):
         firings = firings_frame(data.recent_firings(cache.database(settings)))
         st.markdown("**Recent alerts**")
@@ -99,7 +99,7 @@ def _firings(settings: DashboardSettings) -> None:
                                     "threshold": st.column_config.NumberColumn(format="%.6g")})
 
 
-def render(settings: DashboardSettings) -> None:
+def render(settings: Settings) -> None:
     with ui.guarded(settings, "alerts tab"):
         db = cache.database(settings)
         _form(settings, db)

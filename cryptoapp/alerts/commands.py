@@ -13,7 +13,6 @@ from faust.cli import AppCommand, argument, option
 from cryptoapp.alerts.rules import RULE_ID_RE, AlertRule, RuleError, new_rule
 from cryptoapp.app import app
 from cryptoapp.schema import UTC, iso_z
-from cryptoapp.settings import settings
 from cryptoapp.storage import PriceStore, StorageError
 
 ACTIONS = ("add", "list", "pause", "resume", "delete")
@@ -115,7 +114,7 @@ class _store:
     """PriceStore for one command, its failures turned into one line."""
 
     async def __aenter__(self) -> PriceStore:
-        self.store = PriceStore(settings.mongo_uri, settings.mongo_db)
+        self.store = PriceStore(app.settings.mongo_uri, app.settings.mongo_db)
         await self.store.start()
         return self.store
 
@@ -148,6 +147,7 @@ async def _coins_with_bid_ask(coin: str) -> set[str]:
     """{TICKER} when the coin's newest tick carries bid and ask, else empty: asked of the running worker's
     /prices/<TICKER>/ view (routed to the worker that owns the coin), which knows what its sources give."""
     ticker = coin.strip().upper()
+    settings = app.settings
     host = "127.0.0.1" if settings.web_bind in ("", "0.0.0.0", "::") else settings.web_bind
     url = f"http://{host}:{settings.web_port}/prices/{ticker}/"
     try:

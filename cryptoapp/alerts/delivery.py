@@ -41,7 +41,7 @@ from tenacity.wait import wait_base
 
 from cryptoapp import __version__
 from cryptoapp.alerts.evaluation import Firing
-from cryptoapp.alerts.rules import mask_webhook_url
+from cryptoapp.uris import mask_webhook_url
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
 

@@ -22,11 +22,12 @@ import re
 import secrets
 from collections.abc import Collection
 from typing import Any, Literal, Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds
+from cryptoapp.uris import mask_webhook_url
 
 KINDS = ("above", "below", "change_pct", "volume_spike", "spread_bps")
 FORMATS = ("json", "slack", "discord")
@@ -80,33 +81,6 @@ def format_window(seconds: Optional[int]) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-# A path segment shown as is: a short lowercase word (services, api, webhooks, hooks). Anything else in a
-# path may be a token (Slack's /services/T../B../XXXX, Discord's /webhooks/<id>/<token>), so it is masked.
-_PLAIN_SEGMENT = re.compile(r"[a-z][a-z-]{0,11}")
-
-
-def mask_webhook_url(url: Optional[str]) -> str:
-    """The URL safe to log or show: user info, every query value and every path segment that is not a
-    short lowercase word replaced by ***; '' for no URL.
-
-    cryptoapp.settings.mask_uri does not fit: it keeps the path, where webhook services put their tokens.
-    It lives here rather than beside mask_uri because cryptoapp.settings reads (and exits on a bad) worker
-    environment at import, and the dashboard imports this module.
-    """
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError on a malformed port)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc.rsplit("@", 1)
-    netloc = f"***@{netloc[1]}" if len(netloc) == 2 else netloc[0]
-    path = "/".join(s if not s or _PLAIN_SEGMENT.fullmatch(s) else "***" for s in parts.path.split("/"))
-    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 class Delivery(BaseModel):

@@ -29,7 +29,7 @@ def alerts_tab():
     import os
 
     from dashboard import alerts
-    from dashboard.settings import load
+    from cryptoapp.settings import load
 
     alerts.render(load(os.environ))
 

@@ -15,7 +15,7 @@ from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
-from tests.support.fake_webhook import FakeWebhookServer
+from cryptoapp.testing.webhook import FakeWebhookServer
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc

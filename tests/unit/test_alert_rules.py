@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from cryptoapp.alerts.rules import AlertRule, RuleError, format_window, mask_webhook_url, new_rule
+from cryptoapp.alerts.rules import AlertRule, RuleError, format_window, new_rule
+from cryptoapp.uris import mask_webhook_url
 
 SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"
 DISCORD = "https://discord.com/api/webhooks/1234567890123456789/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"

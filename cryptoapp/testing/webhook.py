@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from aiohttp import web
+
+from cryptoapp.testing.served import ServedInThread
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Received:
     body: Any  # the parsed JSON, or the raw text when it is not JSON
     status: int  # what the fake answered (0 while it has not)
     at: float = 0.0  # time.monotonic() when it arrived
+    received_at: float = 0.0  # time.time() when it arrived (to compare with times other processes stamp)
 
 
 @dataclass
@@ -48,13 +49,17 @@ class FakeWebhook:
     handled: dict[str, Any] = field(default_factory=dict)
     duplicates: int = 0
     port: int = 0
-    _released: Optional[asyncio.Event] = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, kind: str = "hook") -> str:
         """A webhook URL of the kind `hook` (plain JSON), `slack` or `discord`, with token-like path parts."""
         paths = {"hook": "/hook/alerts?key=s3cr3t-key", "slack": "/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX",
                  "discord": "/api/webhooks/1234567890123456789/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}
         return f"http://127.0.0.1:{self.port}{paths[kind]}"
+
+    def release(self) -> None:
+        """Answers the requests held by `hang_next` (with 503); call it in the server's loop."""
+        self._released.set()
 
     def ids(self) -> list[str]:
         return [r.headers.get("Idempotency-Key", "") for r in self.requests]
@@ -65,7 +70,7 @@ class FakeWebhook:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw
-        received = Received(request.path_qs, dict(request.headers), body, 0, time.monotonic())
+        received = Received(request.path_qs, dict(request.headers), body, 0, time.monotonic(), time.time())
         self.requests.append(received)
         if self.hang_next > 0:
             self.hang_next -= 1
@@ -126,36 +131,16 @@ class FakeWebhook:
         return await self._answer(request, "hook")
 
 
-class FakeWebhookServer:
+class FakeWebhookServer(ServedInThread):
     """Runs a FakeWebhook on 127.0.0.1 in a thread of its own (`with FakeWebhookServer() as hook:`)."""
 
     def __init__(self, fake: Optional[FakeWebhook] = None):
-        self.fake = fake or FakeWebhook()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: Optional[web.AppRunner] = None
+        super().__init__(fake or FakeWebhook())
 
-    def __enter__(self) -> FakeWebhook:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/services/{path:.*}", self.fake.slack)
         app.router.add_post("/api/webhooks/{id}/{token}", self.fake.discord)
         app.router.add_post("/hook/{path:.*}", self.fake.hook)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.fake.port = s.getsockname()[1]
-        self._runner = web.AppRunner(app)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self.fake
 
-    async def _start(self) -> None:
-        self.fake._released = asyncio.Event()
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.fake.port).start()
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self.fake._released.set)  # a hanging answer returns, so cleanup is quick
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+    async def on_close(self) -> None:
+        self.fake.release()  # a hanging answer returns, so the shutdown is quick
