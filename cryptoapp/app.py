@@ -1,5 +1,5 @@
 """The Faust app: broker, topics, the latest_prices table and the services the agents share (store, price
-source, request budget), declared once; `main()` is the console script."""
+source, request budget, alert rules and delivery), declared once; `main()` is the console script."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import faust
 from faust.app.base import SCAN_IGNORE
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
+from cryptoapp.alerts.delivery import AlertDelivery
+from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.coins import Coin, resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
@@ -104,6 +106,20 @@ class PricesApp(faust.App):
     def source(self) -> PriceSource:
         return make_source(self.settings, self.coins, self.request_budget)
 
+    @cached_property
+    def rulebook(self) -> RuleBook:
+        """The alert rules, read from MongoDB as it starts (before the agents) and polled for changes."""
+        return RuleBook(self.store, poll_interval=self.settings.alert_rules_poll)
+
+    @cached_property
+    def alert_delivery(self) -> AlertDelivery:
+        """Webhook delivery of stored firings, off the price stream (cryptoapp/alerts/delivery.py)."""
+        s = self.settings
+        return AlertDelivery(self.store, owner=self.conf.consumer_group_instance_id,
+                             timeout=s.alert_webhook_timeout, concurrency=s.alert_webhook_concurrency,
+                             max_in_flight=s.alert_max_in_flight, sweep_interval=s.alert_outbox_sweep,
+                             max_backoff=s.alert_max_backoff, give_up_after=s.alert_give_up_after)
+
     async def publish(self, ticks: list[PriceTick]) -> None:
         """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
         pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
@@ -115,7 +131,8 @@ class PricesApp(faust.App):
         super().discover(*extra_modules, categories=categories, ignore=ignore)
 
     def on_init_dependencies(self):
-        return [self.store, self.source, *super().on_init_dependencies()]
+        # Started in this order, before the agents (Faust's own dependencies); stopped in reverse, after them.
+        return [self.store, self.source, self.rulebook, self.alert_delivery, *super().on_init_dependencies()]
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -128,7 +145,8 @@ class PricesApp(faust.App):
         # Faust creates the topics while its consumer joins the group; a topic created a moment too
         # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
         try:
-            for topic in (prices_topic, dead_letters, latest_prices.changelog_topic):
+            changelogs = [table.changelog_topic for table in self.tables.values()]  # every agent module's
+            for topic in (prices_topic, dead_letters, alerts_topic, *changelogs):
                 await topic.maybe_declare()
         except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
             log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)
@@ -202,6 +220,9 @@ prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", v
                          value_serializer="raw", partitions=settings.partitions, internal=True)
 dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
                          value_type=bytes, value_serializer="raw", partitions=1, internal=True)
+# Alert firings (cryptoapp/alerts/agents.py): key = ticker, value = Firing.to_json() as JSON.
+alerts_topic = app.topic(settings.alerts_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
+                         value_serializer="raw", partitions=settings.partitions, internal=True)
 
 latest_prices = app.Table(
     "latest_prices",

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     partitions: int = Field(4, alias="CRYPTO_PARTITIONS")
     datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
     simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
+    # --- alerts (docs/alerts.md) ---
+    alerts_topic_name: Optional[str] = Field(None, alias="CRYPTO_ALERTS_TOPIC")  # unset: see alerts_topic
+    alert_hysteresis_pct: float = Field(0.5, alias="CRYPTO_ALERT_HYSTERESIS_PCT")  # the re-arming band
+    alert_rules_poll: float = Field(2.0, alias="CRYPTO_ALERT_RULES_POLL")  # s until a rule change applies
+    alert_state_flush: float = Field(5.0, alias="CRYPTO_ALERT_STATE_FLUSH")  # s between window-content writes
+    alert_webhook_timeout: float = Field(10.0, alias="CRYPTO_ALERT_WEBHOOK_TIMEOUT")  # s per POST
+    alert_webhook_concurrency: int = Field(16, alias="CRYPTO_ALERT_WEBHOOK_CONCURRENCY")  # open POSTs
+    alert_max_in_flight: int = Field(10_000, alias="CRYPTO_ALERT_MAX_IN_FLIGHT")  # firings delivered at once
+    alert_max_backoff: float = Field(300.0, alias="CRYPTO_ALERT_MAX_BACKOFF")  # s between two tries, at most
+    alert_give_up_after: float = Field(86400.0, alias="CRYPTO_ALERT_GIVE_UP_AFTER")  # s of retrying a firing
+    alert_outbox_sweep: float = Field(30.0, alias="CRYPTO_ALERT_OUTBOX_SWEEP")  # s between outbox reads
+    alert_retention_days: float = Field(30.0, alias="CRYPTO_ALERT_RETENTION_DAYS")  # 0: keep every firing
     # --- the dashboard ---
     refresh: float = Field(10.0, alias="DASHBOARD_REFRESH")  # seconds between live updates
 
@@ -118,6 +130,22 @@ class Settings(BaseSettings):
                                      mode="before")(_number(int, 0))
     _backfill = field_validator("backfill_hours", mode="before")(_number(float, 0.0, strict=False, unit=" h"))
     _refresh = field_validator("refresh", mode="before")(_number(float, 1.0, strict=False, unit=" s"))
+    _alert_seconds = field_validator("alert_rules_poll", "alert_webhook_timeout", "alert_max_backoff",
+                                     "alert_give_up_after", "alert_outbox_sweep",
+                                     mode="before")(_number(float, 0.0, unit=" s"))
+    _alert_flush = field_validator("alert_state_flush", mode="before")(_number(float, 0.0, strict=False, unit=" s"))
+    _alert_counts = field_validator("alert_webhook_concurrency", "alert_max_in_flight", mode="before")(_number(int, 0))
+    _alert_days = field_validator("alert_retention_days", mode="before")(
+        _number(float, 0.0, strict=False, unit=" days (0 keeps every firing)"))
+
+    @field_validator("alert_hysteresis_pct", mode="before")
+    @classmethod
+    def _hysteresis(cls, value):
+        value = _number(float, 0.0, strict=False, unit=" %")(value)
+        if value >= 50:
+            raise ValueError("must be under 50 %: it is the band a price goes back by before a rule re-arms, "
+                             "e.g. 0.5")
+        return value
 
     @field_validator("source", mode="before")
     @classmethod
@@ -147,6 +175,19 @@ class Settings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}-dlq"
+
+    @property
+    def alerts_topic(self) -> str:
+        """CRYPTO_ALERTS_TOPIC, else the prices topic's name with -prices made -alerts (crypto-alerts), so a
+        second pipeline with its own CRYPTO_TOPIC never reads another's firings."""
+        if self.alerts_topic_name:
+            return self.alerts_topic_name
+        return f"{self.topic.removesuffix('-prices')}-alerts"
+
+    @property
+    def alert_hysteresis(self) -> float:
+        """The band as a fraction (0.005), as cryptoapp.alerts.evaluation takes it."""
+        return self.alert_hysteresis_pct / 100
 
     @property
     def api_key(self) -> Optional[str]:

@@ -10,11 +10,11 @@ from typing import Iterable
 import bson
 from bson.errors import BSONError
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from cryptoapp.alerts.evaluation import DELIVERED, FAILED, PENDING
+from cryptoapp.alerts.evaluation import DELIVERED, FAILED, PENDING, STORED_ONLY
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import ALERT_RULES, ALERTS, PRICES, PRICES_INDEXES, UTC
 from cryptoapp.uris import mask_uri
@@ -297,3 +297,34 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
         return docs
+
+    async def extend_leases(self, firing_ids: list[str], owner: str, until: dt.datetime) -> None:
+        """Renews `owner`'s lease on the pending firings it is delivering (cryptoapp.alerts.delivery)."""
+        try:
+            await self.alerts.update_many({"_id": {"$in": firing_ids}, "owner": owner, "status": PENDING},
+                                          {"$set": {"lease_until": until}})
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+
+    async def claim_firing(self, firing_id: str, seen: tuple, owner: str, until: dt.datetime) -> bool:
+        """Makes `owner` the deliverer of a pending firing if its (owner, lease_until) are still those `seen`
+        (compare-and-set: of two workers claiming one firing, one wins); True when this call won."""
+        was_owner, was_until = seen
+        try:
+            claimed = await self.alerts.find_one_and_update(
+                {"_id": firing_id, "status": PENDING, "owner": was_owner, "lease_until": was_until},
+                {"$set": {"owner": owner, "lease_until": until}}, projection={"_id": 1},
+                return_document=ReturnDocument.AFTER)
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return claimed is not None
+
+    async def delete_firings_before(self, cutoff: dt.datetime) -> int:
+        """Deletes the firings fired before `cutoff` that have left the outbox (delivered, failed, stored
+        without a webhook); pending ones stay until delivered. Returns how many went."""
+        try:
+            result = await self.alerts.delete_many({"status": {"$in": [DELIVERED, FAILED, STORED_ONLY]},
+                                                    "fired_at": {"$lt": cutoff}})
+        except PyMongoError as exc:
+            raise self._alerts_failed(exc) from None
+        return result.deleted_count

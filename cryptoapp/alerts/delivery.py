@@ -31,6 +31,8 @@ import dataclasses
 import datetime as dt
 import email.utils
 import logging
+import os
+import socket
 from typing import Any, Optional
 
 import aiohttp
@@ -41,9 +43,9 @@ from tenacity.wait import wait_base
 
 from cryptoapp import __version__
 from cryptoapp.alerts.evaluation import Firing
-from cryptoapp.uris import mask_webhook_url
-from cryptoapp.schema import UTC
+from cryptoapp.schema import UTC, bson_time
 from cryptoapp.storage import StorageError
+from cryptoapp.uris import mask_webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ DISCORD_MAX_CHARS = 2000
 RETRYABLE_4XX = {408, 429}
 MAX_RETRY_AFTER = 3600.0  # a longer Retry-After (a misconfigured server) is taken as an hour
 BODY_SHOWN = 120  # characters of a refusal's body put in the log line
+LEASE_SWEEPS = 3  # a firing's owner keeps it this many sweep intervals without renewing (one or two may fail)
 
 
 class DeliveryFailed(Exception):
@@ -193,17 +196,24 @@ class AlertDelivery(Service):
     `store` is the worker's PriceStore. At most `max_in_flight` firings are being delivered (or waiting
     for a retry) at once, with at most `concurrency` POSTs open; more are left pending in crypto.alerts,
     where the sweep every `sweep_interval` s (and at start) finds them.
+
+    Several workers share one outbox: each firing carries the `owner` delivering it and a lease (three sweep
+    intervals, renewed by every sweep while it is in flight). A sweep takes over a pending firing only when
+    it is its own (a restart of the same worker: at once) or its owner's lease has run out (a worker gone
+    for good), and claims it with a compare-and-set, so two live workers never send one firing both.
     """
 
-    def __init__(self, store, *, timeout: float = 10.0, concurrency: int = 16, max_in_flight: int = 10_000,
-                 sweep_interval: float = 30.0, initial_backoff: float = 1.0, max_backoff: float = 300.0,
-                 give_up_after: float = 86400.0, **kwargs):
+    def __init__(self, store, *, owner: str = "", timeout: float = 10.0, concurrency: int = 16,
+                 max_in_flight: int = 10_000, sweep_interval: float = 30.0, initial_backoff: float = 1.0,
+                 max_backoff: float = 300.0, give_up_after: float = 86400.0, **kwargs):
         super().__init__(**kwargs)
         self.store = store
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}"
         self.timeout = timeout
         self.concurrency = concurrency
         self.max_in_flight = max_in_flight
         self.sweep_interval = sweep_interval
+        self.lease = LEASE_SWEEPS * sweep_interval
         self.backoff = {"initial_backoff": initial_backoff, "max_backoff": max_backoff, "give_up_after": give_up_after}
         self.session: Optional[aiohttp.ClientSession] = None
         self._queue: asyncio.Queue[Firing] = asyncio.Queue(max_in_flight)
@@ -219,6 +229,9 @@ class AlertDelivery(Service):
         if self.session is not None:
             await self.session.close()
 
+    def _lease_until(self) -> dt.datetime:
+        return bson_time(dt.datetime.now(UTC) + dt.timedelta(seconds=self.lease))
+
     def submit(self, firing: Firing) -> bool:
         """Hands a stored, pending firing over for delivery without waiting; False when it is already being
         delivered or too many are (it stays pending and a sweep picks it up)."""
@@ -229,19 +242,27 @@ class AlertDelivery(Service):
         return True
 
     async def accept(self, firings: list[Firing]) -> list[str]:
-        """Stores new firings as pending (insert-if-absent: a replayed firing is not stored twice) and
-        submits the new ones; returns their ids. StorageError when MongoDB does not take them."""
-        new = set(await self.store.insert_firings([f.to_document() for f in firings]))
+        """Stores new firings as pending, owned by this worker (insert-if-absent: a replayed firing is not
+        stored twice) and submits the new ones; returns their ids. StorageError when MongoDB does not take them."""
+        lease = {"owner": self.owner, "lease_until": self._lease_until()}
+        new = set(await self.store.insert_firings([{**f.to_document(), **lease} for f in firings]))
         for firing in firings:
             if firing.id in new:
                 self.submit(firing)
         return [f.id for f in firings if f.id in new]
 
     async def sweep(self) -> int:
-        """Submits the pending firings not being delivered here (after a restart: all of them)."""
+        """Renews the leases of the firings in flight here, then claims and submits the pending firings that are
+        this worker's (after a restart: all it had) or whose owner's lease ran out."""
+        if self._in_flight:
+            await self.store.extend_leases(list(self._in_flight), self.owner, self._lease_until())
+        now = dt.datetime.now(UTC)
         submitted = 0
         for doc in await self.store.pending_firings(limit=self.max_in_flight):
-            if doc["_id"] not in self._in_flight:
+            owner, until = doc.get("owner"), doc.get("lease_until")
+            if doc["_id"] in self._in_flight or (owner != self.owner and until is not None and until > now):
+                continue
+            if await self.store.claim_firing(doc["_id"], (owner, until), self.owner, self._lease_until()):
                 submitted += self.submit(Firing.from_document(doc))
         if submitted:
             log.info("alerts: %d pending firings found in the outbox, delivering them", submitted)

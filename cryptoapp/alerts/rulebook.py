@@ -7,8 +7,8 @@ delete changes the count, a pause or resume the enabled count, and each raises t
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
 from typing import Optional
 
 from mode import Service
@@ -20,23 +20,36 @@ log = logging.getLogger(__name__)
 
 
 class RuleBook(Service):
-    """`for_coin(ticker)` gives the enabled rules of a coin; `on_removed(rules)` is called with the rules deleted
-    since the last read, by id (their state can go: a Faust table entry must be deleted from an event of the
-    partition it was written from, which the rule's coin tells)."""
+    """`for_coin(ticker)` gives the enabled rules of a coin; `pop_removed(ticker)` the ids of the coin's rules
+    deleted since it was last asked (their state can go: a Faust table entry must be deleted from an event of
+    the partition it was written from, which the rule's coin tells). `loaded` is set once the rules were read.
 
-    def __init__(self, store, poll_interval: float = 2.0,
-                 on_removed: Optional[Callable[[dict[str, AlertRule]], None]] = None, **kwargs):
+    The first read happens as the service starts, so a worker's agents, started after it, never judge a tick
+    without the rules; with MongoDB down it is retried every `poll_interval` and `loaded` waits for it."""
+
+    def __init__(self, store, poll_interval: float = 2.0, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.poll_interval = poll_interval
-        self.on_removed = on_removed
         self.rules: dict[str, AlertRule] = {}
+        self.loaded = asyncio.Event()
         self._by_coin: dict[str, list[AlertRule]] = {}
+        self._removed: dict[str, set[str]] = {}
         self._version: Optional[tuple] = None
         self._malformed: set[str] = set()  # ids already warned about, so a bad document is one log line
 
     def for_coin(self, ticker: str) -> list[AlertRule]:
         return self._by_coin.get(ticker, [])
+
+    def pop_removed(self, ticker: str) -> set[str]:
+        """The ids of `ticker`'s rules deleted since the last call for it (empty almost always)."""
+        return self._removed.pop(ticker, set()) if self._removed else set()
+
+    async def on_start(self) -> None:
+        try:
+            await self.refresh()
+        except StorageError as exc:
+            log.warning("alerts: could not read the rules (%s); alerts wait until MongoDB answers", exc)
 
     async def refresh(self) -> bool:
         """Reads the rules if they changed since the last read; True when they did. StorageError if MongoDB fails."""
@@ -60,17 +73,18 @@ class RuleBook(Service):
                 by_coin.setdefault(rule.coin, []).append(rule)
         added = len(set(rules) - set(self.rules))
         self.rules, self._by_coin, self._version = rules, by_coin, version
+        for rule_id, rule in removed.items():
+            self._removed.setdefault(rule.coin, set()).add(rule_id)
+        self.loaded.set()
         log.info("alerts: %d rules (%d enabled); %d new, %d deleted since the last read",
                  len(rules), sum(map(len, by_coin.values())), added, len(removed))
-        if removed and self.on_removed is not None:
-            self.on_removed(removed)
         return True
 
     @Service.task
     async def _polling(self) -> None:
         while not self.should_stop:
+            await self.sleep(self.poll_interval)
             try:
                 await self.refresh()
             except StorageError as exc:  # the rules last read stay in force until MongoDB answers again
                 log.warning("alerts: could not read the rules (%s); next try in %.0f s", exc, self.poll_interval)
-            await self.sleep(self.poll_interval)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -91,6 +92,31 @@ async def store_batch(events) -> None:
         await dead_letter(event, reason)
 
 
+async def write_or_exit(write: Callable[[], Awaitable[None]], what: str) -> None:
+    """Runs `write`, which retries until `what` (a batch taken from a stream) is safe in MongoDB.
+
+    Faust acks a batch as the agent's loop unwinds, even on cancellation, and commits after an agent
+    raises: when `write` is interrupted (the worker stopping, a bug) the batch gets one more try of
+    SHUTDOWN_GRACE s (rewriting is idempotent), else the process exits before any commit, so Kafka
+    redelivers it.
+    """
+    try:
+        await write()
+    except BaseException as exc:
+        if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
+            log.exception("writing %s failed unexpectedly; trying once more", what)
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await write()
+        except BaseException:
+            log.critical("exiting with %s not written (MongoDB unreachable?); their offsets stay uncommitted "
+                         "and Kafka redelivers them on restart", what)
+            logging.shutdown()
+            os._exit(70)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+
+
 @app.agent(prices_topic, concurrency=1)
 async def store_ticks(stream):
     """Batches the stream into bulk writes; a batch's offsets are acked only after it is written.
@@ -98,24 +124,7 @@ async def store_ticks(stream):
     Concurrency stays 1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
-        try:
-            await store_batch(events)
-        except BaseException as exc:
-            # Faust acks the batch as this loop unwinds, even on cancellation, and commits after an
-            # agent raises: finish the batch now (rewriting is idempotent) or exit before any commit,
-            # so Kafka redelivers it.
-            if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
-                log.exception("storing a batch of %d messages failed unexpectedly; trying once more", len(events))
-            try:
-                async with asyncio.timeout(SHUTDOWN_GRACE):
-                    await store_batch(events)
-            except BaseException:
-                log.critical("exiting with a batch of %d messages not written (MongoDB unreachable?); "
-                             "their offsets stay uncommitted and Kafka redelivers them on restart", len(events))
-                logging.shutdown()
-                os._exit(70)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        await write_or_exit(lambda: store_batch(events), f"a batch of {len(events)} messages")
 
 
 @app.agent(prices_topic)

@@ -136,14 +136,15 @@ async def test_a_failing_webhook_does_not_hold_up_another(store, db, receiver):
 
 
 async def test_rule_changes_reach_a_running_rule_book_within_seconds(store):
-    removed = {}
-    async with RuleBook(store, poll_interval=0.2, on_removed=removed.update) as book:
+    async with RuleBook(store, poll_interval=0.2) as book:
         rule = new_rule("SOL", "above", 500)
         await store.add_rule(rule.to_document())
         await eventually(lambda: [r.id for r in book.for_coin("SOL")] == [rule.id], 3, "the new rule")
         await store.set_rule_enabled(rule.id, False, dt.datetime.now(UTC))
         await eventually(lambda: book.for_coin("SOL") == [], 3, "the rule paused")
         assert book.rules[rule.id].enabled is False
+        assert book.pop_removed("SOL") == set()
         await store.delete_rule(rule.id)
-        await eventually(lambda: list(removed) == [rule.id], 3, "the rule deleted")
-        assert removed[rule.id].coin == "SOL" and book.for_coin("SOL") == []
+        await eventually(lambda: rule.id not in book.rules, 3, "the rule deleted")
+        assert book.pop_removed("SOL") == {rule.id} and book.pop_removed("SOL") == set()  # its state goes once
+        assert book.for_coin("SOL") == []

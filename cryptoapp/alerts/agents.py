@@ -1,0 +1,150 @@
+"""The alert agents: evaluate every tick against its coin's rules (state in a changelog table), store and deliver firings.
+
+    crypto-prices ──evaluate_alerts──> crypto-alerts ──store_alerts──> crypto.alerts (pending) ──> webhooks
+                        │                                                (AlertDelivery, off the stream)
+                  alert_states (rule id -> RuleState JSON, changelog-backed)
+
+Once per crossing, across restarts: a firing is acknowledged by Kafka before the state that says the rule
+fired is written, and Faust flushes both before it commits the tick's offset. A crash in between replays
+the tick, which fires again with the same id (rule id + tick id); crypto.alerts stores it once and
+receivers deduplicate on it. A restart with the state written ignores the replayed tick (no newer than the
+last one the rule saw). The window contents (change_pct, volume_spike) are written at most every
+CRYPTO_ALERT_STATE_FLUSH seconds per rule, arming changes at once: a crash forgets at most that much of
+a window's low and high, never whether a rule fired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from cryptoapp.alerts.evaluation import Firing, RuleState, evaluate_tick
+from cryptoapp.app import CHANGELOG_SEGMENT_MS, alerts_topic, app, prices_topic
+from cryptoapp.prices.agents import write_or_exit
+from cryptoapp.prices.models import decode_tick
+from cryptoapp.schema import UTC
+from cryptoapp.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+STORE_BATCH = 500
+STORE_WINDOW = 0.05  # seconds a partial batch of firings waits: they are few, and every one is awaited
+RETENTION_CHECK_S = 600.0  # how often the leader deletes firings older than CRYPTO_ALERT_RETENTION_DAYS
+
+alert_states = app.Table(
+    "alert_states",
+    key_type=str,  # values are JSON objects: the app's default value serializer
+    partitions=app.settings.partitions,
+    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},  # compacted soon: see latest_prices
+    help="Rule id -> RuleState.to_json() (armed, last tick time, window buckets). Written while a tick of the "
+         "rule's coin is processed, so into that coin's partition (Faust writes a table's changelog to the "
+         "current event's partition): the state moves with the coin when partitions move between workers.",
+)
+_states: dict[str, RuleState] = {}  # live objects of the rules of this worker's coins; the table holds their JSON
+_written: dict[str, tuple[int, float]] = {}  # rule id -> (revision, monotonic time) last written to the table
+
+
+@app.on_partitions_revoked.connect
+async def _forget_states(app, revoked, **kwargs) -> None:
+    # A coin that comes back later may have had its rules' state moved on by another worker.
+    _states.clear()
+    _written.clear()
+
+
+def _forget(rule_ids) -> None:
+    """Drops deleted rules' state; called for a tick of their coin, so the tombstone goes to its partition."""
+    for rule_id in rule_ids:
+        alert_states.pop(rule_id, None)
+        _states.pop(rule_id, None)
+        _written.pop(rule_id, None)
+
+
+@app.agent(prices_topic)
+async def evaluate_alerts(stream):
+    """Every tick against the enabled rules of its coin; firings go to the alerts topic, state to alert_states."""
+    rulebook, settings = app.rulebook, app.settings
+    await rulebook.loaded.wait()  # read as the worker starts; waits only while MongoDB does not answer
+    async for raw in stream:
+        try:
+            tick = decode_tick(raw)
+        except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
+            continue
+        removed = rulebook.pop_removed(tick.ticker)
+        if removed:
+            _forget(removed)
+        rules = rulebook.for_coin(tick.ticker)
+        if not rules:
+            continue
+        states = {}
+        for rule in rules:
+            state = _states.get(rule.id)
+            if state is None:
+                saved = alert_states.get(rule.id)
+                state = _states[rule.id] = RuleState.from_json(saved) if saved else RuleState()
+            states[rule.id] = state
+        firings = evaluate_tick(rules, states, tick, dt.datetime.now(UTC), settings.alert_hysteresis)
+        if firings:
+            sent = [await alerts_topic.send(key=f.coin.encode(), value=json.dumps(f.to_json()).encode())
+                    for f in firings]
+            for future in sent:  # acknowledged before the state saying the rules fired is written (docstring)
+                await future
+        now = time.monotonic()
+        for rule in rules:
+            state = states[rule.id]
+            revision, at = _written.get(rule.id, (-1, 0.0))
+            if state.revision != revision or now - at >= settings.alert_state_flush:
+                alert_states[rule.id] = state.to_json()
+                _written[rule.id] = (state.revision, now)
+
+
+def _decode_firings(events) -> list[Firing]:
+    firings = []
+    for event in events:
+        try:
+            firings.append(Firing.from_json(json.loads(event.value)))
+        except Exception as exc:  # only this worker writes the topic: a bug or a foreign writer, not a stop
+            message = event.message
+            log.error("alerts: skipped an unreadable firing at %s[%d]@%d (%s: %s)", message.topic,
+                      message.partition, message.offset, exc.__class__.__name__, exc)
+    return firings
+
+
+async def _store_firings(firings: list[Firing]) -> None:
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(StorageError), wait=wait_exponential_jitter(multiplier=0.5, max=10),
+        before_sleep=lambda state: log.warning("alerts: %s; retry %d in %.1f s (%d firings held)",
+                                               state.outcome.exception(), state.attempt_number,
+                                               state.upcoming_sleep, len(firings)),
+    ):
+        with attempt:
+            await app.alert_delivery.accept(firings)  # insert-if-absent as pending, then hand over (never waits)
+
+
+@app.agent(alerts_topic, concurrency=1)
+async def store_alerts(stream):
+    """Stores each batch of firings in crypto.alerts and hands the new ones to the webhook delivery.
+
+    Concurrency 1, as the price sink: a batch's offsets are acked only once it is stored."""
+    async for events in stream.take_events(STORE_BATCH, within=STORE_WINDOW):
+        firings = _decode_firings(events)
+        if firings:
+            await write_or_exit(lambda: _store_firings(firings), f"a batch of {len(firings)} alerts")
+
+
+@app.timer(interval=RETENTION_CHECK_S, on_leader=True)
+async def drop_old_firings() -> None:
+    """Deletes firings older than CRYPTO_ALERT_RETENTION_DAYS that have left the outbox (0 keeps them all)."""
+    days = app.settings.alert_retention_days
+    if not days or app.should_stop:
+        return
+    try:
+        deleted = await app.store.delete_firings_before(dt.datetime.now(UTC) - dt.timedelta(days=days))
+    except StorageError as exc:
+        log.warning("alerts: could not delete old firings (%s); next try in %.0f s", exc, RETENTION_CHECK_S)
+        return
+    if deleted:
+        log.info("alerts: deleted %d firings older than %g days", deleted, days)
