@@ -313,7 +313,7 @@ class PriceStore(Service):
         try:
             claimed = await self.alerts.find_one_and_update(
                 {"_id": firing_id, "status": PENDING, "owner": was_owner, "lease_until": was_until},
-                {"$set": {"owner": owner, "lease_until": until}}, projection={"_id": 1},
+                {"$set": {"owner": owner, "lease_until": until}},  # no projection: FerretDB 1.24 refuses one here
                 return_document=ReturnDocument.AFTER)
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None

@@ -143,23 +143,29 @@ def _listing(docs: list[dict], as_json: bool) -> str:
     return "\n".join(lines + [f"skipped: {b}" for b in bad])
 
 
+def _quoted(tick: object) -> bool:
+    return isinstance(tick, dict) and tick.get("bid_price") is not None and tick.get("ask_price") is not None
+
+
 async def _coins_with_bid_ask(coin: str) -> set[str]:
-    """{TICKER} when the coin's newest tick carries bid and ask, else empty: asked of the running worker's
-    /prices/<TICKER>/ view (routed to the worker that owns the coin), which knows what its sources give."""
+    """The tickers whose newest tick carries bid and ask, as the running worker's views show them: the coin
+    itself from /prices/<TICKER>/ (routed to the worker that owns it), the others this worker holds from
+    /prices/ (named in the refusal, so the user sees which coins could have a spread_bps rule)."""
     ticker = coin.strip().upper()
     settings = app.settings
     host = "127.0.0.1" if settings.web_bind in ("", "0.0.0.0", "::") else settings.web_bind
-    url = f"http://{host}:{settings.web_port}/prices/{ticker}/"
+    base = f"http://{host}:{settings.web_port}/prices/"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WORKER_TIMEOUT)) as session:
-            async with session.get(url) as resp:
-                if resp.status == 404:
-                    return set()
-                if resp.status != 200:
-                    raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: the worker at {url} answered "
-                                    f"HTTP {resp.status}; try again in a few seconds")
-                tick = await resp.json()
+            async with session.get(f"{base}{ticker}/") as resp:
+                if resp.status not in (200, 404):
+                    raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: the worker at {base}{ticker}/ "
+                                    f"answered HTTP {resp.status}; try again in a few seconds")
+                own = await resp.json() if resp.status == 200 else None
+            async with session.get(base) as resp:
+                held = await resp.json() if resp.status == 200 else {}
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: no worker answers at {url}; spread_bps "
+        raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: no worker answers at {base}; spread_bps "
                         "rules are checked against the running sources, so start the worker (make run) first") from None
-    return {ticker} if tick.get("bid_price") is not None and tick.get("ask_price") is not None else set()
+    quoted = {t for t, tick in (held if isinstance(held, dict) else {}).items() if _quoted(tick)}
+    return quoted | {ticker} if _quoted(own) else quoted - {ticker}

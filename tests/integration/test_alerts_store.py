@@ -15,6 +15,7 @@ from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
+from cryptoapp.testing.processes import async_wait_for
 from cryptoapp.testing.webhook import FakeWebhookServer
 
 pytestmark = pytest.mark.integration
@@ -42,16 +43,6 @@ async def store(db):
 def receiver():
     with FakeWebhookServer() as fake:
         yield fake
-
-
-async def eventually(condition, timeout: float, what: str):
-    """wait_for for async tests: polls without blocking the event loop the services run on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def fired(rule, second=0, value=101.0):
@@ -100,7 +91,7 @@ async def test_a_receiver_answering_500_then_200_gets_each_firing_once_and_it_is
     firing = fired(rule)
     async with AlertDelivery(store, **FAST) as delivery:
         assert await delivery.accept([firing]) == [firing.id]
-        await eventually(lambda: db.alerts.find_one({"_id": firing.id, "status": "delivered"}), 10, "delivered")
+        await async_wait_for(lambda: db.alerts.find_one({"_id": firing.id, "status": "delivered"}), 10, "delivered")
         assert await delivery.accept([firing]) == []  # redelivered by Kafka: not stored, not sent again
         await asyncio.sleep(0.3)  # would-be second POST: none may come
     assert [r.status for r in receiver.requests] == [500, 200]
@@ -115,7 +106,7 @@ async def test_a_crash_between_storing_and_delivering_is_delivered_after_the_res
     await store.insert_firings([stored_only.to_document(), sent_unmarked.to_document()])
     receiver.handled[sent_unmarked.id] = {"text": sent_unmarked.text}
     async with AlertDelivery(store, **FAST):  # the restarted worker
-        await eventually(lambda: db.alerts.count_documents({"status": "delivered"}) == 2, 10, "both delivered")
+        await async_wait_for(lambda: db.alerts.count_documents({"status": "delivered"}) == 2, 10, "both delivered")
     assert sorted(receiver.ids()) == sorted([stored_only.id, sent_unmarked.id])
     assert set(receiver.handled) == {stored_only.id, sent_unmarked.id}  # each alert shown once by the receiver
     assert receiver.duplicates == 1  # the one sent before the crash, deduplicated by its id
@@ -127,10 +118,10 @@ async def test_a_failing_webhook_does_not_hold_up_another(store, db, receiver):
     healthy = fired(new_rule("ETH", "above", 100, webhook=receiver.url("discord"), format="discord"))
     async with AlertDelivery(store, **{**FAST, "timeout": 30}) as delivery:
         await delivery.accept([hanging])
-        await eventually(lambda: receiver.requests, 5, "the hanging POST")
+        await async_wait_for(lambda: receiver.requests, 5, "the hanging POST")
         started = time.monotonic()
         await delivery.accept([healthy])
-        await eventually(lambda: healthy.id in receiver.handled, 5, "the healthy webhook")
+        await async_wait_for(lambda: healthy.id in receiver.handled, 5, "the healthy webhook")
         assert time.monotonic() - started < 2
         assert db.alerts.find_one({"_id": hanging.id})["status"] == "pending"
 
@@ -139,12 +130,44 @@ async def test_rule_changes_reach_a_running_rule_book_within_seconds(store):
     async with RuleBook(store, poll_interval=0.2) as book:
         rule = new_rule("SOL", "above", 500)
         await store.add_rule(rule.to_document())
-        await eventually(lambda: [r.id for r in book.for_coin("SOL")] == [rule.id], 3, "the new rule")
+        await async_wait_for(lambda: [r.id for r in book.for_coin("SOL")] == [rule.id], 3, "the new rule")
         await store.set_rule_enabled(rule.id, False, dt.datetime.now(UTC))
-        await eventually(lambda: book.for_coin("SOL") == [], 3, "the rule paused")
+        await async_wait_for(lambda: book.for_coin("SOL") == [], 3, "the rule paused")
         assert book.rules[rule.id].enabled is False
         assert book.pop_removed("SOL") == set()
         await store.delete_rule(rule.id)
-        await eventually(lambda: rule.id not in book.rules, 3, "the rule deleted")
+        await async_wait_for(lambda: rule.id not in book.rules, 3, "the rule deleted")
         assert book.pop_removed("SOL") == {rule.id} and book.pop_removed("SOL") == set()  # its state goes once
         assert book.for_coin("SOL") == []
+
+
+async def test_workers_sharing_the_outbox_never_send_one_firing_both_and_take_over_a_dead_ones(store, db, receiver):
+    receiver.hang_next = 1  # the first worker's POST never gets an answer
+    firing = fired(new_rule("BTC", "above", 100, webhook=receiver.url("hook")))
+    fast = {**FAST, "sweep_interval": 0.2, "timeout": 30}  # a lease of 0.6 s
+    first = AlertDelivery(store, owner="worker-a", **fast)
+    async with first:
+        await first.accept([firing])
+        await async_wait_for(lambda: receiver.requests, 5, "worker a's POST")
+        async with AlertDelivery(store, owner="worker-b", **fast) as second:
+            await asyncio.sleep(1.0)  # longer than a lease: a renews it at each of its sweeps, b must keep off
+            assert await second.sweep() == 0 and receiver.ids() == [firing.id]
+            assert db.alerts.find_one({"_id": firing.id})["owner"] == "worker-a"
+            await first.stop()  # worker a is gone: its lease runs out and b takes the firing over
+            await async_wait_for(lambda: db.alerts.find_one({"_id": firing.id, "status": "delivered"}), 5,
+                                 "the firing delivered by worker b")
+    stored = db.alerts.find_one({"_id": firing.id})
+    assert stored["owner"] == "worker-b" and receiver.ids() == [firing.id, firing.id]
+    assert list(receiver.handled) == [firing.id] and receiver.duplicates == 0
+
+
+async def test_retention_deletes_old_firings_that_left_the_outbox_and_keeps_pending_ones(store, db):
+    rule = new_rule("BTC", "above", 100, webhook="https://example.com/hook/x")
+    old_delivered, old_pending, recent = fired(rule, 0), fired(rule, 1), fired(rule, 2)
+    await store.insert_firings([f.to_document() for f in (old_delivered, old_pending, recent)])
+    await store.mark_delivered(old_delivered.id, 1, dt.datetime.now(UTC))
+    await store.mark_delivered(recent.id, 1, dt.datetime.now(UTC))
+    ago = dt.datetime.now(UTC) - dt.timedelta(days=40)
+    db.alerts.update_many({"_id": {"$in": [old_delivered.id, old_pending.id]}}, {"$set": {"fired_at": ago}})
+    assert await store.delete_firings_before(dt.datetime.now(UTC) - dt.timedelta(days=30)) == 1
+    assert sorted(d["_id"] for d in db.alerts.find()) == sorted([old_pending.id, recent.id])
