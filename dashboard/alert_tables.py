@@ -53,7 +53,14 @@ def coins_with_bid_ask(latest: pd.DataFrame) -> set[str]:
 
 
 def firing_markers(docs: Iterable[dict]) -> go.Scatter:
-    """A marker per firing at the time and price of the tick that fired it, for a coin's price chart."""
+    """A marker per firing at the time and price of the tick that fired it, for a coin's price chart.
+
+    `docs` are crypto.alerts documents as dashboard.data.recent_firings returns them, e.g. the firings of
+    the chart's coin and window: `recent_firings(db, limit=..., since=start, coin=ticker)` (newest first; the
+    order does not matter here). Each marker sits at `tick.timestamp` (UTC datetime) and `tick.value` (the
+    price in the tick's currency, the chart's y axis); hovering shows the rule in words. Add it to a price
+    figure with `figure.add_trace(firing_markers(docs))`; with no firings it draws nothing. Firings of every
+    kind (volume_spike and spread_bps too) are marked at the price: the marker says when, the hover what."""
     docs = list(docs)
     return go.Scatter(
         x=[d["tick"]["timestamp"] for d in docs], y=[d["tick"]["value"] for d in docs], mode="markers",

@@ -1,4 +1,5 @@
-"""The Alerts tab: a form that creates rules (checked by cryptoapp.alerts.rules), the rules with pause/resume/delete, recent firings."""
+"""The Alerts tab (a form that creates rules checked by cryptoapp.alerts.rules, the rules with pause/resume/delete,
+recent firings) and the real-time tab's badge and toasts for the firings of the last minutes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from cryptoapp.alerts.rules import KINDS, RuleError, new_rule
 from cryptoapp.settings import Settings
-from dashboard import cache, data, ui
+from dashboard import cache, data, formatting, ui
 from dashboard.alert_tables import coins_with_bid_ask, firings_frame, rules_frame
 
 KIND_LABELS = {
@@ -17,6 +18,9 @@ KIND_LABELS = {
     "volume_spike": "24 h volume up within a window (%)", "spread_bps": "bid/ask spread above (bps)",
 }
 NOTICE = "alerts_notice"  # session state: the outcome of the last button, shown after the rerun it causes
+RECENT_S = 600  # the real-time tab's badge counts the firings of the last 10 minutes
+TOASTED = "alerts_toasted"  # session state: ids of the recent firings this session has seen
+BADGE_NAMES = 3  # rules named in the badge; the Alerts tab lists them all
 
 
 def _form(settings: Settings, db) -> None:
@@ -106,3 +110,30 @@ def render(settings: Settings) -> None:
         _rules(db)
     # Firings arrive by themselves: only this part reruns on the timer.
     st.fragment(_firings, run_every=settings.refresh)(settings)
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _recent(uri: str, db_name: str, end: dt.datetime) -> list[dict]:
+    """The firings of the RECENT_S seconds before `end`, newest first (one query per refresh period)."""
+    return data.recent_firings(cache.client(uri)[db_name], since=end - dt.timedelta(seconds=RECENT_S))
+
+
+def recent_badge(settings: Settings) -> None:
+    """On the real-time tab: a badge counting the firings of the last 10 minutes with the newest rules named,
+    and a toast for each firing that arrives while the page is open (the ones there at first load only count)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    firings = [f for f in _recent(settings.mongo_uri, settings.mongo_db, cache.period_end(now, settings.refresh))
+               if (now - f["fired_at"]).total_seconds() <= RECENT_S]
+    first_load = TOASTED not in st.session_state
+    seen = st.session_state.setdefault(TOASTED, set())
+    for firing in reversed(firings):  # oldest first, so the newest toast ends up on top
+        if firing["_id"] not in seen and not first_load:
+            st.toast(f"**Alert** {firing['rule']}: {firing['observed']:,.6g} {firing['unit']}",
+                     icon=":material/notifications_active:")
+        seen.add(firing["_id"])
+    if not firings:
+        return
+    count = f"{len(firings)} alert{'s' if len(firings) > 1 else ''} in the last {RECENT_S // 60} min"
+    named = " · ".join(f"{f['rule']} ({formatting.age(f['fired_at'], now)})" for f in firings[:BADGE_NAMES])
+    more = f" and {len(firings) - BADGE_NAMES} more" if len(firings) > BADGE_NAMES else ""
+    st.markdown(f":red-badge[:material/notifications_active: {count}] {named}{more} — the Alerts tab has them all.")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from cryptoapp.schema import SIMULATED
 from cryptoapp.settings import Settings
-from dashboard import cache, charts, formatting, ui
+from dashboard import alerts, cache, charts, formatting, ui
 
 CARDS_PER_ROW = 5
 STALE_AFTER_INTERVALS = 3
@@ -37,6 +37,7 @@ def card(tick: pd.Series, now: dt.datetime, interval_s: float) -> None:
 
 def _live_panel(settings: Settings) -> None:
     with ui.guarded(settings, "real-time tab"):
+        alerts.recent_badge(settings)
         now = dt.datetime.now(dt.timezone.utc)
         coin_list = cache.coins(settings.mongo_uri, settings.mongo_db)
         if not coin_list:

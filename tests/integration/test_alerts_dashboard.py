@@ -1,6 +1,8 @@
-"""Requires MongoDB: the Alerts tab (AppTest, no browser) creates, pauses and deletes rules and lists firings."""
+"""Requires MongoDB: the Alerts tab (AppTest, no browser) creates, pauses and deletes rules and lists firings; the
+real-time tab's badge and toasts for the firings of the last 10 minutes."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
@@ -9,8 +11,10 @@ from streamlit.testing.v1 import AppTest
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
+from cryptoapp.testing.processes import wait_for
 
 pytestmark = pytest.mark.integration
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 UTC = dt.timezone.utc
 SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"
 
@@ -28,10 +32,19 @@ def db(services, unique_name, monkeypatch):
 def alerts_tab():
     import os
 
-    from dashboard import alerts
     from cryptoapp.settings import load
+    from dashboard import alerts
 
     alerts.render(load(os.environ))
+
+
+def recent_badge():
+    import os
+
+    from cryptoapp.settings import load
+    from dashboard import alerts
+
+    alerts.recent_badge(load(os.environ))
 
 
 def run_tab():
@@ -95,3 +108,35 @@ def test_recent_firings_are_listed_with_their_delivery_state_and_no_webhook(db):
     assert list(table["rule"]) == ["BTC above 100,000 USD"] and list(table["status"]) == ["sending"]
     assert table.loc[0, "observed"] == 100_523.1
     assert "webhook" not in table.columns
+
+
+def firing_doc(rule, minutes_ago: float, value: float) -> dict:
+    at = dt.datetime.now(UTC) - dt.timedelta(minutes=minutes_ago)
+    tick = PriceTick(ticker=rule.coin, timestamp=at, value=value, source="coingecko")
+    return evaluate(rule, RuleState(), tick, at).to_document()
+
+
+def test_the_alerts_tab_comes_after_history_and_opens_from_its_link(db):
+    db.alert_rules.insert_one(new_rule("ETH", "below", 2000).to_document())
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["tab"] = "Alerts"
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == ["Real-time", "History", "Alerts"]
+    assert "ETH below 2,000 USD" in " ".join(texts(at.markdown))
+
+
+def test_the_live_badge_counts_the_last_10_minutes_and_toasts_what_arrives_while_the_page_is_open(db, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_REFRESH", "1")  # a new query each second: the second run sees the new firing
+    above, below = new_rule("BTC", "above", 100_000), new_rule("ETH", "below", 2000)
+    db.alerts.insert_many([firing_doc(above, 2, 100_523.1), firing_doc(below, 30, 1990.0)])
+    at = AppTest.from_function(recent_badge, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    badge = " ".join(texts(at.markdown))
+    assert "1 alert in the last 10 min" in badge and "BTC above 100,000 USD (2 min ago)" in badge
+    assert "ETH" not in badge and not at.toast  # fired before the page was opened: counted, not toasted
+    db.alerts.insert_one(firing_doc(below, 0, 1985.5))
+    wait_for(lambda: at.run() and not at.exception and at.toast, 10, "a toast for the new firing")
+    assert [t.value for t in at.toast] == ["**Alert** ETH below 2,000 USD: 1,985.5 USD"]
+    assert "2 alerts in the last 10 min" in " ".join(texts(at.markdown))
