@@ -102,7 +102,6 @@ class Settings(BaseSettings):
     alerts_topic_name: Optional[str] = Field(None, alias="CRYPTO_ALERTS_TOPIC")  # unset: see alerts_topic
     alert_hysteresis_pct: float = Field(0.5, alias="CRYPTO_ALERT_HYSTERESIS_PCT")  # the re-arming band
     alert_rules_poll: float = Field(2.0, alias="CRYPTO_ALERT_RULES_POLL")  # s until a rule change applies
-    alert_state_flush: float = Field(5.0, alias="CRYPTO_ALERT_STATE_FLUSH")  # s between window-content writes
     alert_webhook_timeout: float = Field(10.0, alias="CRYPTO_ALERT_WEBHOOK_TIMEOUT")  # s per POST
     alert_webhook_concurrency: int = Field(16, alias="CRYPTO_ALERT_WEBHOOK_CONCURRENCY")  # open POSTs
     alert_max_in_flight: int = Field(10_000, alias="CRYPTO_ALERT_MAX_IN_FLIGHT")  # firings delivered at once
@@ -133,7 +132,6 @@ class Settings(BaseSettings):
     _alert_seconds = field_validator("alert_rules_poll", "alert_webhook_timeout", "alert_max_backoff",
                                      "alert_give_up_after", "alert_outbox_sweep",
                                      mode="before")(_number(float, 0.0, unit=" s"))
-    _alert_flush = field_validator("alert_state_flush", mode="before")(_number(float, 0.0, strict=False, unit=" s"))
     _alert_counts = field_validator("alert_webhook_concurrency", "alert_max_in_flight", mode="before")(_number(int, 0))
     _alert_days = field_validator("alert_retention_days", mode="before")(
         _number(float, 0.0, strict=False, unit=" days (0 keeps every firing)"))

@@ -14,9 +14,8 @@ from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReturnDocument, Upda
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from cryptoapp.alerts.evaluation import DELIVERED, FAILED, PENDING, STORED_ONLY
 from cryptoapp.prices.models import PriceTick, to_document
-from cryptoapp.schema import ALERT_RULES, ALERTS, PRICES, PRICES_INDEXES, UTC
+from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS, PRICES, PRICES_INDEXES, UTC
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -189,9 +188,12 @@ class PriceStore(Service):
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
 
-    # --- alerts (cryptoapp/alerts/): the rules, and crypto.alerts, the firings and their delivery outbox ---
-    # Both collections are small next to the archive (rules: hundreds to thousands; firings: one per crossing),
-    # which keeps FerretDB's whole-collection scans cheap. Documents are built by cryptoapp.alerts.
+    # --- alerts (cryptoapp/alerts/): the rules; crypto.alert_outbox, the firings being delivered; crypto.alerts,
+    # every firing with its final delivery state. On FerretDB every update, delete and filtered read scans the
+    # whole collection, even by _id (shared/reference/services.md): the outbox, which is updated for each
+    # firing, holds only what is in flight, and crypto.alerts only ever receives inserts (and the retention's
+    # one delete_many), so neither a burst of firings nor months of them make a write slow the sink's.
+    # Documents are built by cryptoapp.alerts.
 
     def _alerts_failed(self, exc: PyMongoError) -> StorageError:
         return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
@@ -206,6 +208,11 @@ class PriceStore(Service):
     def alerts(self):
         assert self.client is not None, "PriceStore used before start"
         return self.client[self.database][ALERTS]
+
+    @property
+    def alert_outbox(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERT_OUTBOX]
 
     async def add_rule(self, doc: dict) -> None:
         """Stores a new rule document (AlertRule.to_document()); its _id is new, so an existing one is an error."""
@@ -251,15 +258,12 @@ class PriceStore(Service):
             raise self._alerts_failed(exc) from None
         return count, enabled, (newest or {}).get("updated_at")
 
-    async def insert_firings(self, docs: list[dict]) -> list[str]:
-        """Stores firings (Firing.to_document()) insert-if-absent by _id; returns the ids that were new.
-
-        A firing replayed after a crash has the _id it had: it is neither stored twice nor put back to
-        pending if it was delivered meanwhile."""
+    async def _insert_new(self, collection, docs: list[dict]) -> list[str]:
+        """Inserts documents whose _id is not stored yet (insert-if-absent); returns the ids that were new."""
         if not docs:
             return []
         try:
-            await self.alerts.insert_many(docs, ordered=False)
+            await collection.insert_many(docs, ordered=False)
             return [d["_id"] for d in docs]
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
@@ -273,46 +277,53 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
 
-    async def mark_delivered(self, firing_id: str, attempts: int, at: dt.datetime) -> None:
+    async def insert_firings(self, docs: list[dict]) -> list[str]:
+        """Stores finished firings (Firing.to_document(status=...)) in crypto.alerts, insert-if-absent by _id;
+        returns the ids that were new."""
+        return await self._insert_new(self.alerts, docs)
+
+    async def enqueue_firings(self, docs: list[dict]) -> list[str]:
+        """Puts firings to deliver (status pending) in crypto.alert_outbox, insert-if-absent by _id (a firing
+        replayed while it is still in flight is not queued twice); returns the ids that were new."""
+        return await self._insert_new(self.alert_outbox, docs)
+
+    async def finish_firing(self, doc: dict) -> None:
+        """Moves a firing out of the outbox with its final state: inserted into crypto.alerts (an earlier
+        delivery of a replayed firing may have put it there already), then deleted from the outbox. A crash in
+        between leaves it in the outbox: it is sent again (at least once) and finished then."""
         try:
-            await self.alerts.update_one({"_id": firing_id}, {"$set": {
-                "status": DELIVERED, "delivered": True, "delivered_at": at, "attempts": attempts,
-                "last_error": None}})
+            await self.alerts.insert_one(doc)
+        except DuplicateKeyError:
+            pass
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
-
-    async def mark_undeliverable(self, firing_id: str, error: str, attempts: int) -> None:
-        """The webhook refused the firing for good (or retries ran out): it leaves the outbox with its reason."""
         try:
-            await self.alerts.update_one({"_id": firing_id}, {"$set": {
-                "status": FAILED, "attempts": attempts, "last_error": error}})
+            await self.alert_outbox.delete_one({"_id": doc["_id"]})
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
 
     async def pending_firings(self, limit: int = 1000) -> list[dict]:
-        """Firings stored but not delivered yet, oldest first: what a (re)started worker delivers."""
+        """The firings in the outbox, oldest first: what a (re)started worker delivers."""
         try:
-            docs = [doc async for doc in self.alerts.find({"status": PENDING}).sort("fired_at", ASCENDING)
-                    .limit(limit)]
+            return [doc async for doc in self.alert_outbox.find({}).sort("fired_at", ASCENDING).limit(limit)]
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
-        return docs
 
     async def extend_leases(self, firing_ids: list[str], owner: str, until: dt.datetime) -> None:
-        """Renews `owner`'s lease on the pending firings it is delivering (cryptoapp.alerts.delivery)."""
+        """Renews `owner`'s lease on the firings it is delivering (cryptoapp.alerts.delivery)."""
         try:
-            await self.alerts.update_many({"_id": {"$in": firing_ids}, "owner": owner, "status": PENDING},
-                                          {"$set": {"lease_until": until}})
+            await self.alert_outbox.update_many({"_id": {"$in": firing_ids}, "owner": owner},
+                                                {"$set": {"lease_until": until}})
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
 
     async def claim_firing(self, firing_id: str, seen: tuple, owner: str, until: dt.datetime) -> bool:
-        """Makes `owner` the deliverer of a pending firing if its (owner, lease_until) are still those `seen`
+        """Makes `owner` the deliverer of an outbox firing if its (owner, lease_until) are still those `seen`
         (compare-and-set: of two workers claiming one firing, one wins); True when this call won."""
         was_owner, was_until = seen
         try:
-            claimed = await self.alerts.find_one_and_update(
-                {"_id": firing_id, "status": PENDING, "owner": was_owner, "lease_until": was_until},
+            claimed = await self.alert_outbox.find_one_and_update(
+                {"_id": firing_id, "owner": was_owner, "lease_until": was_until},
                 {"$set": {"owner": owner, "lease_until": until}},  # no projection: FerretDB 1.24 refuses one here
                 return_document=ReturnDocument.AFTER)
         except PyMongoError as exc:
@@ -320,11 +331,9 @@ class PriceStore(Service):
         return claimed is not None
 
     async def delete_firings_before(self, cutoff: dt.datetime) -> int:
-        """Deletes the firings fired before `cutoff` that have left the outbox (delivered, failed, stored
-        without a webhook); pending ones stay until delivered. Returns how many went."""
+        """Deletes the finished firings (crypto.alerts) fired before `cutoff`; the outbox is never trimmed.
+        Returns how many went."""
         try:
-            result = await self.alerts.delete_many({"status": {"$in": [DELIVERED, FAILED, STORED_ONLY]},
-                                                    "fired_at": {"$lt": cutoff}})
+            return (await self.alerts.delete_many({"fired_at": {"$lt": cutoff}})).deleted_count
         except PyMongoError as exc:
             raise self._alerts_failed(exc) from None
-        return result.deleted_count

@@ -26,6 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.schema import ALERT_RULES, ALERTS, DEFAULT_TICKERS, PRICES, TICK_NUMBERS, TICK_TEXTS, TICKER_RE, UTC, bson_time
+from cryptoapp.schema import ALERT_OUTBOX
 
 MAX_HOURS = 168
 DEFAULT_MAX_POINTS = 2000
@@ -297,7 +298,7 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
 # the documents. Both collections are small (rules; one firing per crossing), so FerretDB's scans stay cheap.
 RECENT_FIRINGS = 50
 # A firing's webhook holds a secret and the page never needs it: it is not even read.
-FIRING_PROJECTION = {"webhook": 0}
+FIRING_PROJECTION = {"webhook": 0, "owner": 0, "lease_until": 0}
 
 
 @_translated
@@ -327,10 +328,16 @@ def delete_rule(db: Database, rule_id: str) -> bool:
 @_translated
 def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime | None = None,
                    coin: str | None = None) -> list[dict]:
-    """The newest firings first (at most `limit`), optionally since a time and of one coin; without webhooks."""
+    """The newest firings first (at most `limit`), optionally since a time and of one coin; without webhooks.
+
+    Finished firings come from crypto.alerts, those still being delivered (`pending`) from crypto.alert_outbox."""
     match: dict = {}
     if since is not None:
         match["fired_at"] = {"$gte": since}
     if coin is not None:
         match["coin"] = check_ticker(coin)
-    return list(db[ALERTS].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit))
+    found = {}
+    for collection in (ALERTS, ALERT_OUTBOX):  # a firing in both is between the two writes: the finished one wins
+        for doc in db[collection].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit):
+            found.setdefault(doc["_id"], doc)
+    return sorted(found.values(), key=lambda d: d["fired_at"], reverse=True)[:limit]

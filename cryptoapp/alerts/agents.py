@@ -8,9 +8,14 @@ Once per crossing, across restarts: a firing is acknowledged by Kafka before the
 fired is written, and Faust flushes both before it commits the tick's offset. A crash in between replays
 the tick, which fires again with the same id (rule id + tick id); crypto.alerts stores it once and
 receivers deduplicate on it. A restart with the state written ignores the replayed tick (no newer than the
-last one the rule saw). The window contents (change_pct, volume_spike) are written at most every
-CRYPTO_ALERT_STATE_FLUSH seconds per rule, arming changes at once: a crash forgets at most that much of
-a window's low and high, never whether a rule fired.
+last one the rule saw).
+
+A rule's state is written when it changes in a way that counts: armed or disarmed, a window bucket opened or
+dropped (RuleState.revision), not for every tick. A restart replays the ticks since the last commit onto it;
+what can be lost in a crash is the low and high a window's newest bucket reached from ticks already
+committed, at most 1/60 of the window: the precision the buckets keep anyway. Writing every rule's state
+for every tick would send a changelog record per rule and tick: 100,000 a second for 1,000 rules at 1,000
+ticks/s, of up to 5 kB each.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -45,7 +49,7 @@ alert_states = app.Table(
          "current event's partition): the state moves with the coin when partitions move between workers.",
 )
 _states: dict[str, RuleState] = {}  # live objects of the rules of this worker's coins; the table holds their JSON
-_written: dict[str, tuple[int, float]] = {}  # rule id -> (revision, monotonic time) last written to the table
+_written: dict[str, int] = {}  # rule id -> the revision of its state last written to the table
 
 
 @app.on_partitions_revoked.connect
@@ -92,13 +96,11 @@ async def evaluate_alerts(stream):
                     for f in firings]
             for future in sent:  # acknowledged before the state saying the rules fired is written (docstring)
                 await future
-        now = time.monotonic()
         for rule in rules:
             state = states[rule.id]
-            revision, at = _written.get(rule.id, (-1, 0.0))
-            if state.revision != revision or now - at >= settings.alert_state_flush:
+            if _written.get(rule.id) != state.revision:
                 alert_states[rule.id] = state.to_json()
-                _written[rule.id] = (state.revision, now)
+                _written[rule.id] = state.revision
 
 
 def _decode_firings(events) -> list[Firing]:

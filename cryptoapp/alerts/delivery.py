@@ -1,9 +1,9 @@
 """Delivers stored firings to their webhooks, off the price stream: POST with retries, at least once.
 
-The outbox is crypto.alerts itself: a firing is stored with status `pending` before any POST, and only
-a 2xx answer marks it `delivered`. A worker that dies in between finds it pending when it starts again
-and sends it again; receivers deduplicate on the firing id (the `Idempotency-Key` header, and `id` in
-the JSON payload). A webhook that fails or hangs only delays its own firings: the price agents hand
+The outbox is crypto.alert_outbox: a firing is stored there (status `pending`) before any POST, and only
+a 2xx answer (or a final refusal) moves it into crypto.alerts, as `delivered` (or `failed`). A worker that
+dies in between finds it in the outbox when it starts again and sends it again; receivers deduplicate on
+the firing id (the `Idempotency-Key` header, and `id` in the JSON payload). A webhook that fails or hangs only delays its own firings: the price agents hand
 firings over with `submit()`, which never waits.
 
 The JSON payload (format `json`), one object per firing:
@@ -42,7 +42,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_base
 
 from cryptoapp import __version__
-from cryptoapp.alerts.evaluation import Firing
+from cryptoapp.alerts.evaluation import DELIVERED, FAILED, Firing
 from cryptoapp.schema import UTC, bson_time
 from cryptoapp.storage import StorageError
 from cryptoapp.uris import mask_webhook_url
@@ -194,8 +194,8 @@ class AlertDelivery(Service):
     """Stores firings in the outbox and delivers them with worker tasks, never on the price stream's path.
 
     `store` is the worker's PriceStore. At most `max_in_flight` firings are being delivered (or waiting
-    for a retry) at once, with at most `concurrency` POSTs open; more are left pending in crypto.alerts,
-    where the sweep every `sweep_interval` s (and at start) finds them.
+    for a retry) at once, with at most `concurrency` POSTs open; more are left in the outbox
+    (crypto.alert_outbox), where the sweep every `sweep_interval` s (and at start) finds them.
 
     Several workers share one outbox: each firing carries the `owner` delivering it and a lease (three sweep
     intervals, renewed by every sweep while it is in flight). A sweep takes over a pending firing only when
@@ -225,7 +225,7 @@ class AlertDelivery(Service):
         self.session = aiohttp.ClientSession(headers={"Content-Type": "application/json"})
 
     async def on_stop(self) -> None:
-        # What is still pending stays pending in crypto.alerts: the next start delivers it.
+        # What is still pending stays in the outbox: the next start delivers it.
         if self.session is not None:
             await self.session.close()
 
@@ -242,14 +242,17 @@ class AlertDelivery(Service):
         return True
 
     async def accept(self, firings: list[Firing]) -> list[str]:
-        """Stores new firings as pending, owned by this worker (insert-if-absent: a replayed firing is not
-        stored twice) and submits the new ones; returns their ids. StorageError when MongoDB does not take them."""
+        """Stores new firings: with a webhook in the outbox as pending, owned by this worker, and submits them;
+        without one straight into crypto.alerts. Insert-if-absent, so a firing Kafka brings again is neither
+        stored nor sent twice while it is in flight. Returns the ids that were new; StorageError when MongoDB
+        does not take them."""
         lease = {"owner": self.owner, "lease_until": self._lease_until()}
-        new = set(await self.store.insert_firings([{**f.to_document(), **lease} for f in firings]))
+        queued = set(await self.store.enqueue_firings([{**f.to_document(), **lease} for f in firings if f.webhook]))
+        stored = set(await self.store.insert_firings([f.to_document() for f in firings if not f.webhook]))
         for firing in firings:
-            if firing.id in new:
+            if firing.id in queued:
                 self.submit(firing)
-        return [f.id for f in firings if f.id in new]
+        return [f.id for f in firings if f.id in queued or f.id in stored]
 
     async def sweep(self) -> int:
         """Renews the leases of the firings in flight here, then claims and submits the pending firings that are
@@ -295,15 +298,15 @@ class AlertDelivery(Service):
             self._in_flight.discard(firing.id)
 
     async def _record(self, firing: Firing, result: DeliveryResult) -> None:
-        # MongoDB down: keep trying to record it; if this process ends first the firing is still pending
+        # MongoDB down: keep trying to record it; if this process ends first the firing is still in the outbox
         # and is sent again after the restart (receivers deduplicate by id).
+        final = firing.to_document(status=DELIVERED if result.delivered else FAILED, attempts=result.attempts,
+                                   delivered_at=bson_time(dt.datetime.now(UTC)) if result.delivered else None,
+                                   last_error=result.error)
         async for trying in AsyncRetrying(retry=retry_if_exception_type(StorageError), reraise=True,
                                           wait=wait_exponential_jitter(multiplier=0.5, max=10)):
             with trying:
-                if result.delivered:
-                    await self.store.mark_delivered(firing.id, result.attempts, dt.datetime.now(UTC))
-                else:
-                    await self.store.mark_undeliverable(firing.id, result.error, result.attempts)
+                await self.store.finish_firing(final)
         if result.delivered:
             self.delivered += 1
         else:

@@ -36,8 +36,9 @@ DEFAULT_HYSTERESIS = 0.005
 WINDOW_BUCKETS = 60
 # The tick fields a firing keeps (what the receiver and the dashboard need to see what fired it).
 TICK_FIELDS = ("timestamp", "value", "currency", "source", "bid_price", "ask_price", "volume_24h")
-# Delivery states of a stored firing (crypto.alerts `status`): `pending` until its webhook answered 2xx,
-# `failed` when the webhook refused it for good (4xx) or retries ran out, `stored` without a webhook.
+# Delivery states of a stored firing (`status`): `pending` (in crypto.alert_outbox) until its webhook answered
+# 2xx, then `delivered` in crypto.alerts; `failed` when the webhook refused it for good (4xx) or retries ran
+# out; `stored` without a webhook.
 PENDING, DELIVERED, FAILED, STORED_ONLY = "pending", "delivered", "failed", "stored"
 
 
@@ -141,12 +142,14 @@ class Firing:
                     f"(at {iso_z(self.reference_at)}) to {self.tick.get('volume_24h' if what == 'volume' else 'value'):,.10g}")
         return f"{self.rule}: {seen} at {iso_z(self.tick['timestamp'])} (rule {self.rule_id}, alert {self.id})"
 
-    def to_document(self) -> dict[str, Any]:
-        """The crypto.alerts document: the firing, plus its delivery state (the outbox)."""
+    def to_document(self, status: Optional[str] = None, attempts: int = 0,
+                    delivered_at: Optional[dt.datetime] = None, last_error: Optional[str] = None) -> dict[str, Any]:
+        """The stored firing with its delivery state: `pending` in crypto.alert_outbox while it is being
+        delivered, then in crypto.alerts as `delivered` or `failed`; `stored` at once without a webhook."""
         doc = {"_id": self.id, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "id"}}
         doc["tick"] = dict(self.tick)
-        doc.update(status=PENDING if self.webhook else STORED_ONLY, delivered=False, attempts=0,
-                   delivered_at=None, last_error=None)
+        doc.update(status=status or (PENDING if self.webhook else STORED_ONLY), delivered=status == DELIVERED,
+                   attempts=attempts, delivered_at=delivered_at, last_error=last_error)
         return doc
 
     @classmethod

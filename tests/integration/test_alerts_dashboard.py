@@ -100,14 +100,14 @@ def test_rules_are_paused_resumed_and_deleted_from_their_buttons(db):
 
 def test_recent_firings_are_listed_with_their_delivery_state_and_no_webhook(db):
     rule = new_rule("BTC", "above", 100_000, webhook=SLACK, format="slack")
-    tick = PriceTick(ticker="BTC", timestamp=dt.datetime.now(UTC), value=100_523.1, source="coingecko")
-    firing = evaluate(rule, RuleState(), tick, dt.datetime.now(UTC))
-    db.alerts.insert_one(firing.to_document())
+    sending, done = firing_doc(rule, 1, 100_523.1), firing_doc(rule, 5, 100_611.0)
+    db.alert_outbox.insert_one({**sending, "owner": "worker-a", "lease_until": dt.datetime.now(UTC)})
+    db.alerts.insert_one({**done, "status": "delivered", "attempts": 1})
     at = run_tab()
     table = at.dataframe[0].value
-    assert list(table["rule"]) == ["BTC above 100,000 USD"] and list(table["status"]) == ["sending"]
-    assert table.loc[0, "observed"] == 100_523.1
-    assert "webhook" not in table.columns
+    assert list(table["rule"]) == ["BTC above 100,000 USD"] * 2 and list(table["status"]) == ["sending", "delivered"]
+    assert list(table["observed"]) == [100_523.1, 100_611.0]
+    assert not {"webhook", "owner", "lease_until"} & set(table.columns)
 
 
 def firing_doc(rule, minutes_ago: float, value: float) -> dict:

@@ -179,16 +179,18 @@ def test_a_kill_9_between_crossing_and_delivery_delivers_once_after_the_restart_
     pipeline.publish(rearm, cross)
     firing = f"{abv}_{cross.tick_id}"
     wait_for(lambda: firing in receiver.ids(), 30, "the POST the receiver holds")
-    assert pipeline.db.alerts.find_one({"_id": firing})["status"] == "pending"
+    assert pipeline.db.alert_outbox.find_one({"_id": firing})["status"] == "pending"
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     worker.start()
     wait_for(lambda: pipeline.delivered(firing), 30, "the pending firing delivered by the restarted worker")
-    assert receiver.ids().count(firing) == 2 and firing in receiver.handled and receiver.duplicates == 0
+    # Sent again, and shown once by a receiver that deduplicates by id. (Firings finished in the last seconds
+    # before the kill, whose alerts-topic offsets were not committed yet, may be POSTed again too: at least once.)
+    assert receiver.ids().count(firing) >= 2 and receiver.handled[firing]["id"] == firing
+    assert pipeline.db.alerts.count_documents({"rule_id": abv}) == 3 and pipeline.db.alert_outbox.count_documents({}) == 0
     # The restarted worker knows from the changelog that the rule fired: a newer tick still above the
     # threshold fires nothing; going back past the band and crossing again does.
     still_above, rearm, again = tick("ABV", 100.6), tick("ABV", 98.0), tick("ABV", 100.2)
     pipeline.publish(still_above, rearm, again)
     wait_for(lambda: pipeline.delivered(f"{abv}_{again.tick_id}"), 30, "the next crossing delivered")
     pipeline.settled()
-    assert pipeline.firings(abv)[-2:] == [cross.tick_id, again.tick_id]
-    assert len(pipeline.firings(abv)) == 4 and receiver.duplicates == 0
+    assert pipeline.firings(abv)[-2:] == [cross.tick_id, again.tick_id] and len(pipeline.firings(abv)) == 4

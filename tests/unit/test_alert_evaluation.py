@@ -128,6 +128,8 @@ def test_firing_holds_what_was_compared_and_round_trips_through_json_and_the_doc
     doc = firing.to_document()
     assert (doc["_id"], doc["status"], doc["delivered"]) == (firing.id, "pending", False)
     assert Firing.from_document(doc) == firing
+    done = firing.to_document(status="delivered", attempts=2, delivered_at=NOW)
+    assert (done["status"], done["delivered"], done["attempts"], done["delivered_at"]) == ("delivered", True, 2, NOW)
     assert new_rule("BTC", "above", 1).delivery.webhook is None
     assert evaluate(new_rule("BTC", "above", 1), RuleState(), tick(0, 2), NOW).to_document()["status"] == "stored"
 
