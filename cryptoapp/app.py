@@ -88,6 +88,14 @@ class PricesApp(faust.App):
     def __init__(self, *args, settings: Settings, **kwargs):
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self._own_topics: list = []
+
+    def topic(self, *topics: str, **kwargs):
+        """app.topic(), remembering the topics this app creates (internal=True) to create them first at start."""
+        channel = super().topic(*topics, **kwargs)
+        if kwargs.get("internal"):
+            self._own_topics.append(channel)
+        return channel
 
     @cached_property
     def coins(self) -> tuple[Coin, ...]:
@@ -126,6 +134,11 @@ class PricesApp(faust.App):
         for fut in pending:
             await fut
 
+    def declared_topics(self) -> list:
+        """Every topic this app creates: its own (internal) ones and its tables' changelogs."""
+        channels = self._own_topics + [table.changelog_topic for table in self.tables.values()]
+        return list({channel.get_topic_name(): channel for channel in channels}.values())
+
     def discover(self, *extra_modules: str, categories=None, ignore=(*SCAN_IGNORE, "cryptoapp.testing")) -> None:
         # Autodiscovery imports every module of the package; the tests' and benchmarks' support is not the worker's.
         super().discover(*extra_modules, categories=categories, ignore=ignore)
@@ -145,8 +158,7 @@ class PricesApp(faust.App):
         # Faust creates the topics while its consumer joins the group; a topic created a moment too
         # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
         try:
-            changelogs = [table.changelog_topic for table in self.tables.values()]  # every agent module's
-            for topic in (prices_topic, dead_letters, alerts_topic, *changelogs):
+            for topic in self.declared_topics():
                 await topic.maybe_declare()
         except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
             log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)
@@ -220,9 +232,6 @@ prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", v
                          value_serializer="raw", partitions=settings.partitions, internal=True)
 dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
                          value_type=bytes, value_serializer="raw", partitions=1, internal=True)
-# Alert firings (cryptoapp/alerts/agents.py): key = ticker, value = Firing.to_json() as JSON.
-alerts_topic = app.topic(settings.alerts_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
-                         value_serializer="raw", partitions=settings.partitions, internal=True)
 
 latest_prices = app.Table(
     "latest_prices",

@@ -29,7 +29,11 @@ SEED_ID_SOURCES = frozenset({COINGECKO, COINGECKO_BACKFILL, SIMULATED})
 # --- collections and their indexes (keys as (field, 1 ascending | -1 descending)) ---------------------
 PRICES = "prices"  # the archive: every tick, the system of record
 PRICES_INDEXES = (((("sensor_id", 1), ("timestamp", 1)), "sensor_id_timestamp"),)
-CANDLES = "candles"  # OHLC bars per coin and resolution, kept by the stream
+CANDLES = "candles"  # closed OHLC bars per series and resolution (_id: candle_id), kept by the stream
+CANDLES_INDEXES = (((("series", 1), ("resolution", 1), ("start", 1)), "series_resolution_start"),)
+# The serving views the dashboard reads, bounded whatever the archive holds (cryptoapp/candles/rings.py):
+VIEWS = "views"    # per series, one ring of the newest bars per resolution and one of the newest ticks
+LATEST = "latest"  # per series, its newest tick (_id: the series)
 ALERT_RULES = "alert_rules"
 ALERTS = "alerts"  # every firing, inserted once with its final delivery state (cryptoapp/alerts/delivery.py)
 ALERT_OUTBOX = "alert_outbox"  # the firings still to be delivered to a webhook: small, read and updated often
@@ -73,6 +77,12 @@ def tick_id(ticker: str, timestamp: dt.datetime, source: str = COINGECKO) -> str
     return f"{series_id(ticker, source)}_{iso_z(timestamp)}"
 
 
+def replaces(new_granularity: Optional[str], held_granularity: Optional[str]) -> bool:
+    """The archive's rule for two ticks of one _id: history (a tick with a granularity: backfilled, or the demo's)
+    never replaces another tick; a live tick replaces what is held. The sink, the candles and the views follow it."""
+    return new_granularity is None or held_granularity is not None
+
+
 # --- the gap rule and the granularity rule ----------------------------------------------------------
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A hole shorter than two of CoinGecko's finest history steps (5 min) may hold none of its points: the
@@ -95,6 +105,9 @@ def gap_threshold(interval_s: float, *granularities: Optional[str], bucket_s: fl
 
 # --- candles -----------------------------------------------------------------------------------------
 RESOLUTIONS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}  # bar length in seconds, finest first
+# How long crypto.candles keeps the bars of each resolution (days; None: always), as RRD archives consolidate: the
+# minute bars of a year would be as many as the archive's ticks, and no chart draws them past a day and a half.
+CANDLE_RETENTION_DAYS = {"1m": 7, "5m": 90, "1h": None, "1d": None}
 # A stored candle: the bar of `sensor_id` at `resolution` that starts at `start` (UTC, aligned to the
 # epoch); `sources` are the sources whose ticks made it, `volume_24h` the last tick's.
 CANDLE_FIELDS = ("_id", "sensor_id", "resolution", "start", "open", "high", "low", "close", "ticks",

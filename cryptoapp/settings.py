@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     partitions: int = Field(4, alias="CRYPTO_PARTITIONS")
     datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
     simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
+    candles: bool = Field(True, alias="CRYPTO_CANDLES")  # 0/false: no candles and no views (the sink alone)
+    candles_hours: float = Field(170.0, alias="CRYPTO_CANDLES_HOURS")  # how late a tick may come and still count
+    archive_days: Optional[float] = Field(None, alias="CRYPTO_ARCHIVE_DAYS")  # None: keep every tick
     # --- alerts (docs/alerts.md) ---
     alerts_topic_name: Optional[str] = Field(None, alias="CRYPTO_ALERTS_TOPIC")  # unset: see alerts_topic
     alert_hysteresis_pct: float = Field(0.5, alias="CRYPTO_ALERT_HYSTERESIS_PCT")  # the re-arming band
@@ -129,6 +132,12 @@ class Settings(BaseSettings):
                                      mode="before")(_number(int, 0))
     _backfill = field_validator("backfill_hours", mode="before")(_number(float, 0.0, strict=False, unit=" h"))
     _refresh = field_validator("refresh", mode="before")(_number(float, 1.0, strict=False, unit=" s"))
+    # A 1d bar is made of the minutes in its day: they have to be held for at least a day and its grace.
+    _candles_hours = field_validator("candles_hours", mode="before")(_number(float, 26.0, strict=False, unit=" h"))
+    @field_validator("archive_days", mode="before")
+    @classmethod
+    def _archive_days(cls, value):
+        return None if value is None else _number(float, 0.0, unit=" days")(value)
     _alert_seconds = field_validator("alert_rules_poll", "alert_webhook_timeout", "alert_max_backoff",
                                      "alert_give_up_after", "alert_outbox_sweep",
                                      mode="before")(_number(float, 0.0, unit=" s"))
@@ -175,12 +184,23 @@ class Settings(BaseSettings):
         return f"{self.topic}-dlq"
 
     @property
+    def candles_topic(self) -> str:
+        """crypto-prices -> crypto-candles (a test's own <name>-prices -> <name>-candles)."""
+        return f"{self.topic.removesuffix('prices').rstrip('-')}-candles"
+
+    @property
+    def candle_grace_s(self) -> float:
+        """Seconds after a bar's end before it counts as closed: a source's clock lags (CoinGecko's by up to a
+        poll), and a tick that still comes later corrects the closed bar."""
+        return min(600.0, max(5.0, 2 * self.interval))
+
+    @property
     def alerts_topic(self) -> str:
         """CRYPTO_ALERTS_TOPIC, else the prices topic's name with -prices made -alerts (crypto-alerts), so a
         second pipeline with its own CRYPTO_TOPIC never reads another's firings."""
         if self.alerts_topic_name:
             return self.alerts_topic_name
-        return f"{self.topic.removesuffix('-prices')}-alerts"
+        return f"{self.topic.removesuffix('prices').rstrip('-')}-alerts"
 
     @property
     def alert_hysteresis(self) -> float:
@@ -209,6 +229,8 @@ def _one_line(exc: ValidationError, name: str | None = None) -> ConfigError:
         value = error.get("input")
         shown = mask_uri(str(value)) if name == "MONGO_URI" else "***" if name in _SECRET_FIELDS else str(value)
         message = re.sub(r"^Value error, ", "", error["msg"])
+        if error["type"] == "bool_parsing":
+            message = "is neither on nor off: use 1 or 0 (true/false, yes/no)"
         if isinstance(error.get("ctx", {}).get("error"), ConfigError):
             lines.append(str(error["ctx"]["error"]))
         else:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 import bson
 from bson.errors import BSONError
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
-from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS, PRICES, PRICES_INDEXES, UTC
+from cryptoapp.schema import (
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, UTC, VIEWS, replaces,
+    series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -83,21 +86,31 @@ class PriceStore(Service):
         assert self.client is not None, "PriceStore used before start"
         return self.client[self.database][PRICES]
 
+    def _failure(self, exc: PyMongoError) -> StorageError:
+        return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}; is it running? (make services)")
+
     async def ensure_indexes(self) -> None:
         """The indexes cryptoapp.schema declares, created idempotently on first contact."""
-        for keys, name in PRICES_INDEXES:
-            await self.prices.create_index(list(keys), name=name)
+        for collection, indexes in ((self.prices, PRICES_INDEXES), (self.candles, CANDLES_INDEXES)):
+            for keys, name in indexes:
+                await collection.create_index(list(keys), name=name)
         self._indexes_ready = True
 
     async def upsert(self, ticks: Iterable[PriceTick]) -> WriteResult:
-        """Writes a batch idempotently; the last tick of each _id in the batch wins.
+        """Writes a batch idempotently; the last live tick of each _id in the batch wins (a backfilled one only
+        where no live one is).
 
         New documents go in one unordered insert_many. Upserts would give the same result, but
         FerretDB (SQLite) runs each one as a lookup plus a transaction, tens of milliseconds apiece,
         while a batch insert takes milliseconds. Only ticks whose _id is already stored (a replay
         after a crash, a poll within the same source second) are compared and refreshed one by one.
         """
-        by_id = {t.tick_id: t for t in ticks}
+        by_id: dict[str, PriceTick] = {}
+        for tick in ticks:
+            held = by_id.get(tick.tick_id)
+            if held is None or replaces(tick.granularity, held.granularity):  # within a batch as across batches
+                by_id[tick.tick_id] = tick
         now = dt.datetime.now(UTC)
         docs, rejected = [], {}
         for tick in by_id.values():
@@ -128,8 +141,7 @@ class PriceStore(Service):
                                  for e in errors if e.get("code") != DUPLICATE_KEY})
             updated = await self._refresh([by_id[i] for i in existing], now)
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+            raise self._failure(exc) from None
         return WriteResult(inserted=len(docs) - len(errors), updated=updated, rejected=rejected)
 
     async def _refresh(self, ticks: list[PriceTick], now: dt.datetime) -> int:
@@ -154,18 +166,22 @@ class PriceStore(Service):
             await self.prices.bulk_write(changed[start:start + UPDATE_CHUNK], ordered=False)
         return len(changed)
 
-    async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
-        """Retries with backoff until the batch is written: a tick that reached Kafka is never dropped."""
+    async def until_written(self, write, what: str):
+        """Awaits `write()` until it stops raising StorageError, with backoff (MongoDB back: done within ~10 s)."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StorageError),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),  # MongoDB back: written within ~10 s
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
             before_sleep=lambda state: log.warning(
-                "%s; retry %d in %.1f s (the batch of %d ticks is held, its offsets uncommitted)",
-                state.outcome.exception(), state.attempt_number, state.upcoming_sleep, len(ticks)),
+                "%s; retry %d in %.1f s (%s is held, its offsets uncommitted)",
+                state.outcome.exception(), state.attempt_number, state.upcoming_sleep, what),
         ):
             with attempt:
-                return await self.upsert(ticks)
+                return await write()
         raise AssertionError("unreachable")
+
+    async def upsert_until_stored(self, ticks: list[PriceTick]) -> WriteResult:
+        """Retries until the batch is written: a tick that reached Kafka is never dropped."""
+        return await self.until_written(lambda: self.upsert(ticks), f"the batch of {len(ticks)} ticks")
 
     async def count(self, **query) -> int:
         return await self.prices.count_documents(query)
@@ -185,8 +201,187 @@ class PriceStore(Service):
                                       {"_id": 0, "timestamp": 1, "granularity": 1}).sort("timestamp", ASCENDING)
             return [(doc["timestamp"], doc.get("granularity")) async for doc in cursor]
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+            raise self._failure(exc) from None
+
+    async def ticks_between(self, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
+                            tickers: Optional[Iterable[str]] = None):
+        """The stored ticks (the fields a bar or a view needs) with since <= timestamp < until, in no order.
+
+        On FerretDB this reads the whole archive once: what `cryptoapp candles verify|rebuild` pay, never a page.
+        """
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            query["timestamp"] = {**({"$gte": since} if since else {}), **({"$lt": until} if until else {})}
+        if tickers is not None:
+            query["sensor_id"] = {"$in": list(tickers)}
+        fields = ("timestamp", "value", "sensor_id", "source", "currency", "volume_24h", "granularity",
+                  "bid_price", "ask_price", "bid_size", "ask_size", "change_24h_pct", "market_cap")
+        try:
+            async for doc in self.prices.find(query, {"_id": 0, **{f: 1 for f in fields}}):
+                yield doc
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    # --- candles and the serving views -------------------------------------------------------------------------
+
+    @property
+    def candles(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][CANDLES]
+
+    @property
+    def views(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][VIEWS]
+
+    @property
+    def latest(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][LATEST]
+
+    async def store_candles(self, bars: Iterable[Bar]) -> int:
+        """Writes closed bars idempotently (insert; a bar already stored is replaced only when it differs, as
+        after a late tick); returns how many documents were written."""
+        now = dt.datetime.now(UTC)
+        bars = list(bars)
+        docs = {bar.id: bar.document(now) for bar in bars}
+        if not docs:
+            return 0
+        try:
+            if not self._indexes_ready:
+                await self.ensure_indexes()
+            try:
+                await self.candles.insert_many(list(docs.values()), ordered=False)
+                return len(docs)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get("writeConcernErrors"):
+                    first = next((e for e in errors if e.get("code") != DUPLICATE_KEY), None) or \
+                        exc.details["writeConcernErrors"][0]
+                    raise StorageError(f"candles not written at {self.where}: code {first.get('code')}: "
+                                       f"{first.get('errmsg')}") from None
+                existing = [list(docs)[e["index"]] for e in errors]
+            stored = {doc["_id"]: doc async for doc in self.candles.find({"_id": {"$in": existing}})}
+            by_id = {bar.id: bar for bar in bars}
+            changed = [ReplaceOne({"_id": i}, docs[i]) for i in existing
+                       if i not in stored or not by_id[i].same_values(stored[i])]
+            for start in range(0, len(changed), UPDATE_CHUNK):  # FerretDB: small commands (see _refresh)
+                await self.candles.bulk_write(changed[start:start + UPDATE_CHUNK], ordered=False)
+            return len(docs) - len(existing) + len(changed)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def stored_candles(self, since: dt.datetime, until: dt.datetime, series: Optional[Iterable[str]] = None):
+        """Stored candles with since <= start < until (of some series), for `cryptoapp candles verify`."""
+        query: dict[str, Any] = {"start": {"$gte": since, "$lt": until}}
+        if series is not None:
+            query["series"] = {"$in": list(series)}
+        try:
+            async for doc in self.candles.find(query):
+                yield doc
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def replace_candles(self, bars: Iterable[Bar], since: dt.datetime, until: dt.datetime,
+                              series: Iterable[str]) -> int:
+        """The candles of `series` with since <= start < until become exactly `bars` (`cryptoapp candles rebuild`):
+        one delete and batch inserts, no per-bar lookup (each would read the whole collection on FerretDB)."""
+        now = dt.datetime.now(UTC)
+        docs = [bar.document(now) for bar in bars]
+        try:
+            if not self._indexes_ready:
+                await self.ensure_indexes()
+            await self.candles.delete_many({"series": {"$in": list(series)}, "start": {"$gte": since, "$lt": until}})
+            for start in range(0, len(docs), 10_000):
+                await self.candles.insert_many(docs[start:start + 10_000], ordered=False)
+            return len(docs)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def load_view(self, view_id: str) -> Optional[dict]:
+        try:
+            return await self.views.find_one({"_id": view_id})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def save_view(self, doc: dict, held_rev: int) -> bool:
+        """Writes a view if the stored one is still at `held_rev` (0: none stored); False when another writer (a
+        rebuild, the worker that owned the series before a rebalance) got there first: reload and apply again."""
+        try:
+            if held_rev == 0:
+                await self.views.insert_one(doc)
+                return True
+            result = await self.views.replace_one({"_id": doc["_id"], "rev": held_rev}, doc)
+            return result.matched_count == 1
+        except DuplicateKeyError:
+            return False
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def all_views(self, projection: Optional[dict] = None) -> list[dict]:
+        try:
+            return [doc async for doc in self.views.find({}, projection)]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def save_latest(self, ticks: Iterable[PriceTick]) -> None:
+        """Each series' newest tick into crypto.latest; an older tick (a replay) never replaces a newer one."""
+        newest: dict[str, PriceTick] = {}
+        for tick in ticks:
+            series = series_id(tick.ticker, tick.source)
+            if tick.is_newer_than(newest.get(series)):
+                newest[series] = tick
+        now = dt.datetime.now(UTC)
+        try:
+            for series, tick in newest.items():
+                doc = {**to_document(tick, inserted_at=now), "_id": series, "series": series}
+                result = await self.latest.replace_one({"_id": series, "timestamp": {"$lte": tick.timestamp}}, doc)
+                if result.matched_count == 0:
+                    try:
+                        await self.latest.insert_one(doc)
+                    except DuplicateKeyError:
+                        pass  # a newer tick is stored already
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def has_views(self) -> bool:
+        try:
+            return await self.views.find_one({}, {"_id": 1}) is not None  # no filter: FerretDB reads one row
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def has_ticks(self) -> bool:
+        try:
+            return await self.prices.find_one({}, {"_id": 1}) is not None
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def trim_candles(self, kept_from: dict[str, Optional[float]]) -> int:
+        """Removes the candles older than their resolution's retention (Unix seconds per resolution)."""
+        removed = 0
+        try:
+            for res, since in kept_from.items():
+                if since is not None:
+                    start = dt.datetime.fromtimestamp(since, UTC)
+                    removed += (await self.candles.delete_many({"resolution": res, "start": {"$lt": start}})).deleted_count
+            return removed
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def delete_ticks_before(self, cutoff: dt.datetime) -> int:
+        """CRYPTO_ARCHIVE_DAYS: the archive's ticks observed before `cutoff` are removed; returns how many."""
+        try:
+            return (await self.prices.delete_many({"timestamp": {"$lt": cutoff}})).deleted_count
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def drop_views(self) -> None:
+        """Empties the serving views (`cryptoapp candles rebuild` writes them afresh)."""
+        try:
+            await self.views.delete_many({})
+            await self.latest.delete_many({})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
 
     # --- alerts (cryptoapp/alerts/): the rules; crypto.alert_outbox, the firings being delivered; crypto.alerts,
     # every firing with its final delivery state. On FerretDB every update, delete and filtered read scans the
@@ -194,10 +389,6 @@ class PriceStore(Service):
     # firing, holds only what is in flight, and crypto.alerts only ever receives inserts (and the retention's
     # one delete_many), so neither a burst of firings nor months of them make a write slow the sink's.
     # Documents are built by cryptoapp.alerts.
-
-    def _alerts_failed(self, exc: PyMongoError) -> StorageError:
-        return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
-                            f"{str(exc).splitlines()[0][:200]}; is it running? (make services)")
 
     @property
     def alert_rules(self):
@@ -221,14 +412,14 @@ class PriceStore(Service):
         except DuplicateKeyError:
             raise StorageError(f"a rule with id {doc['_id']!r} already exists") from None
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def list_rules(self) -> list[dict]:
         """Every rule document, oldest first."""
         try:
             docs = [doc async for doc in self.alert_rules.find({})]
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
         return sorted(docs, key=lambda d: (str(d.get("created_at")), str(d["_id"])))
 
     async def set_rule_enabled(self, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
@@ -237,7 +428,7 @@ class PriceStore(Service):
             result = await self.alert_rules.update_one({"_id": rule_id},
                                                        {"$set": {"enabled": enabled, "updated_at": now}})
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
         return result.matched_count == 1
 
     async def delete_rule(self, rule_id: str) -> bool:
@@ -245,7 +436,7 @@ class PriceStore(Service):
         try:
             return (await self.alert_rules.delete_one({"_id": rule_id})).deleted_count == 1
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def rules_version(self) -> tuple[int, int, dt.datetime | None]:
         """(rules, enabled rules, the newest updated_at): moves with every add, pause, resume and delete (even
@@ -255,7 +446,7 @@ class PriceStore(Service):
             enabled = await self.alert_rules.count_documents({"enabled": True})
             newest = await self.alert_rules.find_one({}, {"updated_at": 1}, sort=[("updated_at", -1)])
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
         return count, enabled, (newest or {}).get("updated_at")
 
     async def _insert_new(self, collection, docs: list[dict]) -> list[str]:
@@ -275,7 +466,7 @@ class PriceStore(Service):
             existing = {e["index"] for e in errors}
             return [d["_id"] for i, d in enumerate(docs) if i not in existing]
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def insert_firings(self, docs: list[dict]) -> list[str]:
         """Stores finished firings (Firing.to_document(status=...)) in crypto.alerts, insert-if-absent by _id;
@@ -296,18 +487,18 @@ class PriceStore(Service):
         except DuplicateKeyError:
             pass
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
         try:
             await self.alert_outbox.delete_one({"_id": doc["_id"]})
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def pending_firings(self, limit: int = 1000) -> list[dict]:
         """The firings in the outbox, oldest first: what a (re)started worker delivers."""
         try:
             return [doc async for doc in self.alert_outbox.find({}).sort("fired_at", ASCENDING).limit(limit)]
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def extend_leases(self, firing_ids: list[str], owner: str, until: dt.datetime) -> None:
         """Renews `owner`'s lease on the firings it is delivering (cryptoapp.alerts.delivery)."""
@@ -315,7 +506,7 @@ class PriceStore(Service):
             await self.alert_outbox.update_many({"_id": {"$in": firing_ids}, "owner": owner},
                                                 {"$set": {"lease_until": until}})
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
 
     async def claim_firing(self, firing_id: str, seen: tuple, owner: str, until: dt.datetime) -> bool:
         """Makes `owner` the deliverer of an outbox firing if its (owner, lease_until) are still those `seen`
@@ -327,7 +518,7 @@ class PriceStore(Service):
                 {"$set": {"owner": owner, "lease_until": until}},  # no projection: FerretDB 1.24 refuses one here
                 return_document=ReturnDocument.AFTER)
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None
         return claimed is not None
 
     async def delete_firings_before(self, cutoff: dt.datetime) -> int:
@@ -336,4 +527,4 @@ class PriceStore(Service):
         try:
             return (await self.alerts.delete_many({"fired_at": {"$lt": cutoff}})).deleted_count
         except PyMongoError as exc:
-            raise self._alerts_failed(exc) from None
+            raise self._failure(exc) from None

@@ -1,14 +1,9 @@
-"""The dashboard's MongoDB reads (the only dashboard module that imports pymongo): newest ticks, live series, history.
+"""The dashboard's MongoDB reads (the only dashboard module that imports pymongo): the serving views, never the archive.
 
-Nothing here imports streamlit, so the tests and the benchmark call these functions directly.
-Caching is the UI's business (dashboard/cache.py): `st.cache_resource` holds one MongoClient per
-process and `st.cache_data(ttl=...)` keeps query results for a refresh period.
-
-Downsampling: a window may hold 600,000 ticks, the browser gets at most about `max_points`.
-Servers with MongoDB's aggregation operators ($toLong, $mod, $avg in $group) bucket on the server,
-so only the buckets travel. FerretDB 1.x implements none of them (its $group knows $count and
-$sum only, measured): there the window's ticks are streamed with a projection and bucketed here,
-which is what that server allows; docs/dashboard.md has the measured cost of both.
+Every read costs what the page shows, on day 1 as on day 365: the newest tick of each series (crypto.latest, one
+document a series) and one ring document per chart (crypto.views: the newest ~2,000 ticks or bars of a series at
+one resolution, kept by the worker; cryptoapp/candles/rings.py). Nothing here imports streamlit, so the tests and
+the benchmarks call these functions directly; caching is dashboard/cache.py's business.
 """
 
 from __future__ import annotations
@@ -21,24 +16,24 @@ import time
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
-from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo import DESCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-from cryptoapp.schema import ALERT_RULES, ALERTS, DEFAULT_TICKERS, PRICES, TICK_NUMBERS, TICK_TEXTS, TICKER_RE, UTC, bson_time
-from cryptoapp.schema import ALERT_OUTBOX
+from cryptoapp.candles.rings import RING_SIZE, BarRing, TickRing, view_id
+from cryptoapp.schema import (
+    DEFAULT_TICKERS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
+from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS
 
 MAX_HOURS = 168
-DEFAULT_MAX_POINTS = 2000
-FIELDS = ("timestamp", *TICK_NUMBERS, *TICK_TEXTS)
-PROJECTION = {"_id": 0, **{field: 1 for field in FIELDS}}
-COLUMNS = (*FIELDS, "spread", "points")
-# Error codes of a server that lacks an aggregation stage or operator: NotImplemented (FerretDB),
-# InvalidPipelineOperator, unknown $group accumulator, unrecognized stage (MongoDB).
-_UNSUPPORTED = {238, 168, 15952, 40324}
-# An empty collection the capability probe runs against: costs nothing on any server.
-_PROBE_COLLECTION = "prices_capability_probe"
-_server_buckets: dict[MongoClient, bool] = {}
+MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
+LIVE_HOURS = 24
+RESOLUTION_CHOICES = ("auto", "ticks", *RESOLUTIONS)
+SERIES_RE = re.compile(r"[A-Z0-9]{1,15}(_[a-z0-9][a-z0-9.-]{0,39})?")
+TICK_COLUMNS = ("timestamp", "sensor_id", "series", *TICK_NUMBERS, "spread", "spread_bps", "source", "granularity",
+                "currency")
+BAR_COLUMNS = ("timestamp", "sensor_id", "series", "open", "high", "low", "close", "ticks", "volume_24h", "sources",
+               "currency")
 
 
 class DataUnavailable(Exception):
@@ -71,11 +66,10 @@ def _translated(fn):
 def connect(uri: str, timeout_ms: int = 3000, query_timeout_s: float | None = None) -> MongoClient:
     """A client that gives up on an unreachable server after `timeout_ms`, so the page can say so quickly.
 
-    `query_timeout_s` bounds each wait for an answer (FerretDB ignores maxTimeMS, so the client keeps the
-    limit); past it a query raises QueryTooSlow. It is a socket timeout, not `pymongo.timeout()`: inside
-    that deadline the driver waits the whole of it for a server to select, not `timeout_ms`, and the live
-    panel froze for minutes when MongoDB stopped as a refresh began. Reads are not retried for the same
-    reason: a connection MongoDB drops fails the query at once, and the next refresh asks again.
+    `query_timeout_s` bounds each wait for an answer; past it a query raises QueryTooSlow. It is a socket timeout,
+    not `pymongo.timeout()`: inside that deadline the driver waits the whole of it for a server to select, and the
+    live panel froze when MongoDB stopped as a refresh began. Reads are not retried for the same reason: the next
+    refresh asks again.
     """
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
                        socketTimeoutMS=None if query_timeout_s is None else query_timeout_s * 1000,
@@ -94,6 +88,13 @@ def check_ticker(ticker: object) -> str:
     return ticker
 
 
+def check_series(series: object) -> str:
+    """A series id (BTC, BTC_binanceus) when it is one; anything else never reaches a query."""
+    if not isinstance(series, str) or not SERIES_RE.fullmatch(series):
+        raise ValueError(f"{series!r} is not a series (a ticker, or ticker_source such as BTC_binanceus)")
+    return series
+
+
 def time_window(hours: float, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """[now - hours, now] in UTC; hours between 1 and 168."""
     if not 1 <= hours <= MAX_HOURS:
@@ -105,197 +106,152 @@ def time_window(hours: float, now: dt.datetime | None = None) -> tuple[dt.dateti
     return end - dt.timedelta(hours=hours), end
 
 
-def window_filter(tickers: str | Sequence[str], start: dt.datetime, end: dt.datetime) -> dict:
-    """Ticks of one coin (or several) with start <= timestamp <= end; tickers are checked first."""
-    if isinstance(tickers, (list, tuple)):
-        coin: object = {"$in": [check_ticker(t) for t in tickers]}
-    else:
-        coin = check_ticker(tickers)
-    return {"sensor_id": coin, "timestamp": {"$gte": start, "$lte": end}}
+# --- frames ------------------------------------------------------------------------------------------------------
 
-
-def bucket_seconds(start: dt.datetime, end: dt.datetime, max_points: int) -> int:
-    """The whole-second bucket that cuts the window into at most `max_points` epoch-aligned buckets.
-
-    A window rarely starts on a bucket boundary, so it touches one bucket more than it spans.
-    """
-    if max_points < 1:
-        raise ValueError("max_points must be at least 1")
-    return max(1, math.ceil((end - start).total_seconds() / max(1, max_points - 1)))
-
-
-def bucket_pipeline(match: dict, bucket_s: int) -> list[dict]:
-    """One row per coin, source and bucket of `bucket_s` seconds (aligned to the epoch): means, first time, count.
-
-    Grouping by source keeps backfilled and live points apart, as the chart draws them apart.
-    """
-    millis = {"$toLong": "$timestamp"}
-    bucket = {"$subtract": [millis, {"$mod": [millis, bucket_s * 1000]}]}
-    return [
-        {"$match": match},
-        {"$group": {
-            "_id": {"bucket": bucket, "sensor_id": "$sensor_id", "source": "$source"},
-            "timestamp": {"$min": "$timestamp"},
-            **{field: {"$avg": f"${field}"} for field in TICK_NUMBERS},
-            "granularity": {"$max": "$granularity"},
-            "points": {"$sum": 1},
-        }},
-        {"$sort": {"timestamp": 1}},
-    ]
-
-
-def frame_from_documents(docs: Iterable[dict]) -> pd.DataFrame:
-    """Documents (or bucket rows) as a typed frame: UTC times, floats with NaN for null, text columns."""
-    rows = []
-    for doc in docs:
-        key = doc.get("_id")
-        rows.append({**doc, **key} if isinstance(key, dict) else doc)
-    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "spread"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for column in TICK_NUMBERS:
-        # A non-number in the data shows as missing, never as a made-up value.
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in TICK_TEXTS:
-        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
-    frame["points"] = pd.to_numeric(frame["points"], errors="coerce").fillna(1).astype("int64")
+def _with_spread(frame: pd.DataFrame) -> pd.DataFrame:
     frame["spread"] = frame["ask_price"] - frame["bid_price"]
-    return frame[list(COLUMNS)].sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-def downsample(frame: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
-    """The same buckets as bucket_pipeline, made from raw ticks here (for servers that cannot)."""
-    if frame.empty:
-        return frame
-    bucket = frame["timestamp"].dt.floor(pd.Timedelta(seconds=bucket_s))  # epoch-aligned, like the server's
-    grouped = frame.assign(bucket=bucket).groupby(["bucket", "sensor_id", "source"], sort=False, dropna=False)
-    rows = grouped.agg(
-        timestamp=("timestamp", "min"),
-        **{field: (field, "mean") for field in TICK_NUMBERS},
-        granularity=("granularity", "first"),
-        points=("points", "sum"),
-    ).reset_index()
-    rows["spread"] = rows["ask_price"] - rows["bid_price"]
-    return rows[list(COLUMNS)].sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-@_translated
-def server_buckets(db: Database) -> bool:
-    """Whether the server runs bucket_pipeline; asked once per server, on an empty collection."""
-    known = _server_buckets.get(db.client)
-    if known is None:
-        try:
-            list(db[_PROBE_COLLECTION].aggregate(bucket_pipeline({}, 60)))
-            known = True
-        except OperationFailure as exc:
-            if exc.code not in _UNSUPPORTED:
-                raise
-            known = False
-        _server_buckets[db.client] = known
-    return known
-
-
-def _find(db: Database, match: dict) -> pd.DataFrame:
-    return frame_from_documents(db[PRICES].find(match, PROJECTION, sort=[("timestamp", ASCENDING)]))
-
-
-def _load_window(db: Database, match: dict, bucket_s: int, max_points: int) -> tuple[pd.DataFrame, int, str | None]:
-    """(rows, ticks in the window, where it was downsampled: "server", "client" or None for raw rows)."""
-    if server_buckets(db):
-        ticks = db[PRICES].count_documents(match)
-        if ticks <= max_points:
-            return _find(db, match), ticks, None
-        return frame_from_documents(db[PRICES].aggregate(bucket_pipeline(match, bucket_s))), ticks, "server"
-    raw = _find(db, match)
-    if len(raw) <= max_points:
-        return raw, len(raw), None
-    return downsample(raw, bucket_s), len(raw), "client"
-
-
-@_translated
-def load_history(db: Database, ticker: str, hours: float, now: dt.datetime | None = None,
-                 max_points: int = DEFAULT_MAX_POINTS) -> pd.DataFrame:
-    """One coin's ticks in the `hours` before `now`, oldest first, ready to chart: at most about `max_points` rows.
-
-    Raw ticks when the window holds at most `max_points`; otherwise one row per time bucket and
-    source, with the mean of each number and `points` = ticks merged. `frame.attrs` tells how:
-    ticks (in the window), bucket_s (0 for raw ticks), downsampled ("server", "client" or None),
-    query_ms, start and end. Past the client's query timeout (connect()) it gives up with QueryTooSlow.
-    """
-    started = time.perf_counter()
-    start, end = time_window(hours, now)
-    match = window_filter(ticker, start, end)
-    bucket_s = bucket_seconds(start, end, max_points)
-    frame, ticks, where = _load_window(db, match, bucket_s, max_points)
-    frame.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
-                       query_ms=(time.perf_counter() - started) * 1000)
+    mid = (frame["ask_price"] + frame["bid_price"]) / 2
+    frame["spread_bps"] = frame["spread"] / mid * 10_000
     return frame
 
 
+def tick_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    """Tick rows as a typed frame: UTC times, floats with NaN for null (never a made-up value), text columns."""
+    frame = pd.DataFrame(list(rows), columns=[c for c in TICK_COLUMNS if c not in ("spread", "spread_bps")])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for column in TICK_NUMBERS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in ("sensor_id", "series", "source", "granularity", "currency"):
+        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+    frame["points"] = 1
+    return _with_spread(frame)[[*TICK_COLUMNS, "points"]].sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(BAR_COLUMNS))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for column in ("open", "high", "low", "close", "volume_24h"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["ticks"] = pd.to_numeric(frame["ticks"], errors="coerce").fillna(0).astype("int64")
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+# --- the views ----------------------------------------------------------------------------------------------------
+
 @_translated
-def stored_ticks(db: Database) -> int | None:
-    """How many ticks the collection holds, from its statistics (a count() would read them all on FerretDB)."""
-    try:
-        stats = list(db[PRICES].aggregate([{"$collStats": {"count": {}}}]))
-    except OperationFailure:
-        return None  # no statistics for this account or server: the page simply says less
-    return int(stats[0]["count"]) if stats and "count" in stats[0] else 0
+def latest(db: Database) -> pd.DataFrame:
+    """The newest tick of every series (crypto.latest: one document a series), default coins first."""
+    frame = tick_frame(db[LATEST].find({}, {"inserted_at": 0}))
+    frame = frame[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t)))]
+    order = {t: i for i, t in enumerate(DEFAULT_TICKERS)}
+    frame = frame.assign(_order=frame["sensor_id"].map(lambda t: order.get(t, len(order))),
+                         _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
+    return frame.sort_values(["_order", "sensor_id", "_own", "series"]).drop(columns=["_order", "_own"]) \
+        .reset_index(drop=True)
+
+
+def coins_of(frame: pd.DataFrame) -> list[str]:
+    """The tickers of a `latest()` frame, in its order."""
+    return list(dict.fromkeys(frame["sensor_id"]))
 
 
 @_translated
 def list_coins(db: Database) -> list[str]:
     """The tickers stored, the default coins first in their usual order; malformed names are left out."""
-    found = {t for t in db[PRICES].distinct("sensor_id") if isinstance(t, str) and TICKER_RE.fullmatch(t)}
-    return [t for t in DEFAULT_TICKERS if t in found] + sorted(found.difference(DEFAULT_TICKERS))
+    return coins_of(latest(db))
 
 
-def _newest_each(db: Database, coins: Iterable[str]) -> pd.DataFrame:
-    docs = []
-    for coin in coins:
-        doc = db[PRICES].find_one({"sensor_id": check_ticker(coin)}, PROJECTION, sort=[("timestamp", DESCENDING)])
-        if doc is not None:
-            docs.append(doc)
-    return frame_from_documents(docs)
+def _ring(db: Database, series: str, kind: str):
+    doc = db[VIEWS].find_one({"_id": view_id(check_series(series), kind)})
+    if doc is None:
+        return None
+    return TickRing.from_document(doc) if kind == "ticks" else BarRing.from_document(doc)
+
+
+def _covers(ring: TickRing | None, start: dt.datetime) -> bool:
+    """Whether a tick ring holds every tick since `start`: it reaches back that far, or was never full."""
+    return ring is not None and bool(ring.ticks) and (not ring.full() or ring.oldest() <= start)
+
+
+def fitting_resolution(hours: float, max_points: int = MAX_POINTS) -> str:
+    """The finest bar resolution that draws `hours` in at most `max_points` bars."""
+    return next(res for res, seconds in RESOLUTIONS.items() if hours * 3600 / seconds <= max_points or res == "1d")
 
 
 @_translated
-def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None, hours: float = 24,
-              max_points: int = DEFAULT_MAX_POINTS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(newest tick of each coin, all coins' ticks of the last `hours`, at most about `max_points` rows).
+def load_history(db: Database, series: str, hours: float, now: dt.datetime | None = None,
+                 resolution: str = "auto", max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """One series over the `hours` before `now`: raw ticks while they fit, else bars of the finest resolution that
+    does (or the `resolution` asked for). One or two view documents read, whatever the archive holds.
 
-    On a server that buckets, the newest ticks come from one indexed query per coin. On one that
-    cannot (FerretDB), every query reads the whole collection, so the newest ticks are taken from the
-    window already read and only coins silent for longer than the window are asked for separately.
+    `frame.attrs`: resolution ("ticks" or a bar resolution), start, end, query_ms, ticks (in the window, when
+    known), and held_from (the oldest time the view holds, so the page can say the window reaches past it).
     """
     started = time.perf_counter()
-    if not coins:
-        empty = frame_from_documents([])
-        return empty, empty
+    if resolution not in RESOLUTION_CHOICES:
+        raise ValueError(f"resolution {resolution!r}: choose one of {', '.join(RESOLUTION_CHOICES)}")
     start, end = time_window(hours, now)
-    match = window_filter(list(coins), start, end)
-    bucket_s = bucket_seconds(start, end, max(1, max_points // len(coins)))
-    if server_buckets(db):
-        latest = _newest_each(db, coins)
-        series, ticks, where = _load_window(db, match, bucket_s, max_points)
-    else:
-        raw = _find(db, match)
-        ticks, where = len(raw), None
-        latest = raw.groupby("sensor_id", sort=False).tail(1)
-        silent = [coin for coin in coins if coin not in set(latest["sensor_id"])]
-        older = _newest_each(db, silent) if silent else latest.iloc[:0]
-        if not older.empty:
-            latest = older if latest.empty else pd.concat([latest, older], ignore_index=True)
-        series = raw
-        if len(raw) > max_points:
-            series, where = downsample(raw, bucket_s), "client"
-    order = {coin: i for i, coin in enumerate(coins)}
-    latest = latest.sort_values("sensor_id", key=lambda s: s.map(order)).reset_index(drop=True)
-    series.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
-                        query_ms=(time.perf_counter() - started) * 1000)
-    return latest, series
+    frame, held_from, ticks = None, None, None
+    if resolution in ("auto", "ticks"):
+        ring = _ring(db, series, "ticks")
+        rows = ring.rows(start, end) if ring is not None else []
+        if resolution == "ticks" or (_covers(ring, start) and len(rows) <= max_points):
+            frame, used, ticks = tick_frame({**row, "sensor_id": ring.ticker, "series": series,
+                                             "currency": ring.currency} for row in rows), "ticks", len(rows)
+            held_from = ring.oldest() if ring is not None else None
+    if frame is None:
+        used = fitting_resolution(hours, max_points) if resolution in ("auto", "ticks") else resolution
+        ring = _ring(db, series, used)
+        rows = ring.rows(start, end) if ring is not None else []
+        frame = bar_frame({**row, "sensor_id": ring.ticker, "series": series, "currency": ring.currency}
+                          for row in rows)
+        held_from = ring.oldest() if ring is not None else None
+        ticks = int(frame["ticks"].sum()) if len(frame) else 0
+    frame.attrs.update(resolution=used, start=start, end=end, held_from=held_from, ticks=ticks,
+                       query_ms=(time.perf_counter() - started) * 1000)
+    return frame
 
 
-# --- alerts: rules (crypto.alert_rules) and firings (crypto.alerts); cryptoapp.alerts.rules builds and checks
-# the documents. Both collections are small (rules; one firing per crossing), so FerretDB's scans stay cheap.
+@_translated
+def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None,
+              hours: float = LIVE_HOURS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(newest tick of each series of `coins`, their prices over the last `hours`): each series' recent ticks when
+    its view holds the whole window, else its 5-minute closes. Reads: crypto.latest once, one or two views a series.
+    """
+    started = time.perf_counter()
+    wanted = [check_ticker(c) for c in coins]
+    newest = latest(db)
+    newest = newest[newest["sensor_id"].isin(wanted)].reset_index(drop=True)
+    start, end = time_window(hours, now)
+    parts = []
+    for _, row in newest.iterrows():
+        series = row["series"]
+        ring = _ring(db, series, "ticks")
+        if _covers(ring, start):
+            rows = [{"timestamp": r["timestamp"], "value": r["value"], "source": r["source"]}
+                    for r in ring.rows(start, end)]
+            resolution = "ticks"
+        else:
+            bars = _ring(db, series, "5m")
+            rows = [{"timestamp": b["timestamp"], "value": b["close"], "source": row["source"]}
+                    for b in (bars.rows(start, end) if bars is not None else [])]
+            resolution = "5m"
+        parts += [{**r, "sensor_id": row["sensor_id"], "series": series, "resolution": resolution} for r in rows]
+    series_frame = pd.DataFrame(parts, columns=["timestamp", "sensor_id", "series", "value", "source", "resolution"])
+    series_frame["timestamp"] = pd.to_datetime(series_frame["timestamp"], utc=True)
+    series_frame["value"] = pd.to_numeric(series_frame["value"], errors="coerce").astype("float64")
+    series_frame = series_frame.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
+    series_frame.attrs.update(start=start, end=end, query_ms=(time.perf_counter() - started) * 1000)
+    return newest, series_frame
+
+
+def is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# --- alerts: rules (crypto.alert_rules) and firings (crypto.alerts, and those still being delivered in
+# crypto.alert_outbox); cryptoapp.alerts.rules builds and checks the documents. The rules and the outbox are small;
+# crypto.alerts holds one document per firing for CRYPTO_ALERT_RETENTION_DAYS, which FerretDB scans per read.
 RECENT_FIRINGS = 50
 # A firing's webhook holds a secret and the page never needs it: it is not even read.
 FIRING_PROJECTION = {"webhook": 0, "owner": 0, "lease_until": 0}

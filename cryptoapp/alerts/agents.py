@@ -24,14 +24,12 @@ import datetime as dt
 import json
 import logging
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
-
 from cryptoapp.alerts.evaluation import Firing, RuleState, evaluate_tick
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, alerts_topic, app, prices_topic
-from cryptoapp.prices.agents import write_or_exit
+from cryptoapp.app import CHANGELOG_SEGMENT_MS, app, prices_topic
 from cryptoapp.prices.models import decode_tick
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
+from cryptoapp.streams import written_before_commit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,9 @@ STORE_BATCH = 500
 STORE_WINDOW = 0.05  # seconds a partial batch of firings waits: they are few, and every one is awaited
 RETENTION_CHECK_S = 600.0  # how often the leader deletes firings older than CRYPTO_ALERT_RETENTION_DAYS
 
+# Firings: key = ticker, value = Firing.to_json() as JSON (raw bytes: store_alerts parses them).
+alerts_topic = app.topic(app.settings.alerts_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
+                         value_serializer="raw", partitions=app.settings.partitions, internal=True)
 alert_states = app.Table(
     "alert_states",
     key_type=str,  # values are JSON objects: the app's default value serializer
@@ -115,26 +116,19 @@ def _decode_firings(events) -> list[Firing]:
     return firings
 
 
-async def _store_firings(firings: list[Firing]) -> None:
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(StorageError), wait=wait_exponential_jitter(multiplier=0.5, max=10),
-        before_sleep=lambda state: log.warning("alerts: %s; retry %d in %.1f s (%d firings held)",
-                                               state.outcome.exception(), state.attempt_number,
-                                               state.upcoming_sleep, len(firings)),
-    ):
-        with attempt:
-            await app.alert_delivery.accept(firings)  # insert-if-absent as pending, then hand over (never waits)
+async def _store_firings(events) -> None:
+    firings = _decode_firings(events)
+    if firings:  # insert-if-absent as pending, then hand over (never waits for a webhook)
+        await app.store.until_written(lambda: app.alert_delivery.accept(firings), f"a batch of {len(firings)} alerts")
 
 
 @app.agent(alerts_topic, concurrency=1)
 async def store_alerts(stream):
-    """Stores each batch of firings in crypto.alerts and hands the new ones to the webhook delivery.
+    """Stores each batch of firings and hands the new ones to the webhook delivery.
 
-    Concurrency 1, as the price sink: a batch's offsets are acked only once it is stored."""
+    Concurrency 1, as the price sink: a batch's offsets are committed only once it is stored."""
     async for events in stream.take_events(STORE_BATCH, within=STORE_WINDOW):
-        firings = _decode_firings(events)
-        if firings:
-            await write_or_exit(lambda: _store_firings(firings), f"a batch of {len(firings)} alerts")
+        await written_before_commit(app, events, _store_firings, "the alerts sink")
 
 
 @app.timer(interval=RETENTION_CHECK_S, on_leader=True)

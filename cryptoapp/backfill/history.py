@@ -18,15 +18,8 @@ from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC, gap_threshold
 from cryptoapp.sources.coingecko import (
-    CoinGeckoClient,
-    RateLimited,
-    Retryable,
-    SourceError,
-    Span,
-    chart_range_request,
-    parse_market_chart_range,
-    rate_limit_pause,
-)
+    CoinGeckoClient, RateLimited, Retryable, SourceError, Span, chart_range_request, parse_market_chart_range,
+    rate_limit_pause)
 
 log = logging.getLogger(__name__)
 

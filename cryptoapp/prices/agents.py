@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
 from cryptoapp.prices.models import InvalidTick, decode_tick
+from cryptoapp.schema import replaces
+from cryptoapp.streams import written_before_commit
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
-SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
 
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
@@ -82,39 +81,19 @@ async def store_batch(events) -> None:
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
     while decoded:
         result = await app.store.upsert_until_stored([tick for _, tick in decoded])
-        # The store keeps the last tick of each _id; when that one is refused, the earlier ticks with
-        # the same _id were not written either and get their own try.
-        last = {tick.tick_id: event for event, tick in decoded}
+        # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
+        # same _id were not written either and get their own try.
+        kept: dict[str, tuple] = {}
+        for event, tick in decoded:
+            held = kept.get(tick.tick_id)
+            if held is None or replaces(tick.granularity, held[1].granularity):
+                kept[tick.tick_id] = (event, tick)
+        last = {tick_id: event for tick_id, (event, _) in kept.items()}
         poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
         decoded = [(event, tick) for event, tick in decoded
                    if tick.tick_id in result.rejected and event is not last[tick.tick_id]]
     for event, reason in poison:
         await dead_letter(event, reason)
-
-
-async def write_or_exit(write: Callable[[], Awaitable[None]], what: str) -> None:
-    """Runs `write`, which retries until `what` (a batch taken from a stream) is safe in MongoDB.
-
-    Faust acks a batch as the agent's loop unwinds, even on cancellation, and commits after an agent
-    raises: when `write` is interrupted (the worker stopping, a bug) the batch gets one more try of
-    SHUTDOWN_GRACE s (rewriting is idempotent), else the process exits before any commit, so Kafka
-    redelivers it.
-    """
-    try:
-        await write()
-    except BaseException as exc:
-        if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
-            log.exception("writing %s failed unexpectedly; trying once more", what)
-        try:
-            async with asyncio.timeout(SHUTDOWN_GRACE):
-                await write()
-        except BaseException:
-            log.critical("exiting with %s not written (MongoDB unreachable?); their offsets stay uncommitted "
-                         "and Kafka redelivers them on restart", what)
-            logging.shutdown()
-            os._exit(70)
-        if isinstance(exc, asyncio.CancelledError):
-            raise
 
 
 @app.agent(prices_topic, concurrency=1)
@@ -124,7 +103,7 @@ async def store_ticks(stream):
     Concurrency stays 1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
-        await write_or_exit(lambda: store_batch(events), f"a batch of {len(events)} messages")
+        await written_before_commit(app, events, store_batch, "the sink")
 
 
 @app.agent(prices_topic)

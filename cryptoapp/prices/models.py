@@ -135,3 +135,12 @@ def to_document(tick: PriceTick, inserted_at: dt.datetime) -> dict[str, Any]:
     if tick.granularity:
         doc["granularity"] = tick.granularity
     return doc
+
+
+def from_document(doc: dict[str, Any]) -> PriceTick:
+    """The tick a stored document holds (the inverse of to_document; fields it lacks stay None)."""
+    return PriceTick(
+        ticker=doc["sensor_id"], timestamp=doc["timestamp"], value=float(doc["value"]), source=doc.get("source") or "",
+        currency=doc.get("currency") or "usd", granularity=doc.get("granularity"),
+        **{field: (float(doc[field]) if isinstance(doc.get(field), (int, float)) and not isinstance(doc.get(field), bool)
+                   else None) for field in _OPTIONAL_NUMBERS})

@@ -51,6 +51,34 @@ class SimulatedSource(Service):
             ))
         return ticks
 
+    def history(self, start: dt.datetime, end: dt.datetime, step_s: int = 300) -> list[PriceTick]:
+        """Simulated ticks every `step_s` seconds in (start, end], a walk of its own that ends at each coin's current
+        price, so the live walk goes on from it (pure). Labelled `simulated` like every simulated tick, with a
+        `granularity`, as backfilled history is; the 24 h change is measured on the walk (None for its first day)."""
+        steps = int((end - start).total_seconds() // step_s)
+        rng = random.Random(self._random.random())
+        per_day = 86400 // step_s
+        times = [end - dt.timedelta(seconds=step_s * (steps - i)) for i in range(steps + 1)]
+        label = f"{step_s // 60}m" if step_s % 3600 else f"{step_s // 3600}h"
+        ticks = []
+        for coin in self.coins:
+            price, supply, volume, sigma = self._state[coin.ticker]
+            scale = sigma * math.sqrt(step_s / 60)  # sigma is per minute-scale step of the live walk
+            prices, volumes = [price], [volume]
+            for _ in range(steps):  # backwards from now
+                prices.append(prices[-1] / math.exp(rng.gauss(0.0, scale)))
+                volumes.append(volumes[-1] / math.exp(rng.gauss(0.0, scale * 2)))
+            prices.reverse()
+            volumes.reverse()
+            if steps >= per_day:
+                self._open[coin.ticker] = prices[-1 - per_day]  # the live ticks' 24 h change continues the walk's
+            for i in range(1, steps + 1):
+                ticks.append(PriceTick(
+                    ticker=coin.ticker, timestamp=times[i], value=prices[i], source=self.name, volume_24h=volumes[i],
+                    change_24h_pct=(prices[i] / prices[i - per_day] - 1) * 100 if i >= per_day else None,
+                    market_cap=prices[i] * supply, granularity=label, fetched_at=end))
+        return ticks
+
     async def fetch(self) -> list[PriceTick]:
         # Millisecond precision: that is what a BSON date keeps, and it makes each tick's _id distinct.
         now = dt.datetime.now(UTC)

@@ -12,14 +12,7 @@ from cryptoapp.coins import resolve
 from cryptoapp.schema import COINGECKO_BACKFILL, gap_threshold
 from cryptoapp.settings import ConfigError, load
 from cryptoapp.sources.coingecko import (
-    RateLimited,
-    Retryable,
-    SourceError,
-    Span,
-    chart_range_request,
-    granularity_of,
-    parse_market_chart_range,
-)
+    RateLimited, Retryable, SourceError, Span, chart_range_request, granularity_of, parse_market_chart_range)
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc

@@ -1,0 +1,213 @@
+"""The serving views, pure: fixed-size rings of bars and of recent ticks per series, packed as binary arrays.
+
+Like Graphite's whisper archives: each series keeps, per resolution, the newest N bars in one document, so a
+chart reads one document whatever the archive holds. The numbers are packed (little-endian float64 arrays in
+BSON binary fields): FerretDB 1.24 decodes a document field by field, and a bar a field would cost it
+milliseconds per chart, a packed array microseconds (docs/views.md has the measurements).
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+import datetime as dt
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Optional
+
+from cryptoapp.candles.bars import Bar
+from cryptoapp.schema import (
+    COINGECKO, COINGECKO_BACKFILL, RESOLUTIONS, SIMULATED, UTC, granularity_seconds, replaces)
+
+# Bars per series and resolution: a little over 2,000 points, the most a chart draws (5m: the 168 h window).
+RING_SIZE = {"1m": 2000, "5m": 2016, "1h": 2000, "1d": 2000}
+TICK_RING_SIZE = 2000
+# Which sources made a bar, as bits, so one byte per bar carries it (exchanges are series of their own).
+SOURCE_BITS = {COINGECKO: 1, COINGECKO_BACKFILL: 2, SIMULATED: 4}
+OTHER_SOURCE = 8
+BAR_ARRAYS = ("t", "o", "h", "l", "c", "n", "v")          # float64 each; t = bar start (Unix s), NaN = none
+TICK_ARRAYS = ("t", "value", "bid_price", "ask_price", "bid_size", "ask_size", "volume_24h", "change_24h_pct",
+               "market_cap", "g")                          # float64 each; t in Unix ms, g = granularity seconds
+LITTLE = sys.byteorder == "little"
+
+
+def view_id(series: str, kind: str) -> str:
+    """`BTC_5m`, `BTC_binanceus_ticks`: a view document's _id (kind: a resolution, or "ticks")."""
+    return f"{series}_{kind}"
+
+
+def _pack(values: Iterable[float]) -> bytes:
+    packed = array.array("d", values)
+    if not LITTLE:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(data: bytes) -> list[float]:
+    values = array.array("d")
+    values.frombytes(bytes(data))
+    if not LITTLE:
+        values.byteswap()
+    return values.tolist()
+
+
+def _num(x: Optional[float]) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _opt(x: float) -> Optional[float]:
+    return None if math.isnan(x) else x
+
+
+def source_bits(sources: Iterable[str]) -> int:
+    return sum({SOURCE_BITS.get(s, OTHER_SOURCE) for s in sources})
+
+
+def bit_sources(bits: int, other: Optional[str]) -> list[str]:
+    """The sources a bitmask names; `other` is the series' own source (an exchange) for the OTHER bit."""
+    named = [name for name, bit in SOURCE_BITS.items() if bits & bit]
+    return named + ([other or "other"] if bits & OTHER_SOURCE else [])
+
+
+@dataclasses.dataclass
+class BarRing:
+    """The newest RING_SIZE[resolution] bars of one series: slot = (bar start / resolution) mod size."""
+
+    series: str
+    ticker: str
+    resolution: str
+    currency: str = "usd"
+    source: Optional[str] = None       # an exchange series' source; None for CoinGecko's family
+    rev: int = 0                        # bumped by every write: a writer whose copy is older reloads first
+    arrays: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        size = RING_SIZE[self.resolution]
+        for name in (*BAR_ARRAYS, "src"):
+            self.arrays.setdefault(name, [math.nan] * size)
+
+    @property
+    def size(self) -> int:
+        return RING_SIZE[self.resolution]
+
+    def put(self, bar: Bar) -> bool:
+        """Sets the bar's slot, unless the slot holds a newer bar; returns whether anything changed."""
+        start = bar.start.timestamp()
+        slot = int(start // RESOLUTIONS[self.resolution]) % self.size
+        held = self.arrays["t"][slot]
+        if not math.isnan(held) and held > start:
+            return False
+        row = {"t": start, "o": bar.open, "h": bar.high, "l": bar.low, "c": bar.close, "n": float(bar.ticks),
+               "v": _num(bar.volume_24h), "src": float(source_bits(bar.sources))}
+        changed = False
+        for name, value in row.items():
+            column = self.arrays[name]
+            if not (column[slot] == value or (math.isnan(column[slot]) and math.isnan(value))):
+                column[slot] = value
+                changed = True
+        self.currency = bar.currency
+        return changed
+
+    def rows(self, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None) -> list[dict]:
+        """The bars with start <= bar start < end, oldest first."""
+        low = -math.inf if start is None else start.timestamp() - RESOLUTIONS[self.resolution]
+        high = math.inf if end is None else end.timestamp()
+        a = self.arrays
+        out = []
+        for i in sorted((i for i, t in enumerate(a["t"]) if not math.isnan(t) and low < t < high), key=a["t"].__getitem__):
+            out.append({"timestamp": dt.datetime.fromtimestamp(a["t"][i], UTC), "open": a["o"][i], "high": a["h"][i],
+                        "low": a["l"][i], "close": a["c"][i], "ticks": int(a["n"][i]), "volume_24h": _opt(a["v"][i]),
+                        "sources": bit_sources(int(a["src"][i]), self.source)})
+        return out
+
+    def oldest(self) -> Optional[dt.datetime]:
+        held = [t for t in self.arrays["t"] if not math.isnan(t)]
+        return dt.datetime.fromtimestamp(min(held), UTC) if held else None
+
+    def document(self, updated_at: dt.datetime) -> dict:
+        return {"_id": view_id(self.series, self.resolution), "series": self.series, "sensor_id": self.ticker,
+                "kind": self.resolution, "size": self.size, "currency": self.currency, "source": self.source,
+                "rev": self.rev, "updated_at": updated_at,
+                **{name: _pack(values) for name, values in self.arrays.items()}}
+
+    @classmethod
+    def from_document(cls, doc: Mapping) -> "BarRing":
+        ring = cls(series=doc["series"], ticker=doc["sensor_id"], resolution=doc["kind"],
+                   currency=doc.get("currency") or "usd", source=doc.get("source"), rev=int(doc.get("rev", 0)),
+                   arrays={name: _unpack(doc[name]) for name in (*BAR_ARRAYS, "src")})
+        if any(len(v) != ring.size for v in ring.arrays.values()):  # written with another size: start it afresh
+            return cls(ring.series, ring.ticker, ring.resolution, ring.currency, ring.source, ring.rev)
+        return ring
+
+
+@dataclasses.dataclass
+class TickRing:
+    """The newest TICK_RING_SIZE ticks of one series, by time; the same precedence as the archive at one time."""
+
+    series: str
+    ticker: str
+    currency: str = "usd"
+    source: Optional[str] = None
+    rev: int = 0
+    ticks: dict[int, tuple] = dataclasses.field(default_factory=dict)  # ms -> (numbers by TICK_ARRAYS[1:], source)
+
+    def add(self, time_ms: int, numbers: Mapping[str, Optional[float]], source: str,
+            granularity: Optional[str]) -> bool:
+        """Adds a tick (schema.replaces decides between two at one time); drops the oldest past the size."""
+        held = self.ticks.get(time_ms)
+        if held is not None and not replaces(granularity, _label(held[0][-1])):
+            return False
+        row = tuple(_num(numbers.get(name)) for name in TICK_ARRAYS[1:-1]) + (float(granularity_seconds(granularity)),)
+        if held is not None and held == (row, source):
+            return False
+        if held is None and len(self.ticks) >= TICK_RING_SIZE and time_ms < min(self.ticks):
+            return False
+        self.ticks[time_ms] = (row, source)
+        while len(self.ticks) > TICK_RING_SIZE:
+            del self.ticks[min(self.ticks)]
+        return True
+
+    def full(self) -> bool:
+        return len(self.ticks) >= TICK_RING_SIZE
+
+    def oldest(self) -> Optional[dt.datetime]:
+        return dt.datetime.fromtimestamp(min(self.ticks) / 1000, UTC) if self.ticks else None
+
+    def rows(self, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None) -> list[dict]:
+        low = -math.inf if start is None else start.timestamp() * 1000
+        high = math.inf if end is None else end.timestamp() * 1000
+        out = []
+        for t in sorted(t for t in self.ticks if low <= t <= high):
+            numbers, source = self.ticks[t]
+            row = {"timestamp": dt.datetime.fromtimestamp(t // 1000, UTC) + dt.timedelta(milliseconds=t % 1000),
+                   **{name: _opt(x) for name, x in zip(TICK_ARRAYS[1:-1], numbers)}, "source": source}
+            row["granularity"] = _label(numbers[-1])
+            out.append(row)
+        return out
+
+    def document(self, updated_at: dt.datetime) -> dict:
+        times = sorted(self.ticks)
+        columns = {name: _pack(self.ticks[t][0][i] for t in times) for i, name in enumerate(TICK_ARRAYS[1:])}
+        sources = sorted({self.ticks[t][1] for t in times})
+        return {"_id": view_id(self.series, "ticks"), "series": self.series, "sensor_id": self.ticker, "kind": "ticks",
+                "size": TICK_RING_SIZE, "currency": self.currency, "source": self.source, "rev": self.rev,
+                "updated_at": updated_at, "t": _pack(times), **columns, "sources": sources,
+                "src": _pack(float(sources.index(self.ticks[t][1])) for t in times)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping) -> "TickRing":
+        ring = cls(series=doc["series"], ticker=doc["sensor_id"], currency=doc.get("currency") or "usd",
+                   source=doc.get("source"), rev=int(doc.get("rev", 0)))
+        columns = [_unpack(doc[name]) for name in TICK_ARRAYS[1:]]
+        sources = doc.get("sources") or []
+        for i, (t, code) in enumerate(zip(_unpack(doc["t"]), _unpack(doc["src"]))):
+            ring.ticks[int(t)] = (tuple(column[i] for column in columns), sources[int(code)])
+        return ring
+
+
+_LABELS = {seconds: label for label, seconds in (("5m", 300), ("1h", 3600), ("1d", 86400))}
+
+
+def _label(seconds: float) -> Optional[str]:
+    return None if math.isnan(seconds) or not seconds else _LABELS.get(int(seconds), f"{int(seconds)}s")

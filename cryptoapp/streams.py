@@ -1,0 +1,57 @@
+"""Batched agents: table writes in the right partition, and batches whose offsets wait until they are written.
+
+Faust puts a table write into the changelog partition of the *current* event (so that a table and the stream
+that feeds it stay co-partitioned). A batch from `take_events()` mixes partitions, and its current event is only
+the last one; writing every key under its own event keeps each key in its ticker's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+from faust.streams import _current_event
+from faust.types import EventT
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
+
+
+async def written_before_commit(app, events: Sequence[EventT], write: Callable[[Sequence[EventT]], Awaitable[None]],
+                                what: str) -> None:
+    """Runs `write(events)`; its offsets may be committed only once it returned.
+
+    Faust acks a batch as the agent's loop unwinds, even on cancellation, and commits after an agent raises: so a
+    failure is tried once more now (every write here is idempotent), and a batch that still cannot be written ends
+    the process with 70 before any commit, so Kafka redelivers it.
+    """
+    try:
+        await write(events)
+    except BaseException as exc:
+        if not (app.should_stop or isinstance(exc, asyncio.CancelledError)):
+            log.exception("%s: a batch of %d messages failed unexpectedly; trying once more", what, len(events))
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await write(events)
+        except BaseException:
+            log.critical("%s: exiting with a batch of %d messages not written (MongoDB unreachable?); their offsets "
+                         "stay uncommitted and Kafka redelivers them on restart", what, len(events))
+            logging.shutdown()
+            os._exit(70)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+
+
+@contextlib.contextmanager
+def in_partition_of(event: EventT) -> Iterator[None]:
+    """Table writes inside go to the changelog partition of `event`'s message."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
