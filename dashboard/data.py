@@ -142,7 +142,8 @@ def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
 def latest(db: Database) -> pd.DataFrame:
     """The newest tick of every series (crypto.latest: one document a series), default coins first."""
     frame = tick_frame(db[LATEST].find({}, {"inserted_at": 0}))
-    frame = frame[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t)))]
+    # astype(bool): on an empty frame map() gives an object Series, which pandas takes for column names.
+    frame = frame[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t))).astype(bool)]
     order = {t: i for i, t in enumerate(DEFAULT_TICKERS)}
     frame = frame.assign(_order=frame["sensor_id"].map(lambda t: order.get(t, len(order))),
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
