@@ -248,16 +248,23 @@ def evaluate(rule: AlertRule, state: RuleState, tick, now: dt.datetime, hysteres
 
 
 def evaluate_tick(rules: Iterable[AlertRule], states: MutableMapping[str, RuleState], tick, now: dt.datetime,
-                  hysteresis: float = DEFAULT_HYSTERESIS) -> list[Firing]:
-    """Every firing of one tick under the rules of its coin; a rule without state gets a fresh one."""
+                  hysteresis: float = DEFAULT_HYSTERESIS, changed: Optional[set[str]] = None) -> list[Firing]:
+    """Every firing of one tick under the rules of its coin; a rule without state gets a fresh one.
+
+    `changed`, when given, receives the ids of the rules whose state changed in a way worth persisting (its
+    revision moved)."""
     at = tick.timestamp.timestamp()
-    tick_id = stored_tick_id(tick.ticker, tick.timestamp, tick.source)
+    tick_id = None  # the stored _id, worked out for the first firing only: most ticks fire nothing
     firings = []
     for rule in rules:
         state = states.get(rule.id)
         if state is None:
             state = states[rule.id] = RuleState()
+        revision = state.revision
         firing = evaluate(rule, state, tick, now, hysteresis, tick_id=tick_id, at=at)
         if firing is not None:
+            tick_id = firing.tick_id
             firings.append(firing)
+        if changed is not None and state.revision != revision:
+            changed.add(rule.id)
     return firings

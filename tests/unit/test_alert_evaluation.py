@@ -145,3 +145,17 @@ def test_evaluate_tick_runs_every_rule_of_the_coin_with_its_own_state():
     assert [f.rule_id for f in evaluate_tick(rules, states, tick(0, 150), NOW)] == [rules[0].id]
     assert [f.rule_id for f in evaluate_tick(rules, states, tick(1, 40), NOW)] == [rules[1].id]
     assert set(states) == {r.id for r in rules}
+
+
+def test_evaluate_tick_names_the_rules_whose_state_must_be_persisted():
+    above, rising = new_rule("BTC", "above", 100), new_rule("BTC", "change_pct", 50, window="1h")
+    states, changed = {}, set()
+    evaluate_tick([above, rising], states, tick(0, 90), NOW, changed=changed)
+    assert changed == {rising.id}  # a window bucket opened; `above` stayed armed
+    changed.clear()
+    firings = evaluate_tick([above, rising], states, tick(1, 101), NOW, changed=changed)
+    assert [f.rule_id for f in firings] == [above.id] and firings[0].tick_id == "BTC_2025-11-21T10:00:01Z"
+    assert changed == {above.id}  # disarmed; 101 fell into the same minute bucket of the 1 h window
+    changed.clear()
+    evaluate_tick([above, rising], states, tick(2, 100.5), NOW, changed=changed)
+    assert changed == set()  # inside the band, same bucket: nothing worth a changelog record
