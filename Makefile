@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := scripts/services.sh
 
-.PHONY: install services stop status logs run test bench demo chaos clean
+.PHONY: install services stop status logs run test bench demo chaos clean screenshots
 
 install: $(STAMP)
 
@@ -39,12 +39,17 @@ run: services
 	@echo "Logs:           .local/logs/worker.log, .local/logs/dashboard.log    Stop: make stop"
 
 # Offline demonstration: simulated prices (every tick labelled source=simulated) every 2 s.
+demo: export CRYPTO_SOURCES = simulated
 demo: export CRYPTO_SOURCE = simulated
 demo: export CRYPTO_INTERVAL ?= 2
 demo: run
 
 test: services
 	$(BIN)/pytest
+
+# The browser tests, writing their screenshots into docs/img/ (the README's pictures) instead of .local/artifacts/.
+screenshots: services
+	CRYPTOAPP_SCREENSHOTS=docs/img $(BIN)/pytest tests/e2e/test_browser.py
 
 clean: stop
 	rm -rf .local

@@ -11,10 +11,10 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench import harness, history_query, latency, sink_throughput, storage_cost
+from bench import harness, latency, reads, sink_throughput, storage_cost
 from bench.profiling import Profiler
 
-SECTIONS = ("sink_throughput", "latency", "history_query", "storage")
+SECTIONS = ("sink_throughput", "latency", "reads", "storage")
 FULL_OUT = harness.ROOT / "bench" / "results.json"
 # Quick runs only prove the code still works: they must never replace the numbers of a full run.
 QUICK_OUT = harness.ROOT / ".local" / "bench" / "results-quick.json"
@@ -48,14 +48,17 @@ def targets(results: dict) -> list[dict]:
         return {"target": name, "value": value, "goal": target, "met": None if value is None else ok(value)}
 
     sink = results.get("sink_throughput", {})
-    hist = results.get("history_query", {})
+    rd = results.get("reads", {}) if _get(results, "reads", "status") == "ok" else {}
     return [
         row("sink >= 10 x naive insert_one", sink.get("sink_vs_naive"), ">= 10", lambda v: v >= 10),
         row("sink >= 0.8 x raw insert_many", sink.get("sink_vs_ceiling"), ">= 0.8", lambda v: v >= 0.8),
         row("latency p99 (ms, creation -> readable by)", _get(results, "latency", "readable_ms", "p99")
             if _get(results, "latency", "status") == "ok" else None, "< 500", lambda v: v < 500),
-        row("history 1-minute p95 (ms)", _get(hist, "datasets", "1-minute", "p95_ms"), "< 150", lambda v: v < 150),
-        row("history 1-second p95 (ms)", _get(hist, "datasets", "1-second", "p95_ms"), "< 1000", lambda v: v < 1000),
+        row(f"every read's p95 at {_fmt((rd.get('archive_ticks') or [None])[-1])} ticks (ms)",
+            rd.get("worst_p95_ms_at_largest"), f"< {reads.TARGET_MS:g}", lambda v: v < reads.TARGET_MS),
+        row("reads flat: p95 at the largest / at the smallest archive", rd.get("largest_over_smallest"),
+            f"<= {reads.FLAT:g}", lambda v: v <= reads.FLAT),
+        row("sink with candles on / off", sink.get("candles_sink_ratio"), ">= 0.8", lambda v: v >= 0.8),
         row("worker RSS after sink run (MB)", _get(sink, "project_sink", "worker_rss_mb"), "< 250",
             lambda v: v < 250),
     ]
@@ -82,6 +85,7 @@ def table(results: dict) -> str:
     if sink.get("status") == "ok":
         lines.append(f"Sink throughput ({sink['ticks']:,} ticks already in Kafka)")
         for key, what in (("project_sink", "(a) project sink (worker subprocess)"),
+                          ("project_sink_candles_off", "(a') the same sink with CRYPTO_CANDLES=0"),
                           ("naive_insert_one", "(b) naive consumer, insert_one per message"),
                           ("raw_insert_many", "(c) raw insert_many, no Kafka (ceiling)"),
                           ("store_without_kafka", "(d) the sink's PriceStore writes, no Kafka/Faust")):
@@ -99,17 +103,16 @@ def table(results: dict) -> str:
             add(f"{q} creation -> write started (lower bound)", lat["write_started_ms"][q], "ms")
         add("window ticks stored by the deadline", lat["stored_by_deadline"],
             f"of {lat['ticks_in_window']:,} (drain up to {lat['drain_limit_s']:.0f} s)")
-    hist = results.get("history_query", {})
-    if hist.get("status") == "ok":
-        lines.append(f"History query ({hist['ticker']}, {hist['hours']} h, load_history, up to {hist['runs']} runs "
-                     f"or {hist['budget_s_per_dataset']:.0f} s per dataset)")
-        for label, entry in hist["datasets"].items():
-            seeded = f"seeded in {entry['seeded_s']} s" + (" (earlier run)" if entry.get("reused") else "")
-            add(f"{label} ({entry['ticks']:,} ticks) p50 of {entry['runs_done']} runs", entry["p50_ms"], "ms")
-            add(f"{label} p95", entry["p95_ms"], f"ms  ({entry['rows']:,} rows; {seeded})")
-            add(f"{label} query process RSS after runs", entry["rss_after_mb"], "MB")
-    elif hist.get("status") not in (None, "not run"):
-        lines.append(f"History query: {hist.get('status')} ({hist.get('reason') or hist.get('error')})")
+    rd = results.get("reads", {})
+    if rd.get("status") == "ok":
+        lines.append("Dashboard reads of the serving views, p95 (ms), by archive size (ticks of five coins, 1/min)")
+        lines.append(f"  {'archive ticks':<52} " + " ".join(f"{n:>12,}" for n in rd["archive_ticks"]))
+        for key, what in (("live_p95_ms", "live tab (load_live)"), ("history_24h_p95_ms", "history 24 h"),
+                          ("history_168h_p95_ms", "history 168 h"), ("coin_list_p95_ms", "coin list"),
+                          ("archive_scan_168h_p95_ms", "baseline: 168 h filtered from the archive")):
+            lines.append(f"  {what:<52} " + " ".join(f"{_fmt(v):>12}" for v in rd[key]))
+    elif rd.get("status") not in (None, "not run"):
+        lines.append(f"Reads: {rd.get('status')} ({rd.get('reason') or rd.get('error')})")
     store = results.get("storage", {})
     if store.get("status") == "ok":
         lines.append("Storage (collStats size + totalIndexSize)")
@@ -141,8 +144,6 @@ def main(argv=None) -> int:
     parser.add_argument("--latency-source", choices=("producer", "simulated"), default="producer",
                         help="who publishes the latency run's ticks: a bench producer at a steady rate (default), or "
                              "the worker's own simulated source through its timer (100 coins every 0.1 s)")
-    parser.add_argument("--history-budget", type=float, default=300.0, metavar="SECONDS",
-                        help="stop a history dataset's 20 runs after this long (default 300; one run always happens)")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SECTIONS)
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
     runners = {
         "sink_throughput": lambda: sink_throughput.run(args.quick, profiler),
         "latency": lambda: latency.run(args.quick, profiler, args.latency_source),
-        "history_query": lambda: history_query.run(args.quick, profiler, args.history_budget),
+        "reads": lambda: reads.run(args.quick),
         "storage": lambda: storage_cost.run(args.quick),
     }
     for name in SECTIONS:
@@ -168,10 +169,7 @@ def main(argv=None) -> int:
     results["memory"] = {
         "worker_rss_mb_after_sink": _get(results, "sink_throughput", "project_sink", "worker_rss_mb"),
         "worker_rss_mb_after_latency": _get(results, "latency", "worker_rss_mb"),
-        "dashboard_query_process_rss_mb": {label: entry.get("rss_after_mb") for label, entry in
-                                           (_get(results, "history_query", "datasets") or {}).items()},
-        "how": "psutil RSS of the worker subprocess before it is stopped; the history query runs in its own "
-               "process (bench.history_probe), RSS read after its runs",
+        "how": "psutil RSS of the worker subprocess before it is stopped",
     }
     results["targets"] = targets(results)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -113,11 +113,14 @@ def write_rate(stamps: list[dt.datetime]) -> tuple[float | None, float]:
     return (round(written / seconds, 1) if seconds > 0 else None), seconds
 
 
-def project_sink(client, name: str, topic: str, total: int, time_cap: float, poll: float, profiler: Profiler) -> dict:
-    """(a) The real `cryptoapp worker` (app id and database `name`) consuming the pre-filled topic; its source idles."""
+def project_sink(client, name: str, topic: str, total: int, time_cap: float, poll: float, profiler: Profiler,
+                 candles: bool = True) -> dict:
+    """(a) The real `cryptoapp worker` (app id and database `name`) consuming the pre-filled topic; its source idles.
+    `candles`: with the candles and views kept (as it runs), or the sink alone (CRYPTO_CANDLES=0)."""
     # A huge interval: the worker's timer polls once at start-up (one DOGE tick, told apart below), then never.
     worker = Worker(name, {"CRYPTO_TOPIC": topic, "MONGO_DB": name, "CRYPTO_SOURCE": "simulated",
                            "CRYPTO_INTERVAL": "1e9", "CRYPTO_SYMBOLS": "dogecoin",
+                           "CRYPTO_CANDLES": "1" if candles else "0",
                            "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust")})
     collection = client[name].prices
     server = harness.mongo_server_process()
@@ -153,7 +156,10 @@ def run(quick: bool, profiler: Profiler) -> dict:
     total = 2_000 if quick else 100_000
     caps = {"sink": 15.0, "naive": 5.0, "store": 10.0} if quick else {"sink": 300.0, "naive": 300.0, "store": 300.0}
     topic, worker_name = harness.unique_name("sink-topic"), harness.unique_name("sink")
-    ticks = harness.simulated_ticks(total, dt.datetime(2025, 11, 21, tzinfo=UTC), dt.timedelta(seconds=1))
+    bare_name = harness.unique_name("sink-bare")
+    # Recent ticks: the candles take them (ticks older than CRYPTO_CANDLES_HOURS would be left out, and cost nothing).
+    end = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
+    ticks = harness.simulated_ticks(total, end, dt.timedelta(seconds=1))
     client = harness.mongo()
     try:
         asyncio.run(harness.create_topic(topic, load().partitions))
@@ -166,11 +172,15 @@ def run(quick: bool, profiler: Profiler) -> dict:
             "store_without_kafka": store_without_kafka(client, ticks, caps["store"]),
             "naive_insert_one": naive_consumer(client, topic, total, caps["naive"]),
             "project_sink": project_sink(client, worker_name, topic, total, caps["sink"], 0.5, profiler),
+            "project_sink_candles_off": project_sink(client, bare_name, topic, total, caps["sink"], 0.5, profiler,
+                                                     candles=False),
         }
     finally:
-        asyncio.run(harness.delete_topics_with_prefix(topic, worker_name))
+        asyncio.run(harness.delete_topics_with_prefix(topic, worker_name, bare_name))
         client.close()
     sink, naive, ceiling = (result[k]["ticks_per_s"] for k in ("project_sink", "naive_insert_one", "raw_insert_many"))
     result["sink_vs_naive"] = round(sink / naive, 2) if naive else None
     result["sink_vs_ceiling"] = round(sink / ceiling, 3) if ceiling else None
+    bare = result["project_sink_candles_off"]["ticks_per_s"]
+    result["candles_sink_ratio"] = round(sink / bare, 2) if bare else None
     return result

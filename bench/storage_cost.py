@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
 import psutil
 
 from bench import harness
-from bench.history_query import Dataset, datasets, ensure_seeded
+from bench.reads import Archive, archives, ensure_seeded
 
 MONTH_AT_ONE_A_MINUTE = 30 * 24 * 60
 SEED_CLAIM_BYTES = 2**30  # the seed's README: "about 1 GB per month per crypto"
@@ -31,7 +30,7 @@ def _sqlite_files(database: str) -> int | None:
     return sum(f.stat().st_size for f in files if f.exists()) or None
 
 
-def _measure(client, data: Dataset) -> dict:
+def _measure(client, data: Archive) -> dict:
     stats = client[data.database].command("collStats", "prices")
     count = stats["count"]
     total = stats["size"] + stats["totalIndexSize"]
@@ -48,21 +47,20 @@ def _measure(client, data: Dataset) -> dict:
 
 def run(quick: bool) -> dict:
     client = harness.mongo()
-    sets = ([Dataset("1-minute", harness.unique_name("storage"), dt.timedelta(minutes=1), 2_000, False)]
-            if quick else datasets(False))
+    sets = archives(quick)[:1]  # five coins at one tick a minute; the full run reuses the reads' 10,080-tick archive
     result = {"source": "collStats: size + totalIndexSize, divided by count",
               "month_ticks": MONTH_AT_ONE_A_MINUTE, "seed_claim_mb_per_month": SEED_CLAIM_BYTES / 2**20,
               "datasets": {}}
     try:
         for data in sets:
             ensure_seeded(client, data)
-            result["datasets"][data.label] = _measure(client, data)
+            result["datasets"][f"{data.ticks}"] = _measure(client, data)
     finally:
         for data in sets:
             if not data.keep:
                 client.drop_database(data.database)
         client.close()
-    one_minute = result["datasets"]["1-minute"]
+    one_minute = result["datasets"][f"{sets[0].ticks}"]
     result["bytes_per_tick"] = one_minute["bytes_per_tick"]
     result["month_1_per_minute_mb"] = one_minute["month_1_per_minute_mb"]
     return result

@@ -1,5 +1,5 @@
 """The Faust app: broker, topics, the latest_prices table and the services the agents share (store, price
-source, request budget, alert rules and delivery), declared once; `main()` is the console script."""
+sources, request budget, coins, alert rules and delivery), declared once; `main()` is the console script."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 from functools import cached_property
+from pathlib import Path
+from typing import Optional
 
 import faust
 from faust.app.base import SCAN_IGNORE
@@ -18,12 +20,15 @@ from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.rulebook import RuleBook
-from cryptoapp.coins import Coin, resolve_all
+from cryptoapp.coins import Coin, load_catalogue, read_catalogue, resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
-from cryptoapp.settings import ConfigError, Settings, apply_flags, settings
+from cryptoapp.schema import COINGECKO
+from cryptoapp.settings import EXCHANGE, ConfigError, Settings, apply_flags, settings
 from cryptoapp.sources import PriceSource, make_source
 from cryptoapp.sources.budget import request_budget
+from cryptoapp.sources.coingecko import CoinGeckoClient
+from cryptoapp.sources.exchange import ExchangeSource, exchange_class
 from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ BROKER_WAIT_LOG_EVERY = 30.0  # seconds between "still waiting" lines while Kafk
 STOP_TIMEOUT = 15.0  # seconds a stopping worker may take (it needs 1-2); services.sh kills after 30
 REPEATED_CLIENT_LINES_EVERY = 30.0  # seconds between two same aiokafka complaints
 CHANGELOG_SEGMENT_MS = 60_000  # latest_prices' changelog rolls a segment a minute, which compaction can then shrink
+CATALOGUE_WAIT = 15.0  # seconds start-up waits for CoinGecko's coin list before using the cached or built-in one
+STREAM_STOP_TIMEOUT = 5.0  # seconds the exchange stream may take to close (it needs well under one)
 
 
 class RepeatedClientLines(logging.Filter):
@@ -82,12 +89,15 @@ class PricesApp(faust.App):
 
     It owns the services its agents, timers and commands share. They are made on first use, after the
     command line's flags reached the settings, and they start before the agents, tables and timers
-    (the app's own dependencies), so no agent has to start them by hand.
+    (the app's own dependencies), so no agent has to start them by hand. The polled source starts once
+    the coins are resolved (on_first_start); the exchange stream runs on the leader only
+    (follow_leadership).
     """
 
     def __init__(self, *args, settings: Settings, **kwargs):
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.exchange_source: Optional[ExchangeSource] = None  # streaming while this worker leads
         self._own_topics: list = []
 
     def topic(self, *topics: str, **kwargs):
@@ -99,6 +109,8 @@ class PricesApp(faust.App):
 
     @cached_property
     def coins(self) -> tuple[Coin, ...]:
+        """The coins of CRYPTO_SYMBOLS. A started worker resolves them through CoinGecko's catalogue
+        (resolve_coins); before that, and in commands, through the built-in list."""
         return resolve_all(self.settings.symbols)
 
     @cached_property
@@ -111,7 +123,8 @@ class PricesApp(faust.App):
         return PriceStore(self.settings.mongo_uri, self.settings.mongo_db)
 
     @cached_property
-    def source(self) -> PriceSource:
+    def source(self) -> Optional[PriceSource]:
+        """The polled source (coingecko or simulated), None when CRYPTO_SOURCES has none (exchange only)."""
         return make_source(self.settings, self.coins, self.request_budget)
 
     @cached_property
@@ -144,8 +157,63 @@ class PricesApp(faust.App):
         super().discover(*extra_modules, categories=categories, ignore=ignore)
 
     def on_init_dependencies(self):
-        # Started in this order, before the agents (Faust's own dependencies); stopped in reverse, after them.
-        return [self.store, self.source, self.rulebook, self.alert_delivery, *super().on_init_dependencies()]
+        # The source is not among them: it needs the coins, which on_first_start resolves, and starts there.
+        # The alert services start after the store and before the agents (Faust's own dependencies).
+        return [self.store, self.rulebook, self.alert_delivery, *super().on_init_dependencies()]
+
+    async def resolve_coins(self) -> tuple[Coin, ...]:
+        """The coins through CoinGecko's catalogue (/coins/markets, cached a day in CRYPTO_COINS_CACHE) when
+        CoinGecko is a source; else, or when it does not answer in time, the cached catalogue or the built-in
+        list (load_catalogue and this method log one warning when CoinGecko was asked and did not answer)."""
+        s = self.settings
+        path = Path(s.coins_cache)
+        if COINGECKO not in s.sources:
+            catalogue = read_catalogue(path)  # what CoinGecko said last time, if it ever did; no call
+        else:
+            try:
+                async with asyncio.timeout(CATALOGUE_WAIT):
+                    async with CoinGeckoClient(s.coingecko_api_url, s.api_key, self.request_budget,
+                                               timeout=s.coingecko_timeout) as client:
+                        catalogue = await load_catalogue(client, path, s.symbols)
+            except TimeoutError:
+                catalogue = read_catalogue(path)
+                log.warning("CoinGecko's coin list did not come within %.0f s; using %s", CATALOGUE_WAIT,
+                            f"the cached one of {catalogue.fetched_at:%Y-%m-%d}" if catalogue else "the built-in list")
+        coins = resolve_all(s.symbols, catalogue)
+        log.info("coins (%s): %s", f"CoinGecko's list of {catalogue.fetched_at:%Y-%m-%d}" if catalogue else
+                 "the built-in list", ", ".join(c.ticker for c in coins))
+        return coins
+
+    async def follow_leadership(self, leading: Optional[bool] = None) -> None:
+        """Streams from the exchange while this worker is the leader, and only then: started when it becomes
+        the leader, stopped when it is not any more (`leading` False: stop now, e.g. partitions revoked)."""
+        if EXCHANGE not in self.settings.sources:
+            return
+        if leading is None:
+            # Not while a rebalance runs: until its end the old assignment may still say "leader" here while
+            # the new one already makes another worker the leader.
+            leading = self.is_leader() and not self.rebalancing
+        wanted = leading and not self.should_stop
+        if wanted and self.exchange_source is None:
+            s = self.settings
+            source = self.exchange_source = ExchangeSource(
+                s.exchange, self.coins, self.publish, max_hz=s.exchange_max_hz, stall_s=s.exchange_stall_s,
+                ws_url=s.exchange_ws_url, rest_url=s.exchange_rest_url,
+                other_sources=(s.polled_source,) if s.polled_source else ())
+            log.info("this worker leads: streaming %s quotes (at most %g a second per coin)", s.exchange,
+                     s.exchange_max_hz)
+            try:
+                await source.start()
+            except Exception:  # a bug: logged once; the instance stays, so it is not retried every second
+                log.exception("the %s stream failed to start; the other sources go on", s.exchange)
+        elif not wanted and self.exchange_source is not None:
+            source, self.exchange_source = self.exchange_source, None
+            log.info("%s: stopping the stream (%s)", source.exchange_id,
+                     "the worker stops" if self.should_stop else "this worker no longer leads")
+            try:
+                await asyncio.wait_for(source.stop(), STREAM_STOP_TIMEOUT)
+            except Exception as exc:  # a timeout too: stopping must never hold up a rebalance or the worker's stop
+                log.warning("%s: the stream did not close cleanly (%r)", source.exchange_id, exc)
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -162,6 +230,9 @@ class PricesApp(faust.App):
                 await topic.maybe_declare()
         except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
             log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)
+        self.coins = await self.resolve_coins()
+        if self.source is not None:
+            await self.add_runtime_dependency(self.source)
 
     async def on_stop(self) -> None:
         # Faust first waits, without a timeout, until every message taken is acked: a batch MongoDB
@@ -170,6 +241,7 @@ class PricesApp(faust.App):
         watchdog = threading.Timer(STOP_TIMEOUT, _exit_unfinished)
         watchdog.daemon = True
         watchdog.start()
+        await self.follow_leadership(leading=False)  # no tick is published into a stopping producer
         await super().on_stop()
 
     def _new_transport(self):
@@ -203,6 +275,18 @@ class PricesApp(faust.App):
         if not self.should_stop:
             log.warning("Kafka at %s answers after %.0f s: starting", where, time.monotonic() - started)
 
+
+def check_sources(s: Settings) -> None:
+    """Raises ConfigError when CRYPTO_EXCHANGE names no exchange ccxt can stream (only with the exchange on:
+    the check imports ccxt, which takes a few seconds the first time)."""
+    if EXCHANGE in s.sources:
+        exchange_class(s.exchange)
+
+
+try:
+    check_sources(settings)
+except ConfigError as exc:  # the user's to fix: one line, no traceback, before anything starts
+    raise SystemExit(f"cryptoapp: {exc}") from None
 
 app = PricesApp(
     settings.app_id,

@@ -13,14 +13,21 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from cryptoapp.schema import DEFAULT_SYMBOLS
+from cryptoapp.coins import parse_top
+from cryptoapp.schema import COINGECKO, DEFAULT_SYMBOLS, SIMULATED
 from cryptoapp.uris import mask_uri, mongo_servers
 
-SOURCES = ("coingecko", "simulated")
+EXCHANGE = "exchange"  # the CRYPTO_SOURCES name of the exchange stream; its ticks carry the exchange's id
+SOURCES = (COINGECKO, SIMULATED, EXCHANGE)
+# Binance US lists all five default coins against USD (USDT as USDT/USD), reachable without a key
+# (shared/reference/exchanges.md); its @ticker stream carries bid, ask, their sizes, last and event time.
+DEFAULT_EXCHANGE = "binanceus"
+DEFAULT_MAX_HZ = 1.0
+DEFAULT_STALL_S = 30.0  # @ticker sends every second: 30 s without any message is a dead stream
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -29,15 +36,31 @@ class ConfigError(ValueError):
 
 
 def parse_symbols(text: str) -> tuple[str, ...]:
-    """Coins as CoinGecko ids or tickers, separated by commas and/or spaces; order kept, repeats dropped."""
+    """Coins as CoinGecko ids, tickers or `top:N` (the N largest by market cap), separated by commas and/or
+    spaces; order kept, repeats dropped."""
     symbols = [s for s in re.split(r"[,\s]+", text.strip()) if s]
     if not symbols:
         raise ConfigError("CRYPTO_SYMBOLS is empty: name at least one coin, e.g. 'bitcoin ethereum' or 'BTC,ETH'")
-    bad = [s for s in symbols if not _SYMBOL.fullmatch(s)]
+    bad = [s for s in symbols if not (_SYMBOL.fullmatch(s) or parse_top(s) is not None)]
     if bad:
         raise ConfigError(f"CRYPTO_SYMBOLS has invalid coin names {bad}: use CoinGecko ids or tickers such as "
-                          "'bitcoin' or 'BTC'")
+                          "'bitcoin' or 'BTC', or top:N for the N largest coins (N from 1)")
     return tuple(dict.fromkeys(symbols))
+
+
+def parse_sources(text: str) -> tuple[str, ...]:
+    """CRYPTO_SOURCES: comma (or space) separated source names, order kept, repeats dropped. CoinGecko and the
+    simulated source write the same series (the simulated one stands in for CoinGecko), so not both."""
+    names = tuple(dict.fromkeys(n.lower() for n in re.split(r"[,\s]+", str(text).strip()) if n))
+    if not names:
+        raise ValueError(f"is empty: name one or more of {', '.join(SOURCES)}")
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise ValueError(f"names unknown sources {unknown}: use {', '.join(SOURCES)}, comma separated (the exchange "
+                         "itself is CRYPTO_EXCHANGE)")
+    if COINGECKO in names and SIMULATED in names:
+        raise ValueError(f"has both {COINGECKO} and {SIMULATED}, whose ticks would share one series: keep one")
+    return names
 
 
 def _number(kind=float, minimum: float = 0.0, strict: bool = True, unit: str = ""):
@@ -85,7 +108,14 @@ class Settings(BaseSettings):
     # --- the worker ---
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SYMBOLS, alias="CRYPTO_SYMBOLS")
     interval: float = Field(60.0, alias="CRYPTO_INTERVAL")  # the dashboard's "stale" follows it too
-    source: str = Field("coingecko", alias="CRYPTO_SOURCE")
+    source: str = Field(COINGECKO, alias="CRYPTO_SOURCE")  # one source: the spelling before CRYPTO_SOURCES
+    sources_named: Optional[tuple[str, ...]] = Field(None, alias="CRYPTO_SOURCES")  # read it as `sources`
+    exchange: str = Field(DEFAULT_EXCHANGE, alias="CRYPTO_EXCHANGE")  # ccxt id; checked when the worker starts
+    exchange_max_hz: float = Field(DEFAULT_MAX_HZ, alias="CRYPTO_EXCHANGE_MAX_HZ")
+    exchange_stall_s: float = Field(DEFAULT_STALL_S, alias="CRYPTO_EXCHANGE_STALL_S")
+    exchange_ws_url: Optional[str] = Field(None, alias="CRYPTO_EXCHANGE_WS_URL")  # tests: a local server
+    exchange_rest_url: Optional[str] = Field(None, alias="CRYPTO_EXCHANGE_REST_URL")
+    coins_cache: str = Field(".local/coingecko-coins.json", alias="CRYPTO_COINS_CACHE")
     coingecko_api_url: str = Field("https://api.coingecko.com/api/v3", alias="COINGECKO_API_URL")
     coingecko_api_key: Optional[SecretStr] = Field(None, alias="COINGECKO_API_KEY")
     coingecko_timeout: float = Field(20.0, alias="COINGECKO_TIMEOUT")  # seconds a call may take (connect: ≤ 5)
@@ -138,6 +168,8 @@ class Settings(BaseSettings):
     @classmethod
     def _archive_days(cls, value):
         return None if value is None else _number(float, 0.0, unit=" days")(value)
+    _exchange_numbers = field_validator("exchange_max_hz", "exchange_stall_s",
+                                        mode="before")(_number(float, 0.0))
     _alert_seconds = field_validator("alert_rules_poll", "alert_webhook_timeout", "alert_max_backoff",
                                      "alert_give_up_after", "alert_outbox_sweep",
                                      mode="before")(_number(float, 0.0, unit=" s"))
@@ -162,6 +194,42 @@ class Settings(BaseSettings):
             raise ValueError(f"is unknown: use one of {', '.join(SOURCES)}")
         return value
 
+    @field_validator("sources_named", mode="before")
+    @classmethod
+    def _sources(cls, value):
+        if value is None:
+            return None
+        return parse_sources(value if isinstance(value, str) else ",".join(value))
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self):
+        # Both set and disagreeing is a configuration half moved to CRYPTO_SOURCES: say so, do not pick one.
+        if self.sources_named and "source" in self.model_fields_set and self.source not in self.sources_named:
+            raise ConfigError(f"CRYPTO_SOURCE={self.source!r} is not among CRYPTO_SOURCES="
+                              f"{','.join(self.sources_named)!r}: unset CRYPTO_SOURCE, CRYPTO_SOURCES replaces it")
+        return self
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _exchange(cls, value):
+        # ccxt's ids are lower case; whether ccxt knows this one is checked when the worker starts
+        # (cryptoapp.app), so the dashboard, which reads these settings too, never imports ccxt.
+        return str(value).strip().lower()
+
+    @field_validator("exchange_ws_url", mode="before")
+    @classmethod
+    def _ws_url(cls, value):
+        if value is not None and not str(value).startswith(("ws://", "wss://")):
+            raise ValueError("is not a WebSocket URL: it starts with ws:// or wss://")
+        return value
+
+    @field_validator("exchange_rest_url", mode="before")
+    @classmethod
+    def _rest_url(cls, value):
+        if value is not None and not str(value).startswith(("http://", "https://")):
+            raise ValueError("is not an HTTP URL: it starts with http:// or https://")
+        return value if value is None else str(value).rstrip("/")
+
     @field_validator("coingecko_api_url", mode="before")
     @classmethod
     def _api_url(cls, value):
@@ -178,6 +246,16 @@ class Settings(BaseSettings):
         # A settings object that ends up in a log or a traceback shows no password.
         for name, value in super().__repr_args__():
             yield name, mask_uri(value) if name == "mongo_uri" else value
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources the worker runs: CRYPTO_SOURCES, else CRYPTO_SOURCE alone (default coingecko)."""
+        return self.sources_named or (self.source,)
+
+    @property
+    def polled_source(self) -> Optional[str]:
+        """The source the fetch timer polls (coingecko or simulated; at most one), or None."""
+        return next((name for name in self.sources if name in (COINGECKO, SIMULATED)), None)
 
     @property
     def dlq_topic(self) -> str:
@@ -225,16 +303,16 @@ def _one_line(exc: ValidationError, name: str | None = None) -> ConfigError:
     """pydantic's report as one line per setting: NAME=value (masked when secret) and what to do."""
     lines = []
     for error in exc.errors(include_url=False):
-        name = name or (str(error["loc"][0]) if error["loc"] else "a setting")
+        setting = name or (str(error["loc"][0]) if error["loc"] else "a setting")
         value = error.get("input")
-        shown = mask_uri(str(value)) if name == "MONGO_URI" else "***" if name in _SECRET_FIELDS else str(value)
+        shown = mask_uri(str(value)) if setting == "MONGO_URI" else "***" if setting in _SECRET_FIELDS else str(value)
         message = re.sub(r"^Value error, ", "", error["msg"])
         if error["type"] == "bool_parsing":
             message = "is neither on nor off: use 1 or 0 (true/false, yes/no)"
         if isinstance(error.get("ctx", {}).get("error"), ConfigError):
             lines.append(str(error["ctx"]["error"]))
         else:
-            lines.append(f"{name}={shown!r} {message}")
+            lines.append(f"{setting}={shown!r} {message}")
     return ConfigError("; ".join(lines))
 
 

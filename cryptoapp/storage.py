@@ -17,8 +17,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, UTC, VIEWS, replaces,
-    series_id)
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, UTC,
+    VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -191,13 +191,16 @@ class PriceStore(Service):
         async for doc in self.prices.find({}, projection):
             yield doc
 
-    async def stored_times(self, ticker: str, since: dt.datetime) -> list[tuple[dt.datetime, str | None]]:
-        """The source times of `ticker`'s stored ticks since `since`, oldest first, each with its granularity.
+    async def stored_times(self, ticker: str, since: dt.datetime,
+                           sources: Iterable[str] = SEED_ID_SOURCES) -> list[tuple[dt.datetime, str | None]]:
+        """The source times of `ticker`'s stored ticks from `sources` since `since`, oldest first, each with its
+        granularity; by default CoinGecko's series (an exchange's ticks fill no gap in CoinGecko's history).
 
         Granularity is None for live ticks; backfill needs it to tell a gap from the spacing of filled history.
         """
         try:
-            cursor = self.prices.find({"sensor_id": ticker, "timestamp": {"$gte": since}},
+            cursor = self.prices.find({"sensor_id": ticker, "source": {"$in": sorted(sources)},
+                                       "timestamp": {"$gte": since}},
                                       {"_id": 0, "timestamp": 1, "granularity": 1}).sort("timestamp", ASCENDING)
             return [(doc["timestamp"], doc.get("granularity")) async for doc in cursor]
         except PyMongoError as exc:

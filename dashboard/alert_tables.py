@@ -45,7 +45,8 @@ def firings_frame(docs: Iterable[dict]) -> pd.DataFrame:
 
 
 def coins_with_bid_ask(latest: pd.DataFrame) -> set[str]:
-    """The coins whose newest tick carries bid and ask (the frame of data.load_live): spread_bps rules need them."""
+    """The coins with a series whose newest tick carries bid and ask (the frame of data.latest, one row a series):
+    spread_bps rules need them."""
     if latest.empty:
         return set()
     quoted = latest[latest["bid_price"].notna() & latest["ask_price"].notna()]

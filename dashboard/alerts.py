@@ -24,7 +24,8 @@ BADGE_NAMES = 3  # rules named in the badge; the Alerts tab lists them all
 
 
 def _form(settings: Settings, db) -> None:
-    coins = cache.coins(settings.mongo_uri, settings.mongo_db)
+    latest = cache.series(settings.mongo_uri, settings.mongo_db)  # the newest tick of every series
+    coins = list(dict.fromkeys(latest["sensor_id"]))
     with st.form("new_alert", clear_on_submit=False, border=True):
         st.markdown("**New alert**")
         left, middle, right = st.columns(3)
@@ -40,13 +41,8 @@ def _form(settings: Settings, db) -> None:
     if not submitted:
         return
     try:
-        with_book = set()
-        if kind == "spread_bps" and coins:
-            latest, _ = cache.live(settings.mongo_uri, settings.mongo_db, tuple(coins),
-                                   cache.period_end(dt.datetime.now(dt.timezone.utc), settings.refresh))
-            with_book = coins_with_bid_ask(latest)
         rule = new_rule(coin, kind, threshold, window=window, webhook=webhook, format=payload,
-                        coins_with_bid_ask=with_book)
+                        coins_with_bid_ask=coins_with_bid_ask(latest))
     except RuleError as exc:
         st.error(f"Not added: {exc}")
         return

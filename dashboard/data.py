@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 import re
 import time
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from pymongo import DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-from cryptoapp.candles.rings import RING_SIZE, BarRing, TickRing, view_id
+from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
 from cryptoapp.schema import (
     DEFAULT_TICKERS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
 from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS
@@ -142,8 +142,8 @@ def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
 def latest(db: Database) -> pd.DataFrame:
     """The newest tick of every series (crypto.latest: one document a series), default coins first."""
     frame = tick_frame(db[LATEST].find({}, {"inserted_at": 0}))
-    # astype(bool): on an empty frame map() gives an object Series, which pandas takes for column names.
-    frame = frame[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t))).astype(bool)]
+    # A boolean mask of its own dtype: an empty object-dtype mask would select columns (none) instead of rows.
+    frame = frame.loc[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t))).astype(bool)]
     order = {t: i for i, t in enumerate(DEFAULT_TICKERS)}
     frame = frame.assign(_order=frame["sensor_id"].map(lambda t: order.get(t, len(order))),
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
@@ -162,16 +162,60 @@ def list_coins(db: Database) -> list[str]:
     return coins_of(latest(db))
 
 
-def _ring(db: Database, series: str, kind: str):
-    doc = db[VIEWS].find_one({"_id": view_id(check_series(series), kind)})
-    if doc is None:
-        return None
-    return TickRing.from_document(doc) if kind == "ticks" else BarRing.from_document(doc)
+def _view(db: Database, series: str, kind: str) -> dict | None:
+    """One view document (a ring): one read by _id."""
+    return db[VIEWS].find_one({"_id": view_id(check_series(series), kind)})
 
 
-def _covers(ring: TickRing | None, start: dt.datetime) -> bool:
+def _times(seconds: np.ndarray) -> pd.DatetimeIndex:
+    return pd.to_datetime((seconds * 1000).round().astype("int64"), unit="ms", utc=True)
+
+
+def _held_from(doc: dict | None, unit: float) -> dt.datetime | None:
+    t = columns(doc)["t"] if doc else np.array([])
+    t = t[~np.isnan(t)]
+    return dt.datetime.fromtimestamp(float(t.min()) / unit, UTC) if len(t) else None
+
+
+def _covers(doc: dict | None, start: dt.datetime) -> bool:
     """Whether a tick ring holds every tick since `start`: it reaches back that far, or was never full."""
-    return ring is not None and bool(ring.ticks) and (not ring.full() or ring.oldest() <= start)
+    if doc is None:
+        return False
+    t = columns(doc)["t"]
+    return len(t) > 0 and (len(t) < TICK_RING_SIZE or float(t.min()) <= start.timestamp() * 1000)
+
+
+def ticks_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """The ticks of a tick ring with start <= time <= end, as a tick frame."""
+    if doc is None:
+        return tick_frame([])
+    cols = columns(doc)
+    keep = (cols["t"] >= start.timestamp() * 1000) & (cols["t"] <= end.timestamp() * 1000)
+    sources = np.array(doc.get("sources") or ["unknown"], dtype=object)
+    frame = pd.DataFrame({"timestamp": _times(cols["t"][keep] / 1000), "sensor_id": doc["sensor_id"],
+                          "series": doc["series"],
+                          **{name: cols[name][keep] if name in cols else np.nan for name in TICK_NUMBERS},
+                          "source": sources[cols["src"][keep].astype("int64")] if keep.any() else [],
+                          "granularity": [label_of(g) for g in cols["g"][keep]], "currency": doc.get("currency")})
+    frame["points"] = 1
+    return _with_spread(frame)[[*TICK_COLUMNS, "points"]].reset_index(drop=True)
+
+
+def bars_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """The bars of a bar ring with start <= bar start < end, oldest first, as a bar frame."""
+    if doc is None:
+        return bar_frame([])
+    cols = columns(doc)
+    seconds = RESOLUTIONS[doc["kind"]]
+    keep = ~np.isnan(cols["t"]) & (cols["t"] > start.timestamp() - seconds) & (cols["t"] < end.timestamp())
+    order = np.argsort(cols["t"][keep], kind="stable")
+    pick = {name: values[keep][order] for name, values in cols.items()}
+    names = {bits: bit_sources(int(bits), doc.get("source")) for bits in np.unique(pick["src"])}
+    return pd.DataFrame({"timestamp": _times(pick["t"]), "sensor_id": doc["sensor_id"], "series": doc["series"],
+                         "open": pick["o"], "high": pick["h"], "low": pick["l"], "close": pick["c"],
+                         "ticks": pick["n"].astype("int64"), "volume_24h": pick["v"],
+                         "sources": [names[bits] for bits in pick["src"]], "currency": doc.get("currency")},
+                        columns=list(BAR_COLUMNS))
 
 
 def fitting_resolution(hours: float, max_points: int = MAX_POINTS) -> str:
@@ -192,23 +236,18 @@ def load_history(db: Database, series: str, hours: float, now: dt.datetime | Non
     if resolution not in RESOLUTION_CHOICES:
         raise ValueError(f"resolution {resolution!r}: choose one of {', '.join(RESOLUTION_CHOICES)}")
     start, end = time_window(hours, now)
-    frame, held_from, ticks = None, None, None
+    frame = None
     if resolution in ("auto", "ticks"):
-        ring = _ring(db, series, "ticks")
-        rows = ring.rows(start, end) if ring is not None else []
-        if resolution == "ticks" or (_covers(ring, start) and len(rows) <= max_points):
-            frame, used, ticks = tick_frame({**row, "sensor_id": ring.ticker, "series": series,
-                                             "currency": ring.currency} for row in rows), "ticks", len(rows)
-            held_from = ring.oldest() if ring is not None else None
+        doc = _view(db, series, "ticks")
+        ticks = ticks_in(doc, start, end)
+        if resolution == "ticks" or (_covers(doc, start) and len(ticks) <= max_points):
+            frame, used, held_from, count = ticks, "ticks", _held_from(doc, 1000), len(ticks)
     if frame is None:
         used = fitting_resolution(hours, max_points) if resolution in ("auto", "ticks") else resolution
-        ring = _ring(db, series, used)
-        rows = ring.rows(start, end) if ring is not None else []
-        frame = bar_frame({**row, "sensor_id": ring.ticker, "series": series, "currency": ring.currency}
-                          for row in rows)
-        held_from = ring.oldest() if ring is not None else None
-        ticks = int(frame["ticks"].sum()) if len(frame) else 0
-    frame.attrs.update(resolution=used, start=start, end=end, held_from=held_from, ticks=ticks,
+        doc = _view(db, series, used)
+        frame = bars_in(doc, start, end)
+        held_from, count = _held_from(doc, 1), int(frame["ticks"].sum()) if len(frame) else 0
+    frame.attrs.update(resolution=used, start=start, end=end, held_from=held_from, ticks=count,
                        query_ms=(time.perf_counter() - started) * 1000)
     return frame
 
@@ -225,29 +264,24 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     newest = newest[newest["sensor_id"].isin(wanted)].reset_index(drop=True)
     start, end = time_window(hours, now)
     parts = []
-    for _, row in newest.iterrows():
-        series = row["series"]
-        ring = _ring(db, series, "ticks")
-        if _covers(ring, start):
-            rows = [{"timestamp": r["timestamp"], "value": r["value"], "source": r["source"]}
-                    for r in ring.rows(start, end)]
-            resolution = "ticks"
+    for series, source in zip(newest["series"], newest["source"]):
+        doc = _view(db, series, "ticks")
+        if _covers(doc, start):
+            ticks = ticks_in(doc, start, end)
+            part = pd.DataFrame({"timestamp": ticks["timestamp"], "value": ticks["value"], "source": ticks["source"],
+                                 "resolution": "ticks"})
         else:
-            bars = _ring(db, series, "5m")
-            rows = [{"timestamp": b["timestamp"], "value": b["close"], "source": row["source"]}
-                    for b in (bars.rows(start, end) if bars is not None else [])]
-            resolution = "5m"
-        parts += [{**r, "sensor_id": row["sensor_id"], "series": series, "resolution": resolution} for r in rows]
-    series_frame = pd.DataFrame(parts, columns=["timestamp", "sensor_id", "series", "value", "source", "resolution"])
+            bars = bars_in(_view(db, series, "5m"), start, end)
+            part = pd.DataFrame({"timestamp": bars["timestamp"], "value": bars["close"], "source": source,
+                                 "resolution": "5m"})
+        parts.append(part.assign(sensor_id=newest.loc[newest["series"] == series, "sensor_id"].iloc[0], series=series))
+    columns_ = ["timestamp", "sensor_id", "series", "value", "source", "resolution"]
+    series_frame = pd.concat(parts, ignore_index=True)[columns_] if parts else pd.DataFrame(columns=columns_)
     series_frame["timestamp"] = pd.to_datetime(series_frame["timestamp"], utc=True)
     series_frame["value"] = pd.to_numeric(series_frame["value"], errors="coerce").astype("float64")
     series_frame = series_frame.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
     series_frame.attrs.update(start=start, end=end, query_ms=(time.perf_counter() - started) * 1000)
     return newest, series_frame
-
-
-def is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 # --- alerts: rules (crypto.alert_rules) and firings (crypto.alerts, and those still being delivered in

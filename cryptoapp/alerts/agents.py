@@ -1,12 +1,12 @@
-"""The alert agents: evaluate every tick against its coin's rules (state in a changelog table), store and deliver firings.
+"""The alerts on the stream: every tick judged against its coin's rules (state in a changelog table), firings stored and delivered.
 
-    crypto-prices ──evaluate_alerts──> crypto-alerts ──store_alerts──> crypto.alerts (pending) ──> webhooks
-                        │                                                (AlertDelivery, off the stream)
-                  alert_states (rule id -> RuleState JSON, changelog-backed)
+    crypto-prices ──the sink (prices/agents.py) calls evaluate_alerts──> crypto-alerts ──store_alerts──>
+        crypto.alert_outbox (pending) ──AlertDelivery, off the stream──> webhooks ──> crypto.alerts (final)
+    alert_states: rule id -> RuleState JSON, changelog-backed
 
 Once per crossing, across restarts: a firing is acknowledged by Kafka before the state that says the rule
 fired is written, and Faust flushes both before it commits the tick's offset. A crash in between replays
-the tick, which fires again with the same id (rule id + tick id); crypto.alerts stores it once and
+the tick, which fires again with the same id (rule id + tick id); the outbox queues it once and
 receivers deduplicate on it. A restart with the state written ignores the replayed tick (no newer than the
 last one the rule saw).
 
@@ -23,18 +23,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from cryptoapp.alerts.evaluation import Firing, RuleState, evaluate_tick
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, app, prices_topic
-from cryptoapp.prices.models import decode_tick
+from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
 from cryptoapp.streams import in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
 
-EVALUATE_BATCH = 1000
-EVALUATE_WINDOW = 0.02  # seconds a partial batch of ticks waits: added to every alert's latency
 STORE_BATCH = 500
 STORE_WINDOW = 0.05  # seconds a partial batch of firings waits: they are few, and every one is awaited
 RETENTION_CHECK_S = 600.0  # how often the leader deletes firings older than CRYPTO_ALERT_RETENTION_DAYS
@@ -54,6 +52,7 @@ alert_states = app.Table(
 _states: dict[str, RuleState] = {}  # live objects of the rules of this worker's coins; the table holds their JSON
 # ticker -> (the rule book's list of the coin's rules, their states by id): rebuilt when the rule book's list changes
 _coin_states: dict[str, tuple[list, dict[str, RuleState]]] = {}
+_unsaved: dict[str, tuple] = {}  # rule id -> (an event of its coin, its state) changed and not written yet
 
 
 @app.on_partitions_revoked.connect
@@ -61,6 +60,7 @@ async def _forget_states(app, revoked, **kwargs) -> None:
     # A coin that comes back later may have had its rules' state moved on by another worker.
     _states.clear()
     _coin_states.clear()
+    _unsaved.clear()
 
 
 def _states_of(ticker: str, rules: list) -> dict[str, RuleState]:
@@ -78,26 +78,22 @@ def _states_of(ticker: str, rules: list) -> dict[str, RuleState]:
     return states
 
 
-def evaluate_batch(events) -> tuple[list[Firing], dict[str, tuple]]:
-    """The firings of a batch of price events, and the rules whose state changed in a way that counts, each with
-    the (last) event of its coin: its state is written in that event's partition. Drops deleted rules' state."""
+def evaluate_batch(ticks: list[tuple]) -> list[Firing]:
+    """The firings of a batch of (event, tick) pairs; the rules whose state changed in a way that counts go to
+    `_unsaved`, each with the (last) event of its coin: its state is written in that event's partition. Drops
+    deleted rules' state."""
     rulebook, hysteresis = app.rulebook, app.settings.alert_hysteresis
     now = dt.datetime.now(UTC)
     firings: list[Firing] = []
-    changed: dict[str, tuple] = {}
     moved: set[str] = set()
-    for event in events:
-        try:
-            tick = decode_tick(event.value)
-        except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
-            continue
+    for event, tick in ticks:
         removed = rulebook.pop_removed(tick.ticker)
         if removed:
             with in_partition_of(event):  # the tombstone goes where the state was written
                 for rule_id in removed:
                     alert_states.pop(rule_id, None)
                     _states.pop(rule_id, None)
-                    changed.pop(rule_id, None)
+                    _unsaved.pop(rule_id, None)
         rules = rulebook.for_coin(tick.ticker)
         if not rules:
             continue
@@ -105,32 +101,34 @@ def evaluate_batch(events) -> tuple[list[Firing], dict[str, tuple]]:
         firings += evaluate_tick(rules, states, tick, now, hysteresis, moved)
         if moved:
             for rule_id in moved:
-                changed[rule_id] = (event, states[rule_id])
+                _unsaved[rule_id] = (event, states[rule_id])
             moved.clear()
-    return firings, changed
+    return firings
 
 
-async def publish_batch(firings: list[Firing], changed: dict[str, tuple]) -> None:
-    """Sends the firings and waits until Kafka has them all, then writes the changed states (module docstring)."""
-    sent = [await alerts_topic.send(key=f.coin.encode(), value=json.dumps(f.to_json()).encode()) for f in firings]
-    for future in sent:
-        await future
-    for rule_id, (event, state) in changed.items():
-        with in_partition_of(event):
-            alert_states[rule_id] = state.to_json()
+async def evaluate_alerts(ticks: list[tuple]) -> Callable[[], Awaitable[None]]:
+    """Judges a batch of the sink's (event, tick) pairs against the rules of their coins and sends the firings to
+    the alerts topic; returns the step that waits until Kafka has them all and then writes the changed states
+    (module docstring). The sink calls that step after its archive write, so the two round trips overlap.
 
-
-@app.agent(prices_topic, concurrency=1)
-async def evaluate_alerts(stream):
-    """Every tick against the enabled rules of its coin; firings go to the alerts topic, state to alert_states.
-
-    In batches: Kafka's acknowledgement of the firings is awaited once per batch, not once per tick that fired
-    (one round trip each held the whole consumer: measured, the sink fell seconds behind at 70 firings/s)."""
+    The prices topic has one reader (cryptoapp/prices/agents.py): a second agent on it held a reference to every
+    message, and one left unacked at a stop held the worker until its watchdog. Kafka's acknowledgement of the
+    firings is awaited once per batch: once per tick that fired, each round trip held the whole consumer
+    (measured: the sink fell seconds behind at 70 firings/s)."""
     await app.rulebook.loaded.wait()  # read as the worker starts; waits only while MongoDB does not answer
-    async for events in stream.take_events(EVALUATE_BATCH, within=EVALUATE_WINDOW):
-        firings, changed = evaluate_batch(events)  # no await inside: a stop cannot cut it in half
-        if firings or changed:
-            await written_before_commit(app, events, lambda _: publish_batch(firings, changed), "the alerts")
+    firings = evaluate_batch(ticks)  # no await inside: a stop cannot cut it in half
+    sent = [await alerts_topic.send(key=f.coin.encode(), value=json.dumps(f.to_json()).encode()) for f in firings]
+
+    async def settle() -> None:
+        for future in sent:
+            await future
+        # Written once Kafka has the firings; what a failed batch left unwritten is written by the next one.
+        while _unsaved:
+            rule_id, (event, state) = _unsaved.popitem()
+            with in_partition_of(event):
+                alert_states[rule_id] = state.to_json()
+
+    return settle
 
 
 def _decode_firings(events) -> list[Firing]:

@@ -148,16 +148,17 @@ def _quoted(tick: object) -> bool:
 
 
 async def _coins_with_bid_ask(coin: str) -> set[str]:
-    """The tickers whose newest tick carries bid and ask, as the running worker's views show them: the coin
-    itself from /prices/<TICKER>/ (routed to the worker that owns it), the others this worker holds from
-    /prices/ (named in the refusal, so the user sees which coins could have a spread_bps rule)."""
+    """The tickers with a series whose newest tick carries bid and ask, as the running worker's views show them:
+    the coin itself from /prices/<TICKER>/?source=<CRYPTO_EXCHANGE> (routed to the worker that owns the coin),
+    the others this worker holds from /prices/ (named in a refusal, so the user sees which coins could have a
+    spread_bps rule)."""
     ticker = coin.strip().upper()
     settings = app.settings
     host = "127.0.0.1" if settings.web_bind in ("", "0.0.0.0", "::") else settings.web_bind
     base = f"http://{host}:{settings.web_port}/prices/"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WORKER_TIMEOUT)) as session:
-            async with session.get(f"{base}{ticker}/") as resp:
+            async with session.get(f"{base}{ticker}/", params={"source": settings.exchange}) as resp:
                 if resp.status not in (200, 404):
                     raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: the worker at {base}{ticker}/ "
                                     f"answered HTTP {resp.status}; try again in a few seconds")
@@ -167,5 +168,5 @@ async def _coins_with_bid_ask(coin: str) -> set[str]:
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         raise UserError(f"coin: cannot tell whether {ticker} has bid/ask: no worker answers at {base}; spread_bps "
                         "rules are checked against the running sources, so start the worker (make run) first") from None
-    quoted = {t for t, tick in (held if isinstance(held, dict) else {}).items() if _quoted(tick)}
+    quoted = {tick.get("ticker") for tick in (held.values() if isinstance(held, dict) else ()) if _quoted(tick)}
     return quoted | {ticker} if _quoted(own) else quoted - {ticker}

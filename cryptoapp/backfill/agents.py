@@ -23,11 +23,12 @@ async def backfill_history() -> None:
     if not settings.backfill_hours:
         log.info("no backfill at start-up (CRYPTO_BACKFILL_HOURS=0); `cryptoapp backfill` fills gaps on demand")
         return
-    if settings.source == SIMULATED:
+    if SIMULATED in settings.sources:
         await _simulated_history(settings.backfill_hours)
         return
-    if settings.source != COINGECKO:
-        log.info("no backfill: CRYPTO_SOURCE=%s has no history to fetch", settings.source)
+    if COINGECKO not in settings.sources:
+        log.info("no backfill: CRYPTO_SOURCES=%s has no history to fetch (only %s has)", ",".join(settings.sources),
+                 COINGECKO)
         return
     try:
         # Its calls go through the live source's request budget.

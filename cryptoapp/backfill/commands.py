@@ -54,8 +54,9 @@ async def backfill(self: AppCommand, hours: Optional[float], symbols: Optional[s
 
 async def _backfill(command: AppCommand, hours: Optional[float], symbols: Optional[str]) -> None:
     settings = app.settings
-    if settings.source != COINGECKO:
-        command.say(f"no backfill: CRYPTO_SOURCE={settings.source} has no history to fetch")
+    if COINGECKO not in settings.sources:
+        command.say(f"no backfill: CRYPTO_SOURCES={','.join(settings.sources)} has no history to fetch "
+                    f"(only {COINGECKO} has)")
         return
     hours = hours if hours is not None else (settings.backfill_hours or DEFAULT_HOURS)
     if not 0 < hours < float("inf"):

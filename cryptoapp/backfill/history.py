@@ -186,7 +186,11 @@ class HistoryBackfill:
         now = time.monotonic()
         if self._next_call > now:
             await asyncio.sleep(self._next_call - now)
-        self._next_call = max(now, self._next_call) + 60 / self.rate
+
+    def _called(self) -> None:
+        # Spaced from when a call came back, not from when it was due: the shared budget may have held it
+        # back behind a live poll, and the next one must still come no sooner than its share allows.
+        self._next_call = time.monotonic() + 60 / self.rate
 
     async def _fetch(self, coin: Coin, chunk: Span) -> Any:
         """One call, paced; a 429 pauses the backfill (live polls keep their own pace) and asks again, up to
@@ -206,7 +210,10 @@ class HistoryBackfill:
                                                before_sleep=say_paused, reraise=True):
                 with attempt:
                     await self._pace()
-                    return await self.client.get_json(path, params)
+                    try:
+                        return await self.client.get_json(path, params)
+                    finally:
+                        self._called()
         except RateLimited:
             raise GiveUp(f"CoinGecko still rate limits after {RATE_LIMITS_BEFORE_GIVING_UP} tries") from None
         except Retryable as exc:

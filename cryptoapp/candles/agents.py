@@ -1,11 +1,12 @@
-"""The candle agents: minute bars in a changelog-backed table, every bar at 1m/5m/1h/1d sent to crypto-candles as it
-changes, a clock that closes the bars of quiet coins, and the sink that keeps crypto.candles and the serving views.
+"""Candles: the sink's ticks into minute bars held in a changelog-backed table (feed_candles, called by the sink
+once per batch), every bar at 1m/5m/1h/1d sent to crypto-candles as it changes, a clock that closes the bars of quiet
+coins, and the agent that keeps crypto.candles and the serving views.
 
 Faust's windowed tables are avoided on purpose (shared/reference/services.md): a window closes only when a later
 event for its table arrives (faust-streaming issue 250), windowed state was reported lost on restart (issue 514)
 and multi-partition closing misbehaves (issue 172). A plain table keyed by minute, restored from its changelog,
-plus a clock topic that a leader timer feeds (so every partition's owner hears the time even when its coins are
-quiet) has none of these: tests/integration/test_candles.py proves each.
+plus a clock topic that a leader timer feeds on every partition (so each partition's owner hears the time even
+when its coins are quiet) has none of these: tests/integration/test_candles.py proves each.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from cryptoapp.candles.bars import (
     COMPACT_AFTER_S, MINUTE, Bar, Minute, bar_from_json, bar_to_json, merge, minute_key, parents, time_ms)
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import (
-    REPLAY_HOURS, candle_marks, candle_minutes, candles_topic, clock_topic, raw_topic, replay, replay_topic)
-from cryptoapp.prices.models import decode_tick
-from cryptoapp.schema import RESOLUTIONS, UTC, series_id
+    REPLAY_HOURS, candle_marks, candle_minutes, candles_topic, clock_topic, raw_topic, replay, view_ticks_topic)
+from cryptoapp.prices.models import PriceTick, decode_tick
+from cryptoapp.schema import RESOLUTIONS, UTC
 from cryptoapp.storage import StorageError
 from cryptoapp.streams import in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
 
-CANDLE_BATCH, CANDLE_WINDOW = 2000, 0.5  # ticks per batch, seconds a partial batch waits
 VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0   # views are saved at most about once a second per series
 CLOCK_EVERY = 5.0                         # seconds between two clock messages per coin
 RETENTION_SWEEP_EVERY = 3600.0            # seconds between two retention sweeps (candles, CRYPTO_ARCHIVE_DAYS)
@@ -96,40 +96,56 @@ def _new_mark(ticker: str, start_s: int, partition: int) -> dict:
             "closed": {res: start_s // seconds * seconds for res, seconds in RESOLUTIONS.items()}}
 
 
-async def candle_batch(events: Sequence[EventT]) -> None:
-    """Adds a batch's ticks to their minutes, writes each changed minute once, sends every bar they change; then
-    closes, compacts and evicts for the coins whose clock came."""
+async def feed_candles(ticks: Sequence[tuple[EventT, PriceTick]], extra: Sequence[EventT]) -> None:
+    """The sink's stored ticks (event, tick), and the replayed ticks and clocks among `extra`, into the candles:
+    each changed minute written once, every bar it changes sent to crypto-candles, each series' new ticks to the
+    views; bars closed, compacted and evicted in the partitions whose clock came.
+
+    A bug here is logged and the batch goes on: the archive never waits for its views (verify finds the damage,
+    rebuild repairs it).
+    """
+    try:
+        await _feed(ticks, extra)
+    except Exception:
+        log.exception("candles: a batch of %d ticks was not added to the candles", len(ticks))
+
+
+async def _feed(ticks: Sequence[tuple[EventT, PriceTick]], extra: Sequence[EventT]) -> None:
     now = time.time()
     oldest = now - settings.candles_hours * 3600
     grace = settings.candle_grace_s
-    batch: dict[str, Minute] = {}
-    changed: dict[str, EventT] = {}
     clocks: dict[int, EventT] = {}
-    too_old = 0
-    for event in events:
+    stored = [tick for _, tick in ticks]
+    ticks = list(ticks)
+    for event in extra:
         if event.message.topic == clock_topic.get_topic_name():
             clocks[event.message.partition] = event
             continue
         try:
-            tick = decode_tick(event.value)
-        except Exception:  # the sink parks it in the dead-letter topic
-            continue
+            ticks.append((event, decode_tick(event.value)))
+        except Exception:
+            log.warning("candles: an unreadable replayed tick at %s[%d]@%d was skipped", event.message.topic,
+                        event.message.partition, event.message.offset)
+    batch: dict[str, Minute] = {}
+    changed: dict[str, EventT] = {}
+    too_old = 0
+    for event, tick in ticks:
         at = time_ms(tick.timestamp)
         start_s = at // 1000 // MINUTE * MINUTE
         if start_s < oldest:
             too_old += 1
             continue
-        series = series_id(tick.ticker, tick.source)
-        key = minute_key(series, start_s)
+        key = minute_key(tick.series, start_s)
         minute = batch.get(key)
         if minute is None:
             raw = candle_minutes.get(key)
-            minute = batch[key] = Minute.from_json(raw) if raw else Minute(series, tick.ticker, start_s, tick.currency)
+            minute = batch[key] = Minute.from_json(raw) if raw else Minute(tick.series, tick.ticker, start_s,
+                                                                            tick.currency)
         if minute.absorb(at, tick.value, tick.volume_24h, tick.source, tick.granularity):
             changed[key] = event
-            if series not in candle_marks:
+            if tick.series not in candle_marks:
                 with in_partition_of(event):
-                    candle_marks[series] = _new_mark(tick.ticker, start_s, event.message.partition)
+                    candle_marks[tick.series] = _new_mark(tick.ticker, start_s, event.message.partition)
     for key, event in changed.items():
         with in_partition_of(event):
             candle_minutes[key] = batch[key].to_json()
@@ -142,9 +158,22 @@ async def candle_batch(events: Sequence[EventT]) -> None:
     # history) from filling it, which Faust reports as a warning per batch and answers by pausing every stream.
     await app.producer.buffer.flush()
     await emit(out)
+    await emit_view_ticks(stored)
     if too_old:
         log.warning("candles: %d ticks older than CRYPTO_CANDLES_HOURS=%g were left out of the candles (still "
                     "archived); `cryptoapp candles rebuild --hours ...` adds them", too_old, settings.candles_hours)
+
+
+async def emit_view_ticks(ticks: list[PriceTick]) -> None:
+    """The batch's stored ticks, one message per series, for the views' rings of recent ticks and crypto.latest."""
+    by_series: dict[str, list[PriceTick]] = {}
+    for tick in ticks:
+        by_series.setdefault(tick.series, []).append(tick)
+    pending = [await view_ticks_topic.send(key=group[0].ticker.encode(),
+                                           value=json.dumps([t.to_json() for t in group]).encode())
+               for group in by_series.values()]
+    for fut in pending:
+        await fut
 
 
 def close_due(partition: int, event: EventT, now: float, grace: float, oldest: float) -> list[tuple[Bar, bool]]:
@@ -181,14 +210,6 @@ def close_due(partition: int, event: EventT, now: float, grace: float, oldest: f
 
 
 if settings.candles:
-    @app.agent(raw_topic(settings.topic, replay_topic.get_topic_name(), clock_topic.get_topic_name(), declare=False),
-               concurrency=1)
-    async def build_candles(stream):
-        """Every tick into its minute bar; the bars it changes onto crypto-candles. Concurrency 1: the table's
-        minutes are read and written in order."""
-        async for events in stream.take_events(CANDLE_BATCH, within=CANDLE_WINDOW):
-            await candle_batch(events)
-
     @app.timer(interval=CLOCK_EVERY, on_leader=True)
     async def candle_clock() -> None:
         """Tells every partition the time, so the bars of a quiet coin close too, whichever worker holds it (the
@@ -204,16 +225,13 @@ if settings.candles:
 async def views_batch(events: Sequence[EventT]) -> None:
     """Closed bars into crypto.candles; every bar, the ticks and the newest tick per series into the views."""
     bars: dict[str, tuple[Bar, bool]] = {}
-    ticks = []
+    ticks: list[PriceTick] = []
     for event in events:
         if event.message.topic == candles_topic.get_topic_name():
             bar, closed = bar_from_json(json.loads(event.value))
             bars[bar.id] = (bar, closed or bars.get(bar.id, (bar, False))[1])
-            continue
-        try:
-            ticks.append(decode_tick(event.value))
-        except Exception:
-            continue
+        else:
+            ticks += [decode_tick(json.dumps(item).encode()) for item in json.loads(event.value)]
     await app.store.store_candles(bar for bar, closed in bars.values() if closed)
     views = view_writer()
     await views.put_bars(bar for bar, _ in bars.values())
@@ -222,7 +240,7 @@ async def views_batch(events: Sequence[EventT]) -> None:
 
 
 if settings.candles:
-    @app.agent(raw_topic(settings.candles_topic, settings.topic, declare=False), concurrency=1)
+    @app.agent(raw_topic(settings.candles_topic, view_ticks_topic.get_topic_name(), declare=False), concurrency=1)
     async def store_views(stream):
         """Batches of about a second into crypto.candles and the views; offsets wait until they are written."""
         async for events in stream.take_events(VIEWS_BATCH, within=VIEWS_WINDOW):

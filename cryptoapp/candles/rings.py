@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Optional
 
+import numpy as np
+
 from cryptoapp.candles.bars import Bar
 from cryptoapp.schema import (
     COINGECKO, COINGECKO_BACKFILL, RESOLUTIONS, SIMULATED, UTC, granularity_seconds, replaces)
@@ -211,3 +213,16 @@ _LABELS = {seconds: label for label, seconds in (("5m", 300), ("1h", 3600), ("1d
 
 def _label(seconds: float) -> Optional[str]:
     return None if math.isnan(seconds) or not seconds else _LABELS.get(int(seconds), f"{int(seconds)}s")
+
+
+# --- the reader's side: a view document straight into arrays, no Python object per point ---------------------------
+
+def columns(doc: Mapping) -> dict[str, "np.ndarray"]:
+    """A view document's packed arrays as numpy arrays (float64, little-endian); NaN where a value is none."""
+    names = TICK_ARRAYS if doc["kind"] == "ticks" else BAR_ARRAYS
+    return {name: np.frombuffer(bytes(doc[name]), dtype="<f8") for name in (*names, "src")}
+
+
+def label_of(seconds: float) -> Optional[str]:
+    """A granularity label from its seconds (None for a live tick)."""
+    return _label(seconds)

@@ -20,6 +20,8 @@ candles_topic = raw_topic(settings.candles_topic)
 # running worker's open bars (a worker started on an archive it never saw).
 replay_topic = raw_topic(f"{settings.app_id}-candle-replay")
 clock_topic = raw_topic(f"{settings.app_id}-candle-clock")
+# The sink's stored ticks, a message per series and batch, for the views (rings of recent ticks, crypto.latest).
+view_ticks_topic = raw_topic(f"{settings.app_id}-view-ticks")
 
 candle_minutes = app.Table(
     "candle_minutes", key_type=str, partitions=settings.partitions,

@@ -1,4 +1,6 @@
-"""The price agents: fetch prices into Kafka (leader only), sink every tick into MongoDB, keep latest_prices."""
+"""The price agents: fetch prices into Kafka (leader only), run the exchange stream (leader only), and the one agent
+that reads the prices topic: each batch parsed once, written to the archive, latest_prices updated once per series
+(CoinGecko's and an exchange's never overwrite each other), the candles fed."""
 
 from __future__ import annotations
 
@@ -8,16 +10,20 @@ import time
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from cryptoapp.app import app, dead_letters, latest_prices, prices_topic
+from cryptoapp.alerts.agents import evaluate_alerts
+from cryptoapp.app import app, dead_letters, latest_prices
+from cryptoapp.candles.agents import feed_candles
+from cryptoapp.candles.topics import clock_topic, raw_topic, replay_topic
 from cryptoapp.prices.models import InvalidTick, decode_tick
 from cryptoapp.schema import replaces
-from cryptoapp.streams import written_before_commit
+from cryptoapp.streams import in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
 DLQ_SEND_TIMEOUT = 30.0  # per try: Faust's producer waits up to 20 min for a broker before it fails
+LEADERSHIP_CHECK_EVERY = 1.0  # seconds: how soon a new leader starts the exchange stream
 
 # Faust's timer sleeps a full interval before its first run; ticking at most every second and polling
 # when due gives the first prices a second after start instead of a minute.
@@ -35,15 +41,37 @@ async def fetch_prices() -> None:
     interval = app.settings.interval
     _next_poll = _next_poll + interval if _next_poll + interval > now else now + interval
     source = app.source
+    if source is None:  # CRYPTO_SOURCES has only the exchange, which pushes its own ticks
+        return
     remember = getattr(source, "remember", None)
     if remember is not None:
         # The jump filter compares with the last price; after a restart that is in the restored table.
-        remember({t: tick.value for t, tick in latest_prices.items() if tick.source == source.name})
+        remember({tick.ticker: tick.value for tick in latest_prices.values() if tick.source == source.name})
     # Polls faster than the source refreshes (CoinGecko: about once a minute) repeat its last answer; an
-    # observation latest_prices already holds is not published again (each would cost the sink a read).
-    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.ticker))]
+    # observation latest_prices already holds (in the source's own series) is not published again (each
+    # would cost the sink a read).
+    ticks = [tick for tick in await source.fetch() if not tick.same_observation(latest_prices.get(tick.series))]
     if ticks:
         await app.publish(ticks)
+
+
+@app.timer(interval=LEADERSHIP_CHECK_EVERY)
+async def follow_leadership() -> None:
+    """Starts the exchange stream when this worker becomes the leader, stops it when it no longer is.
+
+    On every worker, not `on_leader=True`: such a timer skips its runs where it does not lead, so it could
+    never stop a stream on a worker that lost the lead; and an `app.task(on_leader=True)` is decided once at
+    start-up, so a worker that becomes the leader later (the old one died) would never stream.
+    """
+    await app.follow_leadership()
+
+
+@app.on_partitions_revoked.connect
+async def stop_streaming_on_rebalance(sender, revoked, **kwargs) -> None:
+    """A rebalance may hand the lead to another worker: the stream stops before this worker's revocation
+    completes, so it is never open on two workers at once; follow_leadership restarts it on the leader once
+    the partitions are assigned again (a gap of about a second and a reconnect per rebalance)."""
+    await app.follow_leadership(leading=False)
 
 
 async def dead_letter(event, reason: str) -> None:
@@ -70,15 +98,34 @@ async def dead_letter(event, reason: str) -> None:
 
 
 async def store_batch(events) -> None:
-    """Writes a batch's ticks and parks its poison messages; returns once all of it is safe."""
-    decoded, poison = [], []
+    """One batch of the sink: the alerts judged, ticks into the archive and their poison into the dead-letter topic
+    (returns once all of it is safe), then latest_prices once per series, the alert states, then the candles
+    (which the archive never waits for)."""
+    candles_only = {replay_topic.get_topic_name(), clock_topic.get_topic_name()}
+    prices, extra = [], []
     for event in events:
+        (extra if event.message.topic in candles_only else prices).append(event)
+    decoded, poison = [], []
+    for event in prices:
         try:
             decoded.append((event, decode_tick(event.value)))
         except InvalidTick as exc:
             poison.append((event, str(exc)))
         except Exception as exc:  # a message the parser did not foresee is still poison, not a crash
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
+    settle_alerts = await evaluate_alerts(decoded)  # firings sent; their acknowledgement waited for below
+    stored = await archive(decoded, poison)
+    for event, reason in poison:
+        await dead_letter(event, reason)
+    track_latest(stored)
+    await settle_alerts()
+    if app.settings.candles:
+        await feed_candles(stored, extra)
+
+
+async def archive(decoded: list[tuple], poison: list[tuple]) -> list[tuple]:
+    """Writes the decoded ticks until stored; those MongoDB refuses join `poison`; returns the stored ones."""
+    stored = []
     while decoded:
         result = await app.store.upsert_until_stored([tick for _, tick in decoded])
         # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
@@ -90,29 +137,39 @@ async def store_batch(events) -> None:
                 kept[tick.tick_id] = (event, tick)
         last = {tick_id: event for tick_id, (event, _) in kept.items()}
         poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
+        stored += [(event, tick) for event, tick in decoded if tick.tick_id not in result.rejected]
         decoded = [(event, tick) for event, tick in decoded
                    if tick.tick_id in result.rejected and event is not last[tick.tick_id]]
-    for event, reason in poison:
-        await dead_letter(event, reason)
+    return stored
 
 
-@app.agent(prices_topic, concurrency=1)
+def track_latest(ticks: list[tuple]) -> None:
+    """latest_prices[series] = the series' newest tick by source time (series: schema.series_id, BTC for CoinGecko,
+    BTC_binanceus for an exchange), written once per series per batch; older ticks change nothing.
+
+    Each entry goes to the partition of its tick's message, keyed by ticker, so all series of one coin live in its
+    ticker's partition: views route by ticker."""
+    newest: dict[str, tuple] = {}
+    for event, tick in ticks:
+        held = newest.get(tick.series, (None, latest_prices.get(tick.series)))[1]
+        if tick.is_newer_than(held):
+            newest[tick.series] = (event, tick)
+    for series, (event, tick) in newest.items():
+        with in_partition_of(event):
+            latest_prices[series] = tick
+
+
+# The prices, and for the candles alone the ticks a rebuild replays and the clock that closes quiet coins' bars.
+sink_input = raw_topic(app.settings.topic, replay_topic.get_topic_name(), clock_topic.get_topic_name(), declare=False)
+
+
+@app.agent(sink_input, concurrency=1)
 async def store_ticks(stream):
     """Batches the stream into bulk writes; a batch's offsets are acked only after it is written.
 
-    Concurrency stays 1: with more, Faust can commit past a batch still in flight.
+    The topic's only reader, so each message is parsed once and counted once by Faust (several agents on one
+    topic each hold a reference; one left unacked at a stop held the worker until its watchdog). Concurrency stays
+    1: with more, Faust can commit past a batch still in flight.
     """
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
         await written_before_commit(app, events, store_batch, "the sink")
-
-
-@app.agent(prices_topic)
-async def track_latest(stream):
-    """latest_prices[ticker] = the newest tick by source time; older or invalid ticks change nothing."""
-    async for raw in stream:
-        try:
-            tick = decode_tick(raw)
-        except Exception:  # store_ticks parks it in the dead-letter topic; raising here would stall the stream
-            continue
-        if tick.is_newer_than(latest_prices.get(tick.ticker)):
-            latest_prices[tick.ticker] = tick

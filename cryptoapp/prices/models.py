@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import faust
 
-from cryptoapp.schema import TICKER_RE, UTC, iso_z, tick_id
+from cryptoapp.schema import TICKER_RE, UTC, iso_z, series_id, tick_id
 
 _OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap", "bid_size", "ask_size")
 
@@ -40,6 +40,11 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
     @property
     def tick_id(self) -> str:
         return tick_id(self.ticker, self.timestamp, self.source)
+
+    @property
+    def series(self) -> str:
+        """The series this tick belongs to (schema.series_id): BTC for CoinGecko, BTC_binanceus for an exchange."""
+        return series_id(self.ticker, self.source)
 
     def is_newer_than(self, other: Optional["PriceTick"]) -> bool:
         """The newest-wins rule of latest_prices: an older tick never replaces a newer one."""

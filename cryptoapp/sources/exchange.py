@@ -15,15 +15,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import UTC, PriceTick
+from cryptoapp.settings import DEFAULT_EXCHANGE, DEFAULT_MAX_HZ, DEFAULT_STALL_S, ConfigError
 
 log = logging.getLogger(__name__)
 
-# Binance US lists all five default coins against USD (USDT as USDT/USD), reachable without a key
-# (shared/reference/exchanges.md); its @ticker stream carries bid, ask, their sizes, last and event time.
-DEFAULT_EXCHANGE = "binanceus"
 DEFAULT_QUOTES = ("USD", "USDT")  # preference order; the quote is kept on the tick, never converted
-DEFAULT_MAX_HZ = 1.0
-DEFAULT_STALL_S = 30.0  # @ticker sends every second: 30 s without any message is a dead stream
 KEEPALIVE_S = 20.0  # ccxt's Binance default is 180 s, so a dead link could stay silent ~6 min (ccxt issue 22412)
 MAX_CONNECTION_S = 23.5 * 3600  # Binance closes a connection after 24 h: rotate before, at a time of our choosing
 SLOT_GRACE_S = 0.5  # a slot's last quote is published this long after the slot ended, if no later quote came
@@ -40,7 +36,7 @@ class InvalidQuote(ValueError):
     """A ticker that cannot become a PriceTick; the message says why."""
 
 
-class ExchangeConfigError(ValueError):
+class ExchangeConfigError(ConfigError):
     """CRYPTO_EXCHANGE names no exchange ccxt can stream tickers from; the message names the fix."""
 
 
@@ -271,9 +267,11 @@ class ExchangeSource(Service):
                  max_hz: float = DEFAULT_MAX_HZ, stall_s: float = DEFAULT_STALL_S,
                  ws_url: Optional[str] = None, rest_url: Optional[str] = None,
                  quotes: tuple[str, ...] = DEFAULT_QUOTES, keepalive_s: float = KEEPALIVE_S,
-                 max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0, **kwargs):
+                 max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0,
+                 other_sources: tuple[str, ...] = ("the other sources",), **kwargs):
         super().__init__(**kwargs)
         self.name = exchange_id
+        self.other_sources = other_sources  # where the coins it does not list come from, for its start-up line
         self.exchange_id = exchange_id
         self.coins = coins
         self.publish = publish
@@ -460,9 +458,12 @@ class ExchangeSource(Service):
             log.info("%s: streaming %s", self.exchange_id, ", ".join(
                 f"{c.coin.ticker} from {c.symbol}" + (f" ({c.note})" if c.note else "") for c in chosen))
         if self.left_out:
-            log.warning("%s does not list %s; %s from the other sources only", self.exchange_id,
+            one = len(self.left_out) == 1
+            log.warning("%s does not list %s; %s", self.exchange_id,
                         "; ".join(f"{t} ({reason})" for t, reason in self.left_out.items()),
-                        "it comes" if len(self.left_out) == 1 else "they come")
+                        f"{'it comes' if one else 'they come'} from {' and '.join(self.other_sources)} only"
+                        if self.other_sources else
+                        f"{'it has' if one else 'they have'} no price (no other source is on in CRYPTO_SOURCES)")
 
     async def _forward(self) -> None:
         """Hands finished slots to `publish`: at once when a later quote closed them, else after the grace."""

@@ -59,6 +59,8 @@ class Worker:
         self.env = {**os.environ, "CRYPTO_APP_ID": name, "CRYPTO_TOPIC": f"{name}-prices", "MONGO_DB": name,
                     "CRYPTO_DATADIR": str(ROOT / ".local" / "test-faust"), "WEB_PORT": str(self.port),
                     "PYTHONUNBUFFERED": "1",
+                    # A coin list of its own: a fake CoinGecko's never lands in the user's .local/ cache.
+                    "CRYPTO_COINS_CACHE": str(ROOT / ".local" / "test-faust" / f"{name}-coins.json"),
                     # History calls only where a test asks for them (tests/integration/test_backfill.py).
                     "CRYPTO_BACKFILL_HOURS": "0", **env}
         self.args = args

@@ -1,14 +1,17 @@
 """Requires Kafka and MongoDB: the sink agent driven through Faust's agent.test_context(), in this process, writing
-into a database of its own and parking poison in the dead-letter topic."""
+into a database of its own: ticks stored, the newest of each series in latest_prices, poison in the dead-letter
+topic, and the candles fed (their bars on crypto-candles)."""
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import MongoClient
 
-from cryptoapp.app import app, dead_letters
+from cryptoapp.app import app, dead_letters, latest_prices
+from cryptoapp.candles.topics import candles_topic
 from cryptoapp.prices.agents import store_ticks
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
@@ -32,6 +35,7 @@ async def sink(services):
     await app.producer.stop()
     await app.store.stop()
     del app.store
+    latest_prices.data.clear()
     admin = AIOKafkaAdminClient(bootstrap_servers=services["kafka"])
     await admin.start()
     try:
@@ -43,16 +47,24 @@ async def sink(services):
     client.close()
 
 
-async def test_the_sink_stores_ticks_and_parks_poison_in_the_dead_letter_topic(sink, services):
-    tick = PriceTick(ticker="BTC", timestamp=T0, value=87000.0, source="coingecko").encode()
-    later = PriceTick(ticker="BTC", timestamp=T0 + dt.timedelta(minutes=1), value=87100.0, source="coingecko").encode()
+def tick(minutes: float, value: float, source: str = "coingecko") -> bytes:
+    return PriceTick(ticker="BTC", timestamp=dt.datetime.now(UTC).replace(second=0, microsecond=0) -
+                     dt.timedelta(minutes=minutes), value=value, source=source).encode()
+
+
+async def test_the_sink_stores_keeps_the_newest_parks_poison_and_feeds_the_candles(sink, services):
     assert dead_letters.get_topic_name().startswith("test-session-")  # never a user's topic (tests/conftest.py)
     async with store_ticks.test_context() as agent:
-        for value in (tick, b"not json", tick, later):
+        for value in (tick(3, 87000.0), b"not json", tick(3, 87000.0), tick(1, 87100.0), tick(2, 86000.0),
+                      tick(1, 5.0, "binanceus")):
             await agent.put(key=b"BTC", value=value)
     client = MongoClient(services["mongo_uri"], tz_aware=True)
-    stored = {doc["_id"]: doc["value"] for doc in client[sink].prices.find()}
+    stored = sorted(doc["value"] for doc in client[sink].prices.find())
     client.close()
-    assert stored == {"BTC_2025-11-21T10:00:00Z": 87000.0, "BTC_2025-11-21T10:01:00Z": 87100.0}
+    assert stored == [5.0, 86000.0, 87000.0, 87100.0]  # the repeated tick once, the poison never
+    assert latest_prices["BTC"].value == 87100.0 and latest_prices["BTC_binanceus"].value == 5.0
     parked = records(services["kafka"], dead_letters.get_topic_name())
     assert [(r.value, dict(r.headers)["reason"].decode()[:8]) for r in parked] == [(b"not json", "not JSON")]
+    bars = [json.loads(r.value) for r in records(services["kafka"], candles_topic.get_topic_name())]
+    minute_bars = {(b["series"], b["start"]): (b["close"], b["ticks"]) for b in bars if b["resolution"] == "1m"}
+    assert sorted(minute_bars.values()) == [(5.0, 1), (86000.0, 1), (87000.0, 1), (87100.0, 1)]

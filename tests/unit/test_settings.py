@@ -1,4 +1,6 @@
-"""Configuration: environment defaults, coin names, the seed's flags, password masking."""
+"""Configuration: environment defaults, coin names, sources, the seed's flags, password masking."""
+
+import re
 
 import pytest
 
@@ -29,10 +31,51 @@ def test_environment_overrides():
     ({"CRYPTO_SOURCE": "binance"}, "CRYPTO_SOURCE='binance' is unknown"),
     ({"CRYPTO_SYMBOLS": " , "}, "CRYPTO_SYMBOLS is empty"),
     ({"CRYPTO_SYMBOLS": "bitcoin $where"}, "invalid coin names"),
+    ({"CRYPTO_SYMBOLS": "top:0"}, "invalid coin names ['top:0']"),
+    ({"CRYPTO_SOURCES": "coingecko,binanceus"}, "CRYPTO_SOURCES='coingecko,binanceus' names unknown sources "
+                                                "['binanceus']: use coingecko, simulated, exchange"),
+    ({"CRYPTO_SOURCES": "coingecko,simulated"}, "has both coingecko and simulated"),
+    ({"CRYPTO_EXCHANGE_MAX_HZ": "0"}, "CRYPTO_EXCHANGE_MAX_HZ='0' must be positive"),
+    ({"CRYPTO_EXCHANGE_STALL_S": "soon"}, "CRYPTO_EXCHANGE_STALL_S='soon' is not a number"),
+    ({"CRYPTO_EXCHANGE_WS_URL": "http://127.0.0.1:1/ws"}, "is not a WebSocket URL"),
+    ({"CRYPTO_EXCHANGE_REST_URL": "127.0.0.1:1"}, "is not an HTTP URL"),
 ])
 def test_bad_settings_name_the_setting(env, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("$", r"\$")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load(env)
+
+
+def test_sources_default_to_crypto_source_so_old_configurations_keep_working():
+    assert load({}).sources == ("coingecko",) and load({}).polled_source == "coingecko"
+    assert load({"CRYPTO_SOURCE": "simulated"}).sources == ("simulated",)
+    s = load({"CRYPTO_SOURCES": "coingecko, Exchange,coingecko"})
+    assert s.sources == ("coingecko", "exchange") and s.polled_source == "coingecko"
+    assert load({"CRYPTO_SOURCES": "exchange"}).polled_source is None
+    # Both set: fine when they agree, one line when they do not (CRYPTO_SOURCES replaces CRYPTO_SOURCE).
+    assert load({"CRYPTO_SOURCE": "coingecko", "CRYPTO_SOURCES": "coingecko,exchange"}).sources == (
+        "coingecko", "exchange")
+    with pytest.raises(ConfigError, match="^CRYPTO_SOURCE='simulated' is not among CRYPTO_SOURCES='coingecko,"
+                                          "exchange': unset CRYPTO_SOURCE, CRYPTO_SOURCES replaces it$"):
+        load({"CRYPTO_SOURCE": "simulated", "CRYPTO_SOURCES": "coingecko,exchange"})
+
+
+def test_exchange_settings_defaults_and_overrides():
+    s = load({})
+    assert (s.exchange, s.exchange_max_hz, s.exchange_stall_s) == ("binanceus", 1.0, 30.0)
+    assert (s.exchange_ws_url, s.exchange_rest_url, s.coins_cache) == (None, None, ".local/coingecko-coins.json")
+    s = load({"CRYPTO_EXCHANGE": " Kraken ", "CRYPTO_EXCHANGE_MAX_HZ": "0.2", "CRYPTO_EXCHANGE_STALL_S": "10",
+              "CRYPTO_EXCHANGE_WS_URL": "ws://127.0.0.1:9/ws", "CRYPTO_EXCHANGE_REST_URL": "http://127.0.0.1:9/api/v3/",
+              "CRYPTO_COINS_CACHE": "/tmp/coins.json", "CRYPTO_SYMBOLS": "top:20, bitcoin"})
+    assert (s.exchange, s.exchange_max_hz, s.exchange_stall_s) == ("kraken", 0.2, 10.0)
+    assert (s.exchange_ws_url, s.exchange_rest_url) == ("ws://127.0.0.1:9/ws", "http://127.0.0.1:9/api/v3")
+    assert s.coins_cache == "/tmp/coins.json" and s.symbols == ("top:20", "bitcoin")
+
+
+def test_two_bad_settings_are_each_named():
+    with pytest.raises(ConfigError) as err:
+        load({"CRYPTO_INTERVAL": "x", "CRYPTO_EXCHANGE_MAX_HZ": "-1"})
+    assert "CRYPTO_INTERVAL='x' is not a number" in str(err.value)
+    assert "CRYPTO_EXCHANGE_MAX_HZ='-1' must be positive" in str(err.value)
 
 
 def test_seed_flags_override_and_leave_faust_arguments():
