@@ -56,14 +56,26 @@ def coins_with_bid_ask(latest: pd.DataFrame) -> set[str]:
 def firing_markers(docs: Iterable[dict]) -> go.Scatter:
     """A marker per firing at the time and price of the tick that fired it, for a coin's price chart.
 
-    `docs` are crypto.alerts documents as dashboard.data.recent_firings returns them, e.g. the firings of
-    the chart's coin and window: `recent_firings(db, limit=..., since=start, coin=ticker)` (newest first; the
-    order does not matter here). Each marker sits at `tick.timestamp` (UTC datetime) and `tick.value` (the
-    price in the tick's currency, the chart's y axis); hovering shows the rule in words. Add it to a price
-    figure with `figure.add_trace(firing_markers(docs))`; with no firings it draws nothing. Firings of every
-    kind (volume_spike and spread_bps too) are marked at the price: the marker says when, the hover what."""
+    `docs` are firing documents as dashboard.data.recent_firings returns them, e.g. the firings of the chart's
+    coin and window: `recent_firings(db, limit=..., since=start, coin=ticker)` (newest first; the order does not
+    matter here). Each marker sits at `tick.timestamp` (UTC datetime) and `tick.value` (the price in the tick's
+    currency, the price panel's y axis); hovering shows the rule in words. Firings of every kind (volume_spike
+    and spread_bps too) are marked at the price: the marker says when, the hover what. With no firings it draws
+    nothing. For the history chart, `firing_layer` wraps it as one of charts.history_figure's `layers`."""
     docs = list(docs)
     return go.Scatter(
         x=[d["tick"]["timestamp"] for d in docs], y=[d["tick"]["value"] for d in docs], mode="markers",
         name="alerts fired", marker={"symbol": "star", "size": 12, "color": "#d62728", "line": {"width": 1}},
         text=[d.get("rule", "") for d in docs], hovertemplate="%{text}<br>%{x}<br>%{y:,.2f}<extra>alert</extra>")
+
+
+def firing_layer(docs: Iterable[dict]):
+    """A layer for charts.history_figure(..., layers=[firing_layer(docs)]): firing_markers(docs) on the price
+    panel (drawn only when there is a firing, so the legend names no empty trace)."""
+    docs = list(docs)
+
+    def draw(fig: go.Figure, panels) -> None:
+        if docs:
+            fig.add_trace(firing_markers(docs), row=panels.rows["price"], col=1)
+
+    return draw

@@ -7,7 +7,8 @@ import pandas as pd
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from dashboard.alert_tables import coins_with_bid_ask, firing_markers, firings_frame, rules_frame
+from dashboard import charts, data
+from dashboard.alert_tables import coins_with_bid_ask, firing_layer, firing_markers, firings_frame, rules_frame
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -51,3 +52,19 @@ def test_firing_markers_sit_at_the_tick_that_fired():
                    T0).to_document()
     trace = firing_markers([doc])
     assert list(trace.x) == [T0] and list(trace.y) == [101.0] and list(trace.text) == ["BTC above 100 USD"]
+
+
+def test_firing_layer_marks_the_history_charts_price_panel_and_adds_nothing_without_firings():
+    frame = data.bar_frame([{"timestamp": T0 + dt.timedelta(minutes=m), "sensor_id": "BTC", "series": "BTC",
+                             "open": 100.0, "high": 102.0, "low": 99.0, "close": 101.0, "ticks": 3,
+                             "volume_24h": 1e9, "sources": ["coingecko"], "currency": "usd"} for m in range(5)])
+    frame.attrs["resolution"] = "1m"
+    doc = evaluate(new_rule("BTC", "above", 100), RuleState(),
+                   PriceTick(ticker="BTC", timestamp=T0 + dt.timedelta(minutes=2), value=101.0, source="coingecko"),
+                   T0).to_document()
+    fig = charts.history_figure(frame, "BTC", layers=[firing_layer([doc])])
+    marked = [t for t in fig.data if t.name == "alerts fired"]
+    price_axis = next(t.yaxis for t in fig.data if t.type == "candlestick")
+    assert len(marked) == 1 and marked[0].yaxis == price_axis and list(marked[0].y) == [101.0]
+    plain = charts.history_figure(frame, "BTC", layers=[firing_layer([])])
+    assert not [t for t in plain.data if t.name == "alerts fired"]
