@@ -1,5 +1,5 @@
 """The Faust app: broker, topics, the latest_prices table and the services the agents share (store, price
-sources, request budget, coins), declared once; `main()` is the console script."""
+sources, request budget, coins, alert rules and delivery), declared once; `main()` is the console script."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.app.base import SCAN_IGNORE
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
+from cryptoapp.alerts.delivery import AlertDelivery
+from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.coins import Coin, load_catalogue, read_catalogue, resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
@@ -127,6 +129,20 @@ class PricesApp(faust.App):
         """The polled source (coingecko or simulated), None when CRYPTO_SOURCES has none (exchange only)."""
         return make_source(self.settings, self.coins, self.request_budget)
 
+    @cached_property
+    def rulebook(self) -> RuleBook:
+        """The alert rules, read from MongoDB as it starts (before the agents) and polled for changes."""
+        return RuleBook(self.store, poll_interval=self.settings.alert_rules_poll)
+
+    @cached_property
+    def alert_delivery(self) -> AlertDelivery:
+        """Webhook delivery of stored firings, off the price stream (cryptoapp/alerts/delivery.py)."""
+        s = self.settings
+        return AlertDelivery(self.store, owner=f"{self.conf.id}-{self.worker_id}",
+                             timeout=s.alert_webhook_timeout, concurrency=s.alert_webhook_concurrency,
+                             max_in_flight=s.alert_max_in_flight, sweep_interval=s.alert_outbox_sweep,
+                             max_backoff=s.alert_max_backoff, give_up_after=s.alert_give_up_after)
+
     async def publish(self, ticks: list[PriceTick]) -> None:
         """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
         pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
@@ -144,7 +160,8 @@ class PricesApp(faust.App):
 
     def on_init_dependencies(self):
         # The source is not among them: it needs the coins, which on_first_start resolves, and starts there.
-        return [self.store, *super().on_init_dependencies()]
+        # The alert services start after the store and before the agents (Faust's own dependencies).
+        return [self.store, self.rulebook, self.alert_delivery, *super().on_init_dependencies()]
 
     async def resolve_coins(self) -> tuple[Coin, ...]:
         """The coins through CoinGecko's catalogue (/coins/markets, cached a day in CRYPTO_COINS_CACHE) when

@@ -131,6 +131,17 @@ class Settings(BaseSettings):
     candles: bool = Field(True, alias="CRYPTO_CANDLES")  # 0/false: no candles and no views (the sink alone)
     candles_hours: float = Field(170.0, alias="CRYPTO_CANDLES_HOURS")  # how late a tick may come and still count
     archive_days: Optional[float] = Field(None, alias="CRYPTO_ARCHIVE_DAYS")  # None: keep every tick
+    # --- alerts (docs/alerts.md) ---
+    alerts_topic_name: Optional[str] = Field(None, alias="CRYPTO_ALERTS_TOPIC")  # unset: see alerts_topic
+    alert_hysteresis_pct: float = Field(0.5, alias="CRYPTO_ALERT_HYSTERESIS_PCT")  # the re-arming band
+    alert_rules_poll: float = Field(2.0, alias="CRYPTO_ALERT_RULES_POLL")  # s until a rule change applies
+    alert_webhook_timeout: float = Field(10.0, alias="CRYPTO_ALERT_WEBHOOK_TIMEOUT")  # s per POST
+    alert_webhook_concurrency: int = Field(16, alias="CRYPTO_ALERT_WEBHOOK_CONCURRENCY")  # open POSTs
+    alert_max_in_flight: int = Field(10_000, alias="CRYPTO_ALERT_MAX_IN_FLIGHT")  # firings delivered at once
+    alert_max_backoff: float = Field(300.0, alias="CRYPTO_ALERT_MAX_BACKOFF")  # s between two tries, at most
+    alert_give_up_after: float = Field(86400.0, alias="CRYPTO_ALERT_GIVE_UP_AFTER")  # s of retrying a firing
+    alert_outbox_sweep: float = Field(30.0, alias="CRYPTO_ALERT_OUTBOX_SWEEP")  # s between outbox reads
+    alert_retention_days: float = Field(30.0, alias="CRYPTO_ALERT_RETENTION_DAYS")  # 0: keep every firing
     # --- the dashboard ---
     refresh: float = Field(10.0, alias="DASHBOARD_REFRESH")  # seconds between live updates
 
@@ -159,6 +170,21 @@ class Settings(BaseSettings):
         return None if value is None else _number(float, 0.0, unit=" days")(value)
     _exchange_numbers = field_validator("exchange_max_hz", "exchange_stall_s",
                                         mode="before")(_number(float, 0.0))
+    _alert_seconds = field_validator("alert_rules_poll", "alert_webhook_timeout", "alert_max_backoff",
+                                     "alert_give_up_after", "alert_outbox_sweep",
+                                     mode="before")(_number(float, 0.0, unit=" s"))
+    _alert_counts = field_validator("alert_webhook_concurrency", "alert_max_in_flight", mode="before")(_number(int, 0))
+    _alert_days = field_validator("alert_retention_days", mode="before")(
+        _number(float, 0.0, strict=False, unit=" days (0 keeps every firing)"))
+
+    @field_validator("alert_hysteresis_pct", mode="before")
+    @classmethod
+    def _hysteresis(cls, value):
+        value = _number(float, 0.0, strict=False, unit=" %")(value)
+        if value >= 50:
+            raise ValueError("must be under 50 %: it is the band a price goes back by before a rule re-arms, "
+                             "e.g. 0.5")
+        return value
 
     @field_validator("source", mode="before")
     @classmethod
@@ -245,6 +271,19 @@ class Settings(BaseSettings):
         """Seconds after a bar's end before it counts as closed: a source's clock lags (CoinGecko's by up to a
         poll), and a tick that still comes later corrects the closed bar."""
         return min(600.0, max(5.0, 2 * self.interval))
+
+    @property
+    def alerts_topic(self) -> str:
+        """CRYPTO_ALERTS_TOPIC, else the prices topic's name with -prices made -alerts (crypto-alerts), so a
+        second pipeline with its own CRYPTO_TOPIC never reads another's firings."""
+        if self.alerts_topic_name:
+            return self.alerts_topic_name
+        return f"{self.topic.removesuffix('prices').rstrip('-')}-alerts"
+
+    @property
+    def alert_hysteresis(self) -> float:
+        """The band as a fraction (0.005), as cryptoapp.alerts.evaluation takes it."""
+        return self.alert_hysteresis_pct / 100
 
     @property
     def api_key(self) -> Optional[str]:

@@ -10,15 +10,15 @@ from typing import Any, Iterable, Optional
 import bson
 from bson.errors import BSONError
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, STATUS, UTC, VIEWS, replaces,
-    series_id)
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES,
+    STATUS, UTC, VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -390,5 +390,151 @@ class PriceStore(Service):
         try:
             await self.views.delete_many({})
             await self.latest.delete_many({})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    # --- alerts (cryptoapp/alerts/): the rules; crypto.alert_outbox, the firings being delivered; crypto.alerts,
+    # every firing with its final delivery state. On FerretDB every update, delete and filtered read scans the
+    # whole collection, even by _id (shared/reference/services.md): the outbox, which is updated for each
+    # firing, holds only what is in flight, and crypto.alerts only ever receives inserts (and the retention's
+    # one delete_many), so neither a burst of firings nor months of them make a write slow the sink's.
+    # Documents are built by cryptoapp.alerts.
+
+    @property
+    def alert_rules(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERT_RULES]
+
+    @property
+    def alerts(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERTS]
+
+    @property
+    def alert_outbox(self):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][ALERT_OUTBOX]
+
+    async def add_rule(self, doc: dict) -> None:
+        """Stores a new rule document (AlertRule.to_document()); its _id is new, so an existing one is an error."""
+        try:
+            await self.alert_rules.insert_one(doc)
+        except DuplicateKeyError:
+            raise StorageError(f"a rule with id {doc['_id']!r} already exists") from None
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def list_rules(self) -> list[dict]:
+        """Every rule document, oldest first."""
+        try:
+            docs = [doc async for doc in self.alert_rules.find({})]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return sorted(docs, key=lambda d: (str(d.get("created_at")), str(d["_id"])))
+
+    async def set_rule_enabled(self, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
+        """Pauses (False) or resumes (True) a rule; False when no rule has that id."""
+        try:
+            result = await self.alert_rules.update_one({"_id": rule_id},
+                                                       {"$set": {"enabled": enabled, "updated_at": now}})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return result.matched_count == 1
+
+    async def delete_rule(self, rule_id: str) -> bool:
+        """Deletes a rule (its stored firings stay); False when no rule has that id."""
+        try:
+            return (await self.alert_rules.delete_one({"_id": rule_id})).deleted_count == 1
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def rules_version(self) -> tuple[int, int, dt.datetime | None]:
+        """(rules, enabled rules, the newest updated_at): moves with every add, pause, resume and delete (even
+        two within one millisecond), so a poller reads the rules only when it moved."""
+        try:
+            count = await self.alert_rules.count_documents({})
+            enabled = await self.alert_rules.count_documents({"enabled": True})
+            newest = await self.alert_rules.find_one({}, {"updated_at": 1}, sort=[("updated_at", -1)])
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return count, enabled, (newest or {}).get("updated_at")
+
+    async def _insert_new(self, collection, docs: list[dict]) -> list[str]:
+        """Inserts documents whose _id is not stored yet (insert-if-absent); returns the ids that were new."""
+        if not docs:
+            return []
+        try:
+            await collection.insert_many(docs, ordered=False)
+            return [d["_id"] for d in docs]
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if other or exc.details.get("writeConcernErrors"):
+                first = (other or exc.details["writeConcernErrors"])[0]
+                raise StorageError(f"{len(errors)} of {len(docs)} alerts not stored at {self.where}: "
+                                   f"code {first.get('code')}: {first.get('errmsg')}") from None
+            existing = {e["index"] for e in errors}
+            return [d["_id"] for i, d in enumerate(docs) if i not in existing]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def insert_firings(self, docs: list[dict]) -> list[str]:
+        """Stores finished firings (Firing.to_document(status=...)) in crypto.alerts, insert-if-absent by _id;
+        returns the ids that were new."""
+        return await self._insert_new(self.alerts, docs)
+
+    async def enqueue_firings(self, docs: list[dict]) -> list[str]:
+        """Puts firings to deliver (status pending) in crypto.alert_outbox, insert-if-absent by _id (a firing
+        replayed while it is still in flight is not queued twice); returns the ids that were new."""
+        return await self._insert_new(self.alert_outbox, docs)
+
+    async def finish_firing(self, doc: dict) -> None:
+        """Moves a firing out of the outbox with its final state: inserted into crypto.alerts (an earlier
+        delivery of a replayed firing may have put it there already), then deleted from the outbox. A crash in
+        between leaves it in the outbox: it is sent again (at least once) and finished then."""
+        try:
+            await self.alerts.insert_one(doc)
+        except DuplicateKeyError:
+            pass
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        try:
+            await self.alert_outbox.delete_one({"_id": doc["_id"]})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def pending_firings(self, limit: int = 1000) -> list[dict]:
+        """The firings in the outbox, oldest first: what a (re)started worker delivers."""
+        try:
+            return [doc async for doc in self.alert_outbox.find({}).sort("fired_at", ASCENDING).limit(limit)]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def extend_leases(self, firing_ids: list[str], owner: str, until: dt.datetime) -> None:
+        """Renews `owner`'s lease on the firings it is delivering (cryptoapp.alerts.delivery)."""
+        try:
+            await self.alert_outbox.update_many({"_id": {"$in": firing_ids}, "owner": owner},
+                                                {"$set": {"lease_until": until}})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def claim_firing(self, firing_id: str, seen: tuple, owner: str, until: dt.datetime) -> bool:
+        """Makes `owner` the deliverer of an outbox firing if its (owner, lease_until) are still those `seen`
+        (compare-and-set: of two workers claiming one firing, one wins); True when this call won."""
+        was_owner, was_until = seen
+        try:
+            claimed = await self.alert_outbox.find_one_and_update(
+                {"_id": firing_id, "owner": was_owner, "lease_until": was_until},
+                {"$set": {"owner": owner, "lease_until": until}},  # no projection: FerretDB 1.24 refuses one here
+                return_document=ReturnDocument.AFTER)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return claimed is not None
+
+    async def delete_firings_before(self, cutoff: dt.datetime) -> int:
+        """Deletes the finished firings (crypto.alerts) fired before `cutoff`; the outbox is never trimmed.
+        Returns how many went."""
+        try:
+            return (await self.alerts.delete_many({"fired_at": {"$lt": cutoff}})).deleted_count
         except PyMongoError as exc:
             raise self._failure(exc) from None

@@ -1,4 +1,4 @@
-"""Server addresses read from KAFKA_BROKER and MONGO_URI, and URIs made safe to print (standard library only).
+"""Server addresses read from KAFKA_BROKER and MONGO_URI, and URIs and webhook URLs made safe to print (standard library only).
 
 The worker, the dashboard and scripts/services.sh all read addresses here, so a URI is parsed one way:
 `python3 -m cryptoapp.uris kafka|mongo` prints the first server's host:port for the shell script.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 KAFKA_PORT = 9092
@@ -33,6 +34,32 @@ def mask_uri(uri: str) -> str:
         query = urlencode([(k, "***" if _SECRET_OPTION.search(k) else v)
                            for k, v in parse_qsl(query, keep_blank_values=True)], safe="*,:/")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+# A path segment shown as is: a short lowercase word (services, api, webhooks, hooks). Anything else in a
+# path may be a token (Slack's /services/T../B../XXXX, Discord's /webhooks/<id>/<token>), so it is masked.
+_PLAIN_SEGMENT = re.compile(r"[a-z][a-z-]{0,11}")
+
+
+def mask_webhook_url(url: Optional[str]) -> str:
+    """The URL safe to log or show: user info, every query value and every path segment that is not a
+    short lowercase word replaced by ***; '' for no URL.
+
+    mask_uri does not fit: it keeps the path, where webhook services put their tokens (Slack's
+    /services/T../B../XXXX, Discord's /webhooks/<id>/<token>).
+    """
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rsplit("@", 1)
+    netloc = f"***@{netloc[1]}" if len(netloc) == 2 else netloc[0]
+    path = "/".join(s if not s or _PLAIN_SEGMENT.fullmatch(s) else "***" for s in parts.path.split("/"))
+    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def _hosts(netloc: str, default_port: int) -> list[str]:

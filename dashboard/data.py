@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from pymongo import MongoClient
+from pymongo import DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
 from cryptoapp.schema import (
     DEFAULT_TICKERS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
+from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS
 
 MAX_HOURS = 168
 MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
@@ -281,3 +282,53 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     series_frame = series_frame.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
     series_frame.attrs.update(start=start, end=end, query_ms=(time.perf_counter() - started) * 1000)
     return newest, series_frame
+
+
+# --- alerts: rules (crypto.alert_rules) and firings (crypto.alerts, and those still being delivered in
+# crypto.alert_outbox); cryptoapp.alerts.rules builds and checks the documents. The rules and the outbox are small;
+# crypto.alerts holds one document per firing for CRYPTO_ALERT_RETENTION_DAYS, which FerretDB scans per read.
+RECENT_FIRINGS = 50
+# A firing's webhook holds a secret and the page never needs it: it is not even read.
+FIRING_PROJECTION = {"webhook": 0, "owner": 0, "lease_until": 0}
+
+
+@_translated
+def list_rules(db: Database) -> list[dict]:
+    """Every rule document, oldest first."""
+    return sorted(db[ALERT_RULES].find({}), key=lambda d: (str(d.get("created_at")), str(d["_id"])))
+
+
+@_translated
+def add_rule(db: Database, doc: dict) -> None:
+    """Stores a new rule document (AlertRule.to_document())."""
+    db[ALERT_RULES].insert_one(doc)
+
+
+@_translated
+def set_rule_enabled(db: Database, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
+    """Pauses or resumes a rule (updated_at moves, so the worker's poll sees it); False when it is gone."""
+    return db[ALERT_RULES].update_one({"_id": rule_id}, {"$set": {"enabled": enabled, "updated_at": now}}
+                                      ).matched_count == 1
+
+
+@_translated
+def delete_rule(db: Database, rule_id: str) -> bool:
+    return db[ALERT_RULES].delete_one({"_id": rule_id}).deleted_count == 1
+
+
+@_translated
+def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime | None = None,
+                   coin: str | None = None) -> list[dict]:
+    """The newest firings first (at most `limit`), optionally since a time and of one coin; without webhooks.
+
+    Finished firings come from crypto.alerts, those still being delivered (`pending`) from crypto.alert_outbox."""
+    match: dict = {}
+    if since is not None:
+        match["fired_at"] = {"$gte": since}
+    if coin is not None:
+        match["coin"] = check_ticker(coin)
+    found = {}
+    for collection in (ALERTS, ALERT_OUTBOX):  # a firing in both is between the two writes: the finished one wins
+        for doc in db[collection].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit):
+            found.setdefault(doc["_id"], doc)
+    return sorted(found.values(), key=lambda d: d["fired_at"], reverse=True)[:limit]

@@ -9,7 +9,7 @@ import streamlit as st
 
 from cryptoapp.schema import SIMULATED
 from cryptoapp.settings import Settings
-from dashboard import cache, charts, formatting, ui
+from dashboard import alerts, cache, charts, formatting, ui
 
 CARDS_PER_ROW = 5
 STALE_AFTER_INTERVALS = 3
@@ -66,6 +66,7 @@ def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[st
 
 def _live_panel(settings: Settings) -> None:
     with ui.guarded(settings, "real-time tab"):
+        alerts.recent_badge(settings)
         now = dt.datetime.now(dt.timezone.utc)
         latest, series = cache.live(settings.mongo_uri, settings.mongo_db, cache.period_end(now, settings.refresh))
         if latest.empty:

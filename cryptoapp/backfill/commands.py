@@ -47,7 +47,8 @@ async def backfill(self: AppCommand, hours: Optional[float], symbols: Optional[s
     try:
         await _backfill(self, hours, symbols)
     except UserError as exc:
-        self.say(f"cryptoapp backfill: {exc}", err=True)
+        # file=, not err=True: Faust passes its stdout as click.echo's file, which then ignores err.
+        self.say(f"cryptoapp backfill: {exc}", file=self.stderr)
         raise SystemExit(1) from None
 
 
@@ -93,7 +94,7 @@ async def _backfill(command: AppCommand, hours: Optional[float], symbols: Option
                     await asyncio.sleep(0.5)
                 if missing:
                     command.say(f"{missing} of {report.ticks} published ticks are not stored yet: is a worker "
-                                "running (`make run`)? Kafka keeps them until one stores them.", err=True)
+                                "running (`make run`)? Kafka keeps them until one stores them.", file=command.stderr)
                 else:
                     command.say(f"all {report.ticks} ticks stored in MongoDB ({store.where})")
             if report.unfinished:

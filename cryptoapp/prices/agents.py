@@ -10,6 +10,7 @@ import time
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from cryptoapp.alerts.agents import evaluate_alerts
 from cryptoapp.app import app, dead_letters, latest_prices
 from cryptoapp.candles.agents import feed_candles
 from cryptoapp.candles.topics import clock_topic, raw_topic, replay_topic
@@ -99,8 +100,9 @@ async def dead_letter(event, reason: str) -> None:
 
 
 async def store_batch(events) -> None:
-    """One batch of the sink: ticks into the archive and their poison into the dead-letter topic (returns once all of
-    it is safe), then latest_prices once per series, then the candles (which the archive never waits for)."""
+    """One batch of the sink: the alerts judged, ticks into the archive and their poison into the dead-letter topic
+    (returns once all of it is safe), then latest_prices once per series, the alert states, then the candles
+    (which the archive never waits for)."""
     candles_only = {replay_topic.get_topic_name(), clock_topic.get_topic_name()}
     prices, extra = [], []
     for event in events:
@@ -115,6 +117,7 @@ async def store_batch(events) -> None:
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
     TICKS_CONSUMED.inc(len(prices))
     BATCH_MESSAGES.observe(len(events))
+    settle_alerts = await evaluate_alerts(decoded)  # firings sent; their acknowledgement waited for below
     started = time.perf_counter()
     stored = await archive(decoded, poison)
     WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -123,6 +126,7 @@ async def store_batch(events) -> None:
     for event, reason in poison:
         await dead_letter(event, reason)
     track_latest(stored)
+    await settle_alerts()
     if app.settings.candles:
         await feed_candles(stored, extra)
 

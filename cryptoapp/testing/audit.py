@@ -8,22 +8,26 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cryptoapp.prices.models import decode_tick
+from cryptoapp.prices.models import PriceTick, decode_tick
 from cryptoapp.storage import PriceStore
 
 
-async def read_topic(bootstrap: str, topic: str) -> list:
-    """Every record of `topic`, all partitions, from the first offset to the end offset at call time."""
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    """Every record of `topic`, all partitions, from the first offset to the end offset at call time."""
+    partitions = await partitions_of(bootstrap, topic)
     if not partitions:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
@@ -143,8 +147,39 @@ async def audit(bootstrap: str, topic: str, mongo_uri: str, database: str, group
     return result
 
 
+async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` that consumer group `group` has not committed yet. A Faust worker commits an offset
+    once every agent reading the topic is done with its record: 0 means everything in it was processed."""
+    committed = await committed_offsets(bootstrap, group, topic)
+    partitions = await partitions_of(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        await consumer.stop()
+    return sum(max(0, end - max(0, committed.get(tp.partition, 0))) for tp, end in ends.items())
+
+
+async def publish(bootstrap: str, topic: str, ticks: list[PriceTick]) -> None:
+    """Sends ticks as the worker's publish() does (key = ticker, value = the tick's JSON); returns once acked."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, key=t.ticker.encode(), value=t.encode()) for t in ticks]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def in_thread(coro):
+    """Runs a coroutine from synchronous code, on an event loop of its own in a thread of its own (the caller
+    may have a loop running); returns its result."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def records(bootstrap: str, topic: str) -> list:
     """read_topic() from synchronous code: on an event loop of its own, in a thread of its own (the caller
     may have a loop running)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, read_topic(bootstrap, topic)).result()
+    return in_thread(read_topic(bootstrap, topic))

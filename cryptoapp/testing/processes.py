@@ -16,6 +16,7 @@ from typing import Callable, Optional, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".local" / "logs"
+CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "cryptoapp"
 T = TypeVar("T")
 
 
@@ -73,7 +74,7 @@ class Worker:
         log = open(self.log_path, "a")
         log.write(f"\n===== start {self.starts} =====\n")
         log.flush()
-        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "cryptoapp"), "worker", "-l", "info", *self.args],
+        self.proc = subprocess.Popen([str(CONSOLE_SCRIPT), "worker", "-l", "info", *self.args],
                                      env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         if wait_web:
@@ -94,6 +95,11 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
+
+    def command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`cryptoapp ARGS` as a user runs it beside this worker: its settings (database, topics, web port)."""
+        return subprocess.run([str(CONSOLE_SCRIPT), *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout)
 
     def get(self, path: str) -> tuple[int, object]:
         try:

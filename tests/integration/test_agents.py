@@ -30,11 +30,13 @@ async def sink(services):
     app.flow_control.resume()
     app.store = PriceStore(services["mongo_uri"], database)
     await app.store.start()
+    await app.rulebook.start()  # the alert rules (none here) are read before any tick is judged
     await app.producer.start()
     yield database
     await app.producer.stop()
+    await app.rulebook.stop()
     await app.store.stop()
-    del app.store
+    del app.store, app.rulebook
     latest_prices.data.clear()
     admin = AIOKafkaAdminClient(bootstrap_servers=services["kafka"])
     await admin.start()

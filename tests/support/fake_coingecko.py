@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from aiohttp import web
+
+from cryptoapp.testing.served import ServedInThread
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 _LOCAL_REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -133,34 +133,10 @@ class FakeCoinGecko:
         return web.json_response(rows[(page - 1) * per_page:page * per_page])
 
 
-class FakeCoinGeckoServer:
+class FakeCoinGeckoServer(ServedInThread):
     """Runs a FakeCoinGecko on 127.0.0.1 in a thread of its own, for a worker subprocess to call."""
 
-    def __init__(self, fake: FakeCoinGecko):
-        self.fake = fake
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: Optional[web.AppRunner] = None
-
-    def __enter__(self) -> FakeCoinGecko:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v3/simple/price", self.fake.simple_price)
         app.router.add_get("/api/v3/coins/{coin_id}/market_chart/range", self.fake.market_chart_range)
         app.router.add_get("/api/v3/coins/markets", self.fake.coins_markets)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.fake.port = s.getsockname()[1]
-        self._runner = web.AppRunner(app)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self.fake
-
-    async def _start(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.fake.port).start()
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()

@@ -1,0 +1,81 @@
+"""The Alerts tab's tables, and markers of fired alerts for a price chart, built from stored documents (no streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cryptoapp.alerts.rules import AlertRule, RuleError
+
+RULE_COLUMNS = ("id", "rule", "state", "webhook", "format", "created_at", "problem")
+FIRING_COLUMNS = ("fired_at", "coin", "rule", "observed", "threshold", "unit", "status", "attempts", "last_error",
+                  "rule_id", "id")
+# Delivery states as people read them; `pending` is also what a webhook being retried looks like.
+STATUS_WORDS = {"pending": "sending", "delivered": "delivered", "failed": "failed", "stored": "stored (no webhook)"}
+
+
+def rules_frame(docs: Iterable[dict]) -> pd.DataFrame:
+    """One row per stored rule, webhook masked; a malformed document is a row with its problem, not an error."""
+    rows = []
+    for doc in docs:
+        try:
+            shown = AlertRule.from_document(doc).shown()
+        except RuleError as exc:
+            rows.append({"id": str(doc.get("_id")), "rule": "", "state": "invalid", "webhook": "", "format": "",
+                         "created_at": doc.get("created_at"), "problem": str(exc)})
+            continue
+        rows.append({**{k: shown[k] for k in ("id", "rule", "webhook", "format", "created_at")},
+                     "state": "enabled" if shown["enabled"] else "paused", "problem": ""})
+    frame = pd.DataFrame(rows, columns=list(RULE_COLUMNS))
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def firings_frame(docs: Iterable[dict]) -> pd.DataFrame:
+    """Recent firings, newest first, with what was compared and how delivery went."""
+    rows = [{**{c: doc.get(c) for c in FIRING_COLUMNS if c != "id"}, "id": doc.get("_id"),
+             "status": STATUS_WORDS.get(doc.get("status"), doc.get("status"))} for doc in docs]
+    frame = pd.DataFrame(rows, columns=list(FIRING_COLUMNS))
+    frame["fired_at"] = pd.to_datetime(frame["fired_at"], utc=True)
+    for column in ("observed", "threshold"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame.sort_values("fired_at", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def coins_with_bid_ask(latest: pd.DataFrame) -> set[str]:
+    """The coins with a series whose newest tick carries bid and ask (the frame of data.latest, one row a series):
+    spread_bps rules need them."""
+    if latest.empty:
+        return set()
+    quoted = latest[latest["bid_price"].notna() & latest["ask_price"].notna()]
+    return set(quoted["sensor_id"])
+
+
+def firing_markers(docs: Iterable[dict]) -> go.Scatter:
+    """A marker per firing at the time and price of the tick that fired it, for a coin's price chart.
+
+    `docs` are firing documents as dashboard.data.recent_firings returns them, e.g. the firings of the chart's
+    coin and window: `recent_firings(db, limit=..., since=start, coin=ticker)` (newest first; the order does not
+    matter here). Each marker sits at `tick.timestamp` (UTC datetime) and `tick.value` (the price in the tick's
+    currency, the price panel's y axis); hovering shows the rule in words. Firings of every kind (volume_spike
+    and spread_bps too) are marked at the price: the marker says when, the hover what. With no firings it draws
+    nothing. For the history chart, `firing_layer` wraps it as one of charts.history_figure's `layers`."""
+    docs = list(docs)
+    return go.Scatter(
+        x=[d["tick"]["timestamp"] for d in docs], y=[d["tick"]["value"] for d in docs], mode="markers",
+        name="alerts fired", marker={"symbol": "star", "size": 12, "color": "#d62728", "line": {"width": 1}},
+        text=[d.get("rule", "") for d in docs], hovertemplate="%{text}<br>%{x}<br>%{y:,.2f}<extra>alert</extra>")
+
+
+def firing_layer(docs: Iterable[dict]):
+    """A layer for charts.history_figure(..., layers=[firing_layer(docs)]): firing_markers(docs) on the price
+    panel (drawn only when there is a firing, so the legend names no empty trace)."""
+    docs = list(docs)
+
+    def draw(fig: go.Figure, panels) -> None:
+        if docs:
+            fig.add_trace(firing_markers(docs), row=panels.rows["price"], col=1)
+
+    return draw

@@ -1,0 +1,142 @@
+"""Requires MongoDB: the Alerts tab (AppTest, no browser) creates, pauses and deletes rules and lists firings; the
+real-time tab's badge and toasts for the firings of the last 10 minutes."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from streamlit.testing.v1 import AppTest
+
+from cryptoapp.alerts.evaluation import RuleState, evaluate
+from cryptoapp.alerts.rules import new_rule
+from cryptoapp.prices.models import PriceTick
+from cryptoapp.testing.processes import wait_for
+
+pytestmark = pytest.mark.integration
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+UTC = dt.timezone.utc
+SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"
+
+
+@pytest.fixture
+def db(services, unique_name, monkeypatch):
+    monkeypatch.setenv("MONGO_URI", services["mongo_uri"])
+    monkeypatch.setenv("MONGO_DB", unique_name)
+    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
+    yield client[unique_name]
+    client.drop_database(unique_name)
+    client.close()
+
+
+def alerts_tab():
+    import os
+
+    from cryptoapp.settings import load
+    from dashboard import alerts
+
+    alerts.render(load(os.environ))
+
+
+def recent_badge():
+    import os
+
+    from cryptoapp.settings import load
+    from dashboard import alerts
+
+    alerts.recent_badge(load(os.environ))
+
+
+def run_tab():
+    at = AppTest.from_function(alerts_tab, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def fill(at, threshold: str, kind: str = "above", window: str = "", webhook: str = ""):
+    at.selectbox(key="alert_coin").set_value("BTC")
+    at.selectbox(key="alert_kind").set_value(kind)
+    at.text_input(key="alert_threshold").input(threshold)
+    at.text_input(key="alert_window").input(window)
+    at.text_input(key="alert_webhook").input(webhook)
+    at.button[0].click()  # the form's submit button comes first on the page
+    at.run()
+    assert not at.exception, at.exception
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_the_form_refuses_an_invalid_rule_with_the_rules_message_and_adds_a_valid_one(db):
+    at = run_tab()
+    fill(at, "lots")
+    assert any(t.startswith("Not added: threshold: 'lots' is not a number") for t in texts(at.error)), texts(at.error)
+    fill(at, "3", kind="change_pct")
+    assert any(t.startswith("Not added: window: change_pct needs a window") for t in texts(at.error))
+    assert db.alert_rules.count_documents({}) == 0
+    fill(at, "100000", webhook=SLACK)
+    assert db.alert_rules.count_documents({}) == 1
+    rule_id = db.alert_rules.find_one()["_id"]
+    assert any(f"(rule {rule_id})" in t for t in texts(at.success))
+    page = " ".join(texts(at.markdown))
+    assert "BTC above 100,000 USD" in page and "services/***/***/***" in page and "XXXXXXXX" not in page
+
+
+def test_rules_are_paused_resumed_and_deleted_from_their_buttons(db):
+    rule = new_rule("ETH", "below", 2000)
+    db.alert_rules.insert_one(rule.to_document())
+    at = run_tab()
+    at.button(key=f"pause_{rule.id}").click().run()
+    assert db.alert_rules.find_one({"_id": rule.id})["enabled"] is False
+    assert f"Rule {rule.id} paused." in texts(at.success)
+    at.button(key=f"resume_{rule.id}").click().run()
+    assert db.alert_rules.find_one({"_id": rule.id})["enabled"] is True
+    at.button(key=f"delete_{rule.id}").click().run()
+    assert db.alert_rules.count_documents({}) == 0
+    assert any("No alert rules yet" in t for t in texts(at.info))
+
+
+def test_recent_firings_are_listed_with_their_delivery_state_and_no_webhook(db):
+    rule = new_rule("BTC", "above", 100_000, webhook=SLACK, format="slack")
+    sending, done = firing_doc(rule, 1, 100_523.1), firing_doc(rule, 5, 100_611.0)
+    db.alert_outbox.insert_one({**sending, "owner": "worker-a", "lease_until": dt.datetime.now(UTC)})
+    db.alerts.insert_one({**done, "status": "delivered", "attempts": 1})
+    at = run_tab()
+    table = at.dataframe[0].value
+    assert list(table["rule"]) == ["BTC above 100,000 USD"] * 2 and list(table["status"]) == ["sending", "delivered"]
+    assert list(table["observed"]) == [100_523.1, 100_611.0]
+    assert not {"webhook", "owner", "lease_until"} & set(table.columns)
+
+
+def firing_doc(rule, minutes_ago: float, value: float) -> dict:
+    at = dt.datetime.now(UTC) - dt.timedelta(minutes=minutes_ago)
+    tick = PriceTick(ticker=rule.coin, timestamp=at, value=value, source="coingecko")
+    return evaluate(rule, RuleState(), tick, at).to_document()
+
+
+def test_the_alerts_tab_comes_after_history_and_opens_from_its_link(db):
+    db.alert_rules.insert_one(new_rule("ETH", "below", 2000).to_document())
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["tab"] = "Alerts"
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == ["Real-time", "History", "Alerts"]
+    assert "ETH below 2,000 USD" in " ".join(texts(at.markdown))
+
+
+def test_the_live_badge_counts_the_last_10_minutes_and_toasts_what_arrives_while_the_page_is_open(db, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_REFRESH", "1")  # a new query each second: the second run sees the new firing
+    above, below = new_rule("BTC", "above", 100_000), new_rule("ETH", "below", 2000)
+    db.alerts.insert_many([firing_doc(above, 2, 100_523.1), firing_doc(below, 30, 1990.0)])
+    at = AppTest.from_function(recent_badge, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    badge = " ".join(texts(at.markdown))
+    assert "1 alert in the last 10 min" in badge and "BTC above 100,000 USD (2 min ago)" in badge
+    assert "ETH" not in badge and not at.toast  # fired before the page was opened: counted, not toasted
+    db.alerts.insert_one(firing_doc(below, 0, 1985.5))
+    wait_for(lambda: at.run() and not at.exception and at.toast, 10, "a toast for the new firing")
+    assert [t.value for t in at.toast] == ["**Alert** ETH below 2,000 USD: 1,985.5 USD"]
+    assert "2 alerts in the last 10 min" in " ".join(texts(at.markdown))
