@@ -51,7 +51,7 @@ async def forecast(self: AppCommand, action: str, symbols: Optional[str], days: 
     try:
         await _backtest(self, symbols, days, horizons, models)
     except UserError as exc:
-        self.say(f"cryptoapp forecast {action}: {exc}", err=True)
+        self.say(f"cryptoapp forecast {action}: {exc}", file=self.stderr)  # say(err=True) writes to stdout
         raise SystemExit(1) from None
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from river import linear_model, optim, preprocessing, time_series
+# River (with the SciPy it loads) is imported when a model is first made, not with this module: the worker
+# imports every module of the package at start (Faust's autodiscovery), and River adds ~90 MB and ~2 s to a
+# worker that may run with forecasts off.
 
 LEARNING_RATE = 0.01  # River's default SGD step for linear regression; features are standardized first
 SNARIMAX_ORDER = (3, 1, 0)  # AR(3) on 1-bar log returns (d=1 differences the log close), no MA terms
@@ -39,6 +41,8 @@ class LinearReturns:
     def _model(self, horizon_min: int):
         model = self.by_horizon.get(horizon_min)
         if model is None:
+            from river import linear_model, optim, preprocessing
+
             regression = linear_model.LinearRegression(optimizer=optim.SGD(self.learning_rate),
                                                        intercept_lr=self.learning_rate)
             model = self.by_horizon[horizon_min] = preprocessing.StandardScaler() | regression
@@ -62,6 +66,8 @@ class SnarimaxSeries:
     the path step by step (one step is one bar), read at each horizon."""
 
     def __init__(self, order: tuple[int, int, int] = SNARIMAX_ORDER) -> None:
+        from river import time_series
+
         p, d, q = order
         self.model = time_series.SNARIMAX(p=p, d=d, q=q)
 

@@ -15,6 +15,7 @@ can be saved after any bar and restored (to_bytes/from_bytes) without scoring or
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import io
 import json
 import logging
@@ -24,8 +25,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
-
-import river
 
 from cryptoapp.forecasts.features import Bar, History, InvalidBar
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, MODEL_KINDS, Forecaster
@@ -39,7 +38,7 @@ RESOLUTION = "1m"  # the bars forecasts are made from; a horizon of h minutes is
 FORMAT_VERSION = 1  # of to_bytes(); raise it whenever the pickled classes change shape
 _MAGIC = b"cryptoapp-forecast-state"
 # Pickled River models are only trusted by the River release that wrote them.
-RIVER_RELEASE = ".".join(river.__version__.split(".")[:2])
+RIVER_RELEASE = ".".join(importlib.metadata.version("river").split(".")[:2])
 
 
 class StateFormatError(ValueError):

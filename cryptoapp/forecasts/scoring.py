@@ -27,8 +27,6 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-import numpy as np
-
 WINDOW = 500  # scored points in the rolling window (at least min_points(h))
 MIN_POINTS = 200
 MIN_HORIZONS = 10  # whole non-overlapping horizons the window must span before a verdict
@@ -51,6 +49,8 @@ def advantage_t(errors, naive_errors, horizon_min: int) -> Optional[float]:
     """The Diebold-Mariano statistic of (|naive error| - |model error|): positive when the model errs less, in
     standard errors; autocovariances up to lag h - 1, Harvey-Leybourne-Newbold corrected. None when the
     points are too few for it (n <= 2h) or the estimated variance is not positive."""
+    import numpy as np  # loaded with River when the first model is made (forecasters.py says why not sooner)
+
     d = np.asarray(naive_errors, dtype=float) - np.asarray(errors, dtype=float)
     n, h = len(d), horizon_min
     if n <= 2 * h:
