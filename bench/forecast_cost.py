@@ -1,4 +1,4 @@
-"""`python -m bench.forecast_cost [--mongo]`: what forecasting costs per closed bar, its state size, and its MongoDB writes.
+"""`python -m bench.forecast_cost [--mongo]`: forecasting's cost per closed bar, its state size, its MongoDB writes.
 
 The forecasting agent takes one closed 1-minute bar per coin per minute. This replays a minute-by-minute
 stream for 5 coins through the real forecasters (default horizons and models) after a warm-up that fills

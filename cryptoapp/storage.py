@@ -226,11 +226,12 @@ class PriceStore(Service):
 
     async def write_forecast_scores(self, docs: list[dict]) -> None:
         """Rewrites each score document in place (one per coin, model and horizon), in small commands."""
-        updates = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}}, upsert=True)
-                   for doc in docs]
+        updates = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}},
+                             upsert=True) for doc in docs]
+        scores = self._forecast_collection(FORECAST_SCORES)
         try:
             for start in range(0, len(updates), UPDATE_CHUNK):
-                await self._forecast_collection(FORECAST_SCORES).bulk_write(updates[start:start + UPDATE_CHUNK], ordered=False)
+                await scores.bulk_write(updates[start:start + UPDATE_CHUNK], ordered=False)
         except PyMongoError as exc:
             raise self._forecast_failure(exc) from None
 

@@ -63,7 +63,8 @@ async def test_forecasts_and_scores_are_stored_once_rewritten_in_place_pruned_an
         assert set(zip(latest["model"], latest["horizon_min"])) == {("linear", 5), ("snarimax", 5), ("linear", 60),
                                                                    ("snarimax", 60)}
         assert list(scores["horizon_min"]) == [5, 5, 60, 60] and scores["beats_naive"].dtype == bool
-        assert scores.loc[(scores["model"] == "linear") & (scores["horizon_min"] == 5), "verdict"].item() == "beats naive"
+        linear_5 = scores[(scores["model"] == "linear") & (scores["horizon_min"] == 5)]
+        assert linear_5["verdict"].item() == "beats naive"
 
         pruned = await store.prune_forecasts(newest - dt.timedelta(minutes=30))
         assert pruned > 0 and db.forecasts.count_documents({}) == len(docs) - pruned
