@@ -25,7 +25,7 @@ from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.features import Bar
 from cryptoapp.forecasts.online import CoinForecaster
 from cryptoapp.schema import DEFAULT_TICKERS, FORECASTS, UTC
-from cryptoapp.settings import mask_uri
+from cryptoapp.uris import mask_uri
 
 LEVELS = {"BTC": 87000.0, "ETH": 2900.0, "BNB": 850.0, "USDT": 1.0, "USDC": 1.0}
 WARM_UP = 700  # bars: the 60-minute windows (600 points) and queues are full after this

@@ -17,7 +17,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    CANDLES, CANDLES_INDEXES, FORECAST_SCORES, FORECASTS, FORECASTS_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, UTC, VIEWS, replaces, series_id)
+    CANDLES, CANDLES_INDEXES, FORECAST_SCORES, FORECASTS, FORECASTS_INDEXES, LATEST, PRICES, PRICES_INDEXES,
+    SEED_ID_SOURCES, UTC, VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from cryptoapp.forecasts.online import CoinForecaster
 from cryptoapp.storage import PriceStore
 from dashboard import data
 from tests.e2e import seeding
-from tests.support.worker import ROOT
+from cryptoapp.testing.processes import ROOT
 from tests.unit.test_forecasts import bars, sine
 
 pytestmark = pytest.mark.integration
