@@ -87,3 +87,14 @@ class SnarimaxSeries:
 
 MODEL_KINDS: dict[str, Callable[[], Forecaster]] = {"linear": LinearReturns, "snarimax": SnarimaxSeries}
 DEFAULT_MODELS = ("linear", "snarimax")
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    """'linear,snarimax' or 'linear snarimax' -> the model kinds named, order kept, repeats dropped; ValueError
+    naming the kinds there are (for a setting or a flag)."""
+    names = tuple(dict.fromkeys(n for n in str(text).replace(",", " ").split() if n))
+    unknown = [n for n in names if n not in MODEL_KINDS]
+    if unknown or not names:
+        raise ValueError(f"names no model kind{'s ' + str(unknown) if unknown else ''}: choose from "
+                         f"{', '.join(MODEL_KINDS)}, comma separated")
+    return names
