@@ -441,10 +441,13 @@ class PriceStore(Service):
             raise self._failure(exc) from None
         return result.deleted_count
 
-    async def coin_ticks(self, ticker: str, start: dt.datetime, end: dt.datetime) -> list[dict]:
-        """`ticker`'s stored ticks with start <= timestamp < end, oldest first: timestamp, value, volume_24h, source."""
+    async def coin_ticks(self, ticker: str, start: dt.datetime, end: dt.datetime,
+                         sources: Iterable[str] = SEED_ID_SOURCES) -> list[dict]:
+        """`ticker`'s stored ticks from `sources` (default: CoinGecko's series, the one forecasts learn from) with
+        start <= timestamp < end, oldest first: timestamp, value, volume_24h, source."""
         try:
-            cursor = self.prices.find({"sensor_id": ticker, "timestamp": {"$gte": start, "$lt": end}},
+            cursor = self.prices.find({"sensor_id": ticker, "source": {"$in": sorted(sources)},
+                                       "timestamp": {"$gte": start, "$lt": end}},
                                       {"_id": 0, "timestamp": 1, "value": 1, "volume_24h": 1, "source": 1}
                                       ).sort("timestamp", ASCENDING)
             return [doc async for doc in cursor]

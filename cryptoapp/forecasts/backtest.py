@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Optional
 
-from cryptoapp.forecasts.features import Bar
+from cryptoapp.forecasts.features import Bar, learns_from
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, MODEL_KINDS, Forecaster
 from cryptoapp.forecasts.online import DEFAULT_HORIZONS, RESOLUTION, CoinForecaster
 from cryptoapp.forecasts.scoring import WINDOW, ScoreRow
@@ -26,19 +26,23 @@ def replay(bars: Iterable[Bar], horizons: Iterable[int] = DEFAULT_HORIZONS, mode
 
 
 def bars_from_ticks(ticker: str, ticks: Iterable[Mapping]) -> list[Bar]:
-    """1-minute bars from stored ticks (`timestamp`, `value`, `volume_24h`): each minute's last price and
-    last reported volume; a minute without a tick has no bar (never a made-up one)."""
+    """1-minute bars from stored ticks (`timestamp`, `value`, `volume_24h`, `source`): each minute's last price and
+    last reported volume, as the candles make them; a minute without a tick has no bar (never a made-up one), and a
+    minute the stream would not learn from (features.learns_from: CoinGecko's backfill alone) none either."""
     import pandas as pd  # the CLI's need only: the worker never makes bars this way
 
-    frame = pd.DataFrame(list(ticks), columns=["timestamp", "value", "volume_24h"])
+    frame = pd.DataFrame(list(ticks), columns=["timestamp", "value", "volume_24h", "source"])
     if frame.empty:
         return []
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     for column in ("value", "volume_24h"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["learned"] = [learns_from((source,)) for source in frame["source"].fillna("")]
     minutes = (frame.set_index("timestamp").sort_index()
-               .resample(f"{RESOLUTIONS[RESOLUTION]}s", label="left", closed="left").last()
+               .resample(f"{RESOLUTIONS[RESOLUTION]}s", label="left", closed="left")
+               .agg({"value": "last", "volume_24h": "last", "learned": "max"})
                .dropna(subset=["value"]))
+    minutes = minutes[minutes["learned"].astype(bool)]
     return [Bar(ticker, start.to_pydatetime(), float(row.value),
                 None if pd.isna(row.volume_24h) else float(row.volume_24h))
             for start, row in zip(minutes.index, minutes.itertuples(index=False))]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
-from cryptoapp.schema import TICKER_RE, UTC
+from cryptoapp.candles.bars import Bar as Candle
+from cryptoapp.schema import COINGECKO_BACKFILL, TICKER_RE, UTC
 
 RETURN_LAGS = 5  # the last five 1-bar log returns
 MOMENTUM_BARS = (15, 60)  # log returns over the last 15 and 60 bars
@@ -49,13 +50,17 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def bar_from_candle(candle: Mapping) -> Bar:
-    """A Bar from a closed candle as the candles topic and `crypto.candles` spell it (schema.CANDLE_FIELDS);
-    the one place that knows that spelling."""
-    start = candle.get("start")
-    if isinstance(start, str):
-        start = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
-    return Bar(candle.get("sensor_id"), start, candle.get("close"), candle.get("volume_24h"))
+def bar_from_candle(candle: Candle) -> Bar:
+    """The forecasters' bar from a candle (read off crypto-candles with cryptoapp.candles.bars.bar_from_json, or made
+    from stored ticks): its ticker, start, close and 24 h volume."""
+    return Bar(candle.ticker, candle.start, candle.close, candle.volume_24h)
+
+
+def learns_from(sources: Iterable[str]) -> bool:
+    """Whether a bar made of ticks from `sources` is a minute the forecasters learn from: not when CoinGecko's
+    backfilled history alone made it (one point per 5 minutes or per hour: taken for minutes, its 5-minute moves
+    would be learned as 1-minute ones). The stream and the backtest both ask this."""
+    return any(source != COINGECKO_BACKFILL for source in sources)
 
 
 def _log_ratio(new: Optional[float], old: Optional[float]) -> Optional[float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import pickle
@@ -12,11 +13,12 @@ import pytest
 
 from cryptoapp.forecasts.backtest import bars_from_ticks, format_table, replay
 from cryptoapp.forecasts.documents import forecast_document, score_document
-from cryptoapp.forecasts.features import Bar, InvalidBar, bar_from_candle
+from cryptoapp.candles.bars import Minute, bar_from_json, bar_to_json
+from cryptoapp.forecasts.features import Bar, InvalidBar, bar_from_candle, learns_from
 from cryptoapp.forecasts.online import (FORMAT_VERSION, CoinForecaster, StateFormatError, parse_horizons,
                                         restore)
 from cryptoapp.forecasts.scoring import BAND_MIN_POINTS, direction_hit, min_points
-from cryptoapp.schema import FORECAST_FIELDS, FORECAST_SCORE_FIELDS, UTC
+from cryptoapp.schema import COINGECKO, FORECAST_FIELDS, FORECAST_SCORE_FIELDS, UTC
 
 T0 = dt.datetime(2025, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -249,10 +251,14 @@ def test_bars_are_checked_and_read_from_candles():
         Bar("BTC", T0.replace(tzinfo=None), 1.0)
     with pytest.raises(InvalidBar, match="whole minute"):
         CoinForecaster("BTC").update(Bar("BTC", T0 + dt.timedelta(seconds=1), 1.0))
-    candle = {"_id": "BTC_1m_2025-11-21T10:00:00Z", "sensor_id": "BTC", "resolution": "1m",
-              "start": "2025-11-21T10:00:00Z", "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "ticks": 3,
-              "volume_24h": None, "sources": ["coingecko"], "currency": "usd", "updated_at": T0}
-    assert bar_from_candle(candle) == Bar("BTC", T0, 1.5, None)
+    # A closed minute as crypto-candles carries it, read back the way the agent reads it.
+    minute_bar = Minute("BTC", "BTC", int(T0.timestamp()), "usd")
+    for second, value in ((1, 1.0), (20, 2.0), (59, 1.5)):
+        minute_bar.absorb(int(T0.timestamp() + second) * 1000, value, None, COINGECKO)
+    candle, closed = bar_from_json(json.loads(json.dumps(bar_to_json(minute_bar.bar(), True))))
+    assert closed and bar_from_candle(candle) == Bar("BTC", T0, 1.5, None)
+    assert learns_from(("coingecko",)) and learns_from(("coingecko", "coingecko-backfill"))
+    assert learns_from(("simulated",)) and not learns_from(("coingecko-backfill",))
     assert parse_horizons("5, 60") == (5, 60)
     with pytest.raises(ValueError, match="whole minutes"):
         parse_horizons("5,0.5")
@@ -284,8 +290,11 @@ def test_documents_have_deterministic_ids_and_a_band_only_once_earned():
 
 
 def test_ticks_become_minute_bars_and_the_table_prints_the_verdict():
-    ticks = [{"timestamp": T0 + dt.timedelta(seconds=s), "value": v, "volume_24h": vol}
-             for s, v, vol in [(0, 10.0, 1.0), (30, 11.0, None), (59, 12.0, None), (150, 13.0, 5.0)]]
+    ticks = [{"timestamp": T0 + dt.timedelta(seconds=s), "value": v, "volume_24h": vol, "source": source}
+             for s, v, vol, source in [(0, 10.0, 1.0, "coingecko"), (30, 11.0, None, "coingecko"),
+                                       (59, 12.0, None, "coingecko"), (150, 13.0, 5.0, "coingecko"),
+                                       (240, 14.0, 6.0, "coingecko-backfill")]]
+    # Minute 4 holds CoinGecko's backfilled history alone: the stream does not learn from it, nor does the replay.
     assert bars_from_ticks("BTC", ticks) == [Bar("BTC", minute(0), 12.0, 1.0), Bar("BTC", minute(2), 13.0, 5.0)]
     text = format_table(replay(bars(random_walk(150, seed=1)), horizons=(5,)))
     assert "BTC" in text and "5 min" in text and "snarimax" in text
