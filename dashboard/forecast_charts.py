@@ -1,5 +1,5 @@
 """Forecasts on the history chart (path and band, only where the model beats naive), the model-vs-naive table and
-the plain sentence for a model that does not; plotly and pandas only (no streamlit import)."""
+the plain sentences for a model that does not; plotly and pandas only (no streamlit import)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cryptoapp.schema import RESOLUTIONS
-from dashboard import charts, formatting
+from dashboard import formatting
 
 MODEL_NAMES = {"linear": "linear model", "snarimax": "SNARIMAX model"}
 MODEL_COLORS = {"linear": "#7c3aed", "snarimax": "#b45309"}
@@ -67,10 +67,15 @@ def add_forecasts(fig: go.Figure, forecasts: pd.DataFrame, scores: pd.DataFrame,
     return fig
 
 
-def forecast_figure(history: pd.DataFrame, ticker: str, forecasts: pd.DataFrame, scores: pd.DataFrame,
-                    **history_options) -> go.Figure:
-    """The history chart of `ticker` (charts.history_figure) with the forecasts that beat naive drawn on it."""
-    return add_forecasts(charts.history_figure(history, ticker, **history_options), forecasts, scores)
+def drawn_until(forecasts: pd.DataFrame, scores: pd.DataFrame) -> pd.Timestamp | None:
+    """The end of the furthest target bar add_forecasts draws (None when it draws nothing): where the chart's time
+    axis has to reach for the path to show."""
+    skilled = _skilled(scores)
+    rows = latest_forecasts(forecasts)
+    if rows.empty:
+        return None
+    drawn = rows[[(m, int(h)) in skilled for m, h in zip(rows["model"], rows["horizon_min"])]]
+    return None if drawn.empty else drawn["target_at"].max() + BAR
 
 
 def _share(x: float) -> str:
@@ -84,6 +89,19 @@ def score_table(scores: pd.DataFrame) -> pd.DataFrame:
              _share(r.hit_rate), f"{int(r.points):,}", r.verdict]
             for r in scores.itertuples(index=False)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def headline(ticker: str, scores: pd.DataFrame) -> str:
+    """The sentence above the table: which forecasts the chart draws, or plainly that no model beats naive."""
+    if scores.empty:
+        return f"No forecasts of {ticker} yet."
+    skilled = sorted(_skilled(scores), key=lambda pair: (pair[1], pair[0]))
+    if not skilled:
+        return (f"No model beats the naive “no change” forecast for {ticker}, so no forecast is drawn: a forecast "
+                "that does no better than “the price stays where it is” shows no skill.")
+    named = ", ".join(f"the {model_name(m)} {h} min ahead" for m, h in skilled)
+    return (f"Drawn on the chart: {named}, which beat{'s' if len(skilled) == 1 else ''} the naive “no change” "
+            f"forecast for {ticker} by more than chance over the last scored points.")
 
 
 def no_skill_sentences(scores: pd.DataFrame) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.online import CoinForecaster
@@ -10,8 +11,8 @@ from dashboard import data, forecast_charts, formatting
 from tests.unit.test_forecasts import bars, minute, random_walk, sine
 
 
-def frames(closes, horizons=(5, 60)) -> tuple[CoinForecaster, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the dashboard reads after the worker ran on `closes`: history, forecasts and scores frames."""
+def frames(closes, horizons=(5, 60)) -> tuple[CoinForecaster, pd.DataFrame, pd.DataFrame]:
+    """What the dashboard reads after the worker ran on `closes`: forecasts and scores frames."""
     forecaster = CoinForecaster("BTC", horizons=horizons)
     made = []
     for bar in bars(closes):
@@ -21,10 +22,7 @@ def frames(closes, horizons=(5, 60)) -> tuple[CoinForecaster, pd.DataFrame, pd.D
     scores = pd.DataFrame([{k: v for k, v in d.items() if k != "_id"}
                            for d in score_documents(forecaster.score_rows())])
     scores = data._typed(scores, ("as_of",), ("sensor_id", "model", "verdict"))
-    history = data.frame_from_documents(
-        [{"timestamp": minute(i), "value": float(c), "sensor_id": "BTC", "source": "coingecko"}
-         for i, c in enumerate(closes)])
-    return forecaster, history, forecasts, scores
+    return forecaster, forecasts, scores
 
 
 def traces(fig, part: str):
@@ -32,8 +30,8 @@ def traces(fig, part: str):
 
 
 def test_a_model_that_beats_naive_is_drawn_with_its_band_and_one_that_does_not_is_named_instead():
-    forecaster, history, forecasts, scores = frames(sine(1400))
-    fig = forecast_charts.forecast_figure(history, "BTC", forecasts, scores)
+    forecaster, forecasts, scores = frames(sine(1400))
+    fig = forecast_charts.add_forecasts(go.Figure(), forecasts, scores)
     [linear] = traces(fig, "linear model forecast")
     newest = [f for f in forecaster.latest_forecasts() if f.model == "linear"]
     # From the last close, at the end of its bar, to each horizon's forecast at the end of the target bar.
@@ -49,12 +47,21 @@ def test_a_model_that_beats_naive_is_drawn_with_its_band_and_one_that_does_not_i
     assert forecast_charts.no_skill_sentences(scores) == [
         "The SNARIMAX model (60 min ahead) has not beaten the naive no-change forecast over the last 600 points: "
         "its forecast is not shown as skill."]
+    assert forecast_charts.headline("BTC", scores) == (
+        "Drawn on the chart: the linear model 5 min ahead, the SNARIMAX model 5 min ahead, the linear model 60 min "
+        "ahead, which beat the naive “no change” forecast for BTC by more than chance over the last scored points.")
+    # The chart's time axis has to reach the end of the furthest target bar drawn.
+    assert forecast_charts.drawn_until(forecasts, scores) == pd.Timestamp(minute(1399 + 60 + 1))
 
 
 def test_on_a_random_walk_nothing_is_drawn_as_skill_and_the_page_says_so():
-    _, history, forecasts, scores = frames(random_walk(1400, seed=2))
-    fig = forecast_charts.forecast_figure(history, "BTC", forecasts, scores)
+    _, forecasts, scores = frames(random_walk(1400, seed=2))
+    fig = forecast_charts.add_forecasts(go.Figure(), forecasts, scores)
     assert not traces(fig, "forecast") and not traces(fig, "recent errors")
+    assert forecast_charts.drawn_until(forecasts, scores) is None
+    assert forecast_charts.headline("BTC", scores) == (
+        "No model beats the naive “no change” forecast for BTC, so no forecast is drawn: a forecast that does no "
+        "better than “the price stays where it is” shows no skill.")
     sentences = forecast_charts.no_skill_sentences(scores)
     assert len(sentences) == 4
     assert ("The linear model (5 min ahead) has not beaten the naive no-change forecast over the last 500 points: "
@@ -64,7 +71,7 @@ def test_on_a_random_walk_nothing_is_drawn_as_skill_and_the_page_says_so():
 
 
 def test_the_table_sets_each_model_beside_naive():
-    _, _, _, scores = frames(sine(300), horizons=(5,))
+    _, _, scores = frames(sine(300), horizons=(5,))
     table = forecast_charts.score_table(scores)
     assert list(table.columns) == ["Model", "Horizon", "MAE", "Naive MAE", "Direction hit rate", "Points scored",
                                    "Verdict"]
@@ -77,8 +84,9 @@ def test_the_table_sets_each_model_beside_naive():
 
 
 def test_a_model_without_enough_points_is_not_judged_yet():
-    _, _, forecasts, scores = frames(sine(150), horizons=(5,))
-    assert not forecast_charts.add_forecasts(forecast_charts.go.Figure(), forecasts, scores).data
+    _, forecasts, scores = frames(sine(150), horizons=(5,))
+    assert not forecast_charts.add_forecasts(go.Figure(), forecasts, scores).data
+    assert forecast_charts.drawn_until(forecasts, scores) is None
     assert forecast_charts.no_skill_sentences(scores)[0] == (
         "The linear model (5 min ahead) has 140 of the 200 scored points needed to judge it against the naive "
         "no-change forecast: its forecast is not shown yet.")
