@@ -1,9 +1,14 @@
 """The forecasting agent: closed 1-minute bars of CoinGecko's series from crypto-candles into each coin's forecasters,
 whose state lives in a changelog-backed table, and their forecasts and scores into MongoDB.
 
-crypto-candles has one reader, the views agent (cryptoapp/candles/agents.py `store_views`), which hands every batch
-here (feed_forecasts) once the views are written: several agents on one topic each hold a reference to every
-message, and one left unacked at a stop held the worker until its watchdog (why the prices topic has one reader too).
+crypto-candles keeps one reader, the views agent (cryptoapp/candles/agents.py `store_views`): with a second agent on
+it, a SIGTERM left candle messages unacknowledged and the worker exited through its watchdog (exit 70) in 4 stops
+of 6 under load, 0 of 6 without (several agents on one topic each hold a reference to every message). The views
+agent relays the closed minutes forecasting takes (relay_minutes: the messages' JSON unchanged, one message per
+coin and batch, keyed by ticker) to `<app id>-forecast-minutes`, whose one reader is the agent here. It has its own
+offsets, so the views never wait for forecasting, and its own pace: at most CPU_SHARE of the event loop while bars
+wait (a burst of history: the demo's first start, a restart after a day down), so the sink the loop also runs keeps
+its speed (bench/forecasts.py); live, one bar per coin a minute costs it well under 1 %.
 
 Which bars: closed ones (a bar still open changes), at 1 minute (the forecasters' step; a horizon of h minutes is
 h bars), of CoinGecko's series only (the ticker's own series: CoinGecko, its backfill, or the demo's simulated
@@ -19,7 +24,7 @@ Each batch, in this order, so that a crash anywhere scores nothing twice and los
 3. each changed coin's state into the table `forecast_state`, in the changelog partition of its newest bar's
    message (the candles topic is keyed by ticker and has the prices topic's partitions, like the table);
 4. awaited until Kafka acknowledged those changelog messages; only then does the batch return and its offsets
-   become committable.
+   become committable (streams.written_before_commit).
 A crash before 4 restores the older state and Kafka redelivers the bars: they are scored again to the same values
 (the models are deterministic) and their documents written over themselves. A crash after 4 but before the
 commit restores the newer state, which skips the redelivered bars (not newer than its last).
@@ -40,13 +45,13 @@ from faust.types import EventT
 from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
 from cryptoapp.candles.bars import Bar as Candle
 from cryptoapp.candles.bars import bar_from_json
-from cryptoapp.candles.topics import candles_topic
+from cryptoapp.candles.topics import candles_topic, raw_topic
 from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.features import InvalidBar, bar_from_candle, learns_from
 from cryptoapp.forecasts.online import RESOLUTION, CoinForecaster, restore
 from cryptoapp.schema import UTC, iso_z
 from cryptoapp.storage import StorageError
-from cryptoapp.streams import AwaitedTable, in_partition_of
+from cryptoapp.streams import AwaitedTable, in_partition_of, written_before_commit
 
 log = logging.getLogger(__name__)
 settings = app.settings
@@ -54,7 +59,9 @@ settings = app.settings
 # A forecast is kept this long after its target time: the dashboard draws the newest ones; the scores keep the rest.
 FORECASTS_KEPT_S = 3600.0
 PRUNE_EVERY = 600.0  # seconds between two prunes of crypto.forecasts
-YIELD_EVERY = 50  # bars between two yields to the event loop, so a burst of history never holds the sink
+FORECAST_BATCH, FORECAST_WINDOW = 100, 2.0  # relayed messages per batch, seconds a partial batch waits
+SLICE_BARS = 20  # bars between two pauses: ~10 ms of work, the longest forecasting holds the event loop
+CPU_SHARE = 0.05  # of the event loop's time, at most, while bars wait (a burst); live it takes far less
 
 forecast_state = app.tables.add(AwaitedTable(
     app, name="forecast_state", beacon=app.tables.beacon, key_type=str, value_type=bytes,  # bytes: stored raw
@@ -70,15 +77,10 @@ _unwritten: dict[str, dict] = {}      # forecast documents by _id
 _unwritten_scores: dict[str, dict] = {}
 
 
-@app.on_partitions_revoked.connect
-async def _forget_forecasters(app_, revoked, **kwargs) -> None:  # noqa: ARG001 (a signal's signature)
-    # The coins may move to another worker, which reads their state from the table; so does this one, if they stay.
-    _forecasters.clear()
-    _dirty.clear()
-
-
 def forecaster(ticker: str) -> CoinForecaster:
-    """`ticker`'s forecaster: the one held, while it is the table's (or newer), else read from the table (or new)."""
+    """`ticker`'s forecaster: the one held while the table holds what it was read from or last written as (or while
+    it is newer, mid-batch), else read from the table (or new). Comparing with the table's value is what keeps a
+    coin that went to another worker and came back from going on from a stale copy."""
     raw = forecast_state.get(ticker)
     held = _forecasters.get(ticker)
     if held is not None and (ticker in _dirty or held[0] is raw or held[0] == raw):
@@ -91,22 +93,56 @@ def forecaster(ticker: str) -> CoinForecaster:
     return state
 
 
-def closed_minutes(events: Sequence[EventT]) -> dict[str, list[tuple[EventT, Candle]]]:
-    """The closed 1-minute bars of CoinGecko's series among a batch of crypto-candles messages (and others, which are
-    passed over), by ticker, oldest first."""
+minutes_topic = raw_topic(f"{settings.app_id}-forecast-minutes")
+
+
+def closed_minute(data: dict) -> Optional[Candle]:
+    """The bar of a crypto-candles message (its JSON, read with bar_from_json) when forecasting takes it: closed, at
+    1 minute, of CoinGecko's series, and not CoinGecko's backfilled history alone; else None."""
+    candle, closed = bar_from_json(data)
+    if closed and candle.resolution == RESOLUTION and candle.own_source is None and learns_from(candle.sources):
+        return candle
+    return None
+
+
+async def relay_minutes(events: Sequence[EventT]) -> None:
+    """The closed minutes forecasting takes, among a batch of the views agent (crypto-candles' one reader), onto
+    minutes_topic: one message per coin and batch, keyed by ticker, holding the candle messages' JSON unchanged (a
+    list). Returns once Kafka has them, so the views' offsets go after."""
     topic = candles_topic.get_topic_name()
-    by_ticker: dict[str, list[tuple[EventT, Candle]]] = {}
+    by_ticker: dict[str, list[bytes]] = {}
     for event in events:
-        if event.message.topic != topic:
+        # Most messages are other resolutions or open bars: a closed minute's JSON holds "1m" and true however it is
+        # spaced, so the rest is passed over without parsing it.
+        if event.message.topic != topic or b'"1m"' not in event.value or b"true" not in event.value:
             continue
         try:
-            candle, closed = bar_from_json(json.loads(event.value))
+            candle = closed_minute(json.loads(event.value))
         except Exception as exc:  # the views agent has read the same message: a bug, not the user's
             log.warning("forecasts: an unreadable candle at %s[%d]@%d was skipped (%s)", event.message.topic,
                         event.message.partition, event.message.offset, exc)
             continue
-        if closed and candle.resolution == RESOLUTION and candle.own_source is None and learns_from(candle.sources):
-            by_ticker.setdefault(candle.ticker, []).append((event, candle))
+        if candle is not None:
+            by_ticker.setdefault(candle.ticker, []).append(event.value)
+    pending = [await minutes_topic.send(key=ticker.encode(), value=b"[" + b",".join(values) + b"]")
+               for ticker, values in by_ticker.items()]
+    for fut in pending:
+        await fut
+
+
+def closed_minutes(events: Sequence[EventT]) -> dict[str, list[tuple[EventT, Candle]]]:
+    """The bars of a batch of relayed messages (minutes_topic), by ticker, oldest first, each with its message."""
+    by_ticker: dict[str, list[tuple[EventT, Candle]]] = {}
+    for event in events:
+        try:
+            candles = [closed_minute(data) for data in json.loads(event.value)]
+        except Exception as exc:  # only relay_minutes writes this topic: a bug, not the user's
+            log.warning("forecasts: an unreadable message at %s[%d]@%d was skipped (%s)", event.message.topic,
+                        event.message.partition, event.message.offset, exc)
+            continue
+        for candle in candles:
+            if candle is not None:
+                by_ticker.setdefault(candle.ticker, []).append((event, candle))
     for bars in by_ticker.values():
         bars.sort(key=lambda pair: pair[1].start)  # stable: of two messages of one bar, the later one last
     return by_ticker
@@ -119,6 +155,7 @@ async def feed_forecasts(events: Sequence[EventT]) -> None:
     now = dt.datetime.now(UTC)
     keep_from = now - dt.timedelta(seconds=FORECASTS_KEPT_S)
     taken = 0
+    slice_started = time.perf_counter()
     for ticker, bars in closed_minutes(events).items():
         try:
             state = forecaster(ticker)
@@ -138,8 +175,9 @@ async def feed_forecasts(events: Sequence[EventT]) -> None:
                 for doc in forecast_documents(f for f in outcome.forecasts if f.target_at >= keep_from):
                     _unwritten[doc["_id"]] = doc
                 taken += 1
-                if not taken % YIELD_EVERY:
-                    await asyncio.sleep(0)
+                if not taken % SLICE_BARS:
+                    await _pause(time.perf_counter() - slice_started)
+                    slice_started = time.perf_counter()
             if accepted:
                 for doc in score_documents(state.score_rows()):
                     _unwritten_scores[doc["_id"]] = doc
@@ -150,6 +188,12 @@ async def feed_forecasts(events: Sequence[EventT]) -> None:
             _dirty.pop(ticker, None)
     await _documents_written()
     await _state_written()
+
+
+async def _pause(worked: float) -> None:
+    """After `worked` seconds of forecasting, leaves the event loop to the rest for long enough that forecasting
+    stays within CPU_SHARE of it; not once the worker stops (its batch has SHUTDOWN_GRACE to finish)."""
+    await asyncio.sleep(0 if app.should_stop else worked * (1 - CPU_SHARE) / CPU_SHARE)
 
 
 async def _documents_written() -> None:
@@ -186,6 +230,13 @@ def load_river() -> None:
 
 
 if settings.forecasts and settings.candles:
+    @app.agent(minutes_topic, concurrency=1)
+    async def forecast(stream):
+        """Batches of relayed closed minutes into the forecasters (feed_forecasts); a batch's offsets wait until its
+        documents are in MongoDB and its state in Kafka. Concurrency 1: each coin's bars are taken in order."""
+        async for events in stream.take_events(FORECAST_BATCH, within=FORECAST_WINDOW):
+            await written_before_commit(app, events, feed_forecasts, "the forecasts")
+
     @app.task
     async def warm_up() -> None:
         await asyncio.to_thread(load_river)

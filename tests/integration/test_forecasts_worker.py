@@ -64,8 +64,8 @@ def test_forecasts_survive_a_kill_and_a_resent_bar_without_scoring_anything_twic
         wait_for(lambda: score(db, "snarimax", 60).get("total_points") == FIRST - 5 - 60, 90,
                  f"the scores of the first {FIRST} minutes")
         # Once their offsets are committed, Kafka never delivers these bars again: only the saved state knows them.
-        wait_for(lambda: all_committed(services["kafka"], unique_name, f"{unique_name}-candles"), 30,
-                 "the candles' offsets committed")
+        wait_for(lambda: all_committed(services["kafka"], unique_name, f"{unique_name}-forecast-minutes"), 30,
+                 "the forecasting agent's offsets committed")
         worker.stop(9)
         worker.start()
         # A late tick corrects a minute scored long ago: the candles send its closed bar again.
