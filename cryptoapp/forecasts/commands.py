@@ -26,6 +26,14 @@ class UserError(Exception):
     """Bad input or an unusable service: one line for the user, exit status 1."""
 
 
+def _spacing(bars: list) -> str:
+    """What the bars' usual step says, when it is not a minute: history stored a point every 5 minutes (the demo's,
+    CoinGecko's) makes a bar every 5 minutes, and the minutes between have none."""
+    steps = sorted((b.start - a.start).total_seconds() for a, b in zip(bars, bars[1:]))
+    median = steps[len(steps) // 2] if steps else 60
+    return "" if median <= 60 else f" (mostly a bar every {median / 60:g} min: the minutes between have no tick)"
+
+
 @app.command(
     argument("action", type=click.Choice(["backtest"])),
     option("--symbols", default=None,
@@ -80,7 +88,7 @@ async def _backtest(command: AppCommand, symbols: Optional[str], days: float, ho
                             "point every 5 minutes or hour): no minute bars to learn from")
                 continue
             command.say(f"{coin.ticker}: {len(ticks):,} ticks ({label}) -> {len(coin_bars):,} one-minute bars, "
-                        f"{iso_z(coin_bars[0].start)} to {iso_z(coin_bars[-1].start)}"
+                        f"{iso_z(coin_bars[0].start)} to {iso_z(coin_bars[-1].start)}{_spacing(coin_bars)}"
                         + ("  [SIMULATED prices, not market data]" if SIMULATED in sources else ""))
             bars.extend(coin_bars)
     if not bars:
