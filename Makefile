@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := scripts/services.sh
 
-.PHONY: install services stop status logs run test bench demo chaos clean
+.PHONY: install services stop status logs run test bench demo chaos clean screenshots
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ demo: run
 
 test: services
 	$(BIN)/pytest
+
+# The browser tests, writing their screenshots into docs/img/ (the README's pictures) instead of .local/artifacts/.
+screenshots: services
+	CRYPTOAPP_SCREENSHOTS=docs/img $(BIN)/pytest tests/e2e/test_browser.py
 
 clean: stop
 	rm -rf .local

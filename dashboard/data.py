@@ -141,7 +141,8 @@ def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
 def latest(db: Database) -> pd.DataFrame:
     """The newest tick of every series (crypto.latest: one document a series), default coins first."""
     frame = tick_frame(db[LATEST].find({}, {"inserted_at": 0}))
-    frame = frame[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t)))]
+    # A boolean mask of its own dtype: an empty object-dtype mask would select columns (none) instead of rows.
+    frame = frame.loc[frame["sensor_id"].map(lambda t: isinstance(t, str) and bool(TICKER_RE.fullmatch(t))).astype(bool)]
     order = {t: i for i, t in enumerate(DEFAULT_TICKERS)}
     frame = frame.assign(_order=frame["sensor_id"].map(lambda t: order.get(t, len(order))),
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))

@@ -12,25 +12,41 @@ def _is_missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def price(x: float | None) -> str:
-    """$87,123.45 for large prices, $1.0002 for stablecoins, $0.000012 for tiny ones."""
+def _in(number: str, currency: str | None) -> str:
+    """$87.00 in US dollars; 87.00 USDT in anything else (a stablecoin is not the dollar: it is named)."""
+    if currency is None or currency.lower() == "usd":
+        return f"-${number[1:]}" if number.startswith("-") else f"${number}"
+    return f"{number} {currency.upper()}"
+
+
+def price(x: float | None, currency: str | None = "usd") -> str:
+    """$87,123.45 for large prices, $1.0002 for stablecoins, $0.000012 for tiny ones; 87,123.45 USDT in a quote
+    currency other than the dollar."""
     if _is_missing(x):
         return MISSING
     if abs(x) >= 1000:
-        return f"${x:,.2f}"
+        return _in(f"{x:,.2f}", currency)
     if abs(x) >= 1:
-        return f"${x:,.4f}"
-    return f"${x:.6g}"
+        return _in(f"{x:,.4f}", currency)
+    return _in(f"{x:.6g}", currency)
 
 
-def money(x: float | None) -> str:
-    """$31.26 B, $950.3 M, $12.5 K: large sums (volume, market cap) at a glance."""
+def money(x: float | None, currency: str | None = "usd") -> str:
+    """$31.26 B, $950.3 M, $12.5 K: large sums (volume, market cap) at a glance; 1.50 B USDT in another currency."""
     if _is_missing(x):
         return MISSING
     for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(x) >= size:
-            return f"${x / size:,.2f} {unit}"
-    return f"${x:,.2f}"
+            return _in(f"{x / size:,.2f} {unit}", currency)
+    return _in(f"{x:,.2f}", currency)
+
+
+def spread(x: float | None, bps: float | None, currency: str | None = "usd") -> str:
+    """The bid/ask spread, absolute and in basis points of the mid price: $5.71 (0.65 bps)."""
+    if _is_missing(x):
+        return MISSING
+    absolute = _in(f"{x:,.6g}", currency)
+    return absolute if _is_missing(bps) else f"{absolute} ({bps:,.2f} bps)"
 
 
 def change(pct: float | None) -> str:

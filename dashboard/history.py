@@ -1,7 +1,9 @@
-"""The history tab: one coin over a window of 1 to 168 hours, a chosen metric, a trend line, PNG and CSV downloads."""
+"""The history tab: one coin and source over 1 to 168 hours, candlesticks or a line at a chosen or automatic
+resolution, volume and indicators, PNG and CSV downloads."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 
@@ -9,28 +11,62 @@ import pandas as pd
 import streamlit as st
 
 from cryptoapp.settings import Settings
-from dashboard import cache, charts, ui
-from dashboard.data import MAX_HOURS
+from dashboard import cache, charts, export, indicators, resolution, ui
+from dashboard.data import MAX_HOURS, RESOLUTION_CHOICES
 
-TRENDS = {"none": None, "15 min average": 0.25, "1 h average": 1, "6 h average": 6, "24 h average": 24}
-PNG_SIZE = (1400, 700)
-CSV_COLUMNS = ["timestamp", "sensor_id", "value", "volume_24h", "change_24h_pct", "market_cap", "bid_price",
-               "ask_price", "spread", "source", "granularity", "points"]
-
-
-def controls(coin_list: list[str]) -> tuple[str, int, str, float | None]:
-    left, middle, right, trend_column = st.columns([1, 2, 1, 1])
-    ticker = left.selectbox("Coin", coin_list, key="history_coin")
-    hours = middle.slider("Window (hours before now)", 1, MAX_HOURS, 24, key="history_hours")
-    metric = right.selectbox("Metric", list(charts.METRICS), key="history_metric")
-    trends = [name for name, h in TRENDS.items() if h is None or h < hours]
-    trend = trend_column.selectbox("Trend line", trends, key="history_trend")
-    return ticker, hours, metric, TRENDS.get(trend)
+PNG_SIZE = (1400, 900)
+MODES = {"Candlesticks": resolution.CANDLES, "Line": resolution.LINE}
+DEFAULT_INDICATORS = (indicators.SMA, indicators.BOLLINGER)
 
 
-def downloads(frame: pd.DataFrame, fig, ticker: str, metric: str, hours: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    coin: str
+    series: str
+    name: str
+    currency: str
+    hours: int
+    resolution: str
+    mode: str
+    indicators: tuple[str, ...]
+    periods: indicators.Periods
+
+
+def controls(latest: pd.DataFrame) -> Choice:
+    names = charts.series_names(latest)
+    coins = list(dict.fromkeys(latest["sensor_id"]))
+    coin_column, source_column, window_column = st.columns([1, 1, 2])
+    coin = coin_column.selectbox("Coin", coins, key="history_coin")
+    rows = latest[latest["sensor_id"] == coin]
+    series = source_column.selectbox("Source", list(rows["series"]), format_func=lambda s: names.get(s, s),
+                                     key=f"history_source_{coin}",
+                                     help="CoinGecko's prices (live and backfilled) or an exchange's quotes: each "
+                                          "is a series of its own, never mixed into one line.")
+    hours = window_column.slider("Window (hours before now)", 1, MAX_HOURS, 24, key="history_hours")
+    resolution_column, mode_column, indicator_column = st.columns([1, 1, 2])
+    chosen = resolution_column.selectbox("Resolution", RESOLUTION_CHOICES, key="history_resolution",
+                                         help="auto: raw ticks while they fit in one chart, else the finest bars "
+                                              "that do (candlesticks always use bars).")
+    mode = mode_column.radio("Chart", list(MODES), horizontal=True, key="history_mode")
+    ticked = indicator_column.multiselect("Indicators (TA-Lib)", indicators.INDICATORS, default=DEFAULT_INDICATORS,
+                                          key="history_indicators")
+    with st.expander("Indicator periods (in points: bars, or ticks)"):
+        columns = st.columns(4)
+        periods = indicators.Periods(
+            sma=int(columns[0].number_input("SMA", 2, 500, 20, key="period_sma")),
+            ema=int(columns[1].number_input("EMA", 2, 500, 50, key="period_ema")),
+            bollinger=int(columns[2].number_input("Bollinger", 2, 500, 20, key="period_bollinger")),
+            rsi=int(columns[3].number_input("RSI", 2, 500, 14, key="period_rsi")),
+        )
+    row = rows[rows["series"] == series].iloc[0]
+    return Choice(coin, series, names.get(series, series), row["currency"] or "usd", hours, chosen, MODES[mode],
+                  tuple(ticked), periods)
+
+
+def downloads(frame: pd.DataFrame, lines, fig, choice: Choice) -> None:
     """The chart as PNG (drawn on click, by Chromium) and the data shown as CSV."""
-    stem = f"{ticker}-{metric.replace(' ', '_').replace('/', '-')}-{hours}h"
+    used = frame.attrs.get("resolution", "ticks")
+    stem = f"{choice.series}-{used}-{choice.hours}h"
     png, csv, note = st.columns([1, 1, 3])
     if charts.chromium_path() is None:
         note.caption("PNG download needs Chromium: `apt-get install chromium` (or set BROWSER_PATH).")
@@ -38,32 +74,61 @@ def downloads(frame: pd.DataFrame, fig, ticker: str, metric: str, hours: int) ->
         png.download_button("Chart as PNG", data=functools.partial(charts.figure_png, fig, *PNG_SIZE),
                             file_name=f"{stem}.png", mime="image/png", icon=":material/image:",
                             on_click="ignore", key="history_png")
-    csv.download_button("Data as CSV", data=frame[CSV_COLUMNS].to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ"),
-                        file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:",
-                        on_click="ignore", key="history_csv")
+    csv.download_button("Data as CSV", data=export.csv(frame, lines), file_name=f"{stem}.csv", mime="text/csv",
+                        icon=":material/download:", on_click="ignore", key="history_csv")
+
+
+def load(settings: Settings, choice: Choice, end: dt.datetime) -> tuple[pd.DataFrame, int | None]:
+    """The frame to draw, and the number of bars found when auto candlesticks fell back to the ticks."""
+    asked = resolution.requested(choice.resolution, choice.mode, choice.hours)
+    frame = cache.history(settings.mongo_uri, settings.mongo_db, choice.series, choice.hours, asked, end)
+    if resolution.needs_ticks(frame, choice.resolution, choice.mode):
+        ticks = cache.history(settings.mongo_uri, settings.mongo_db, choice.series, choice.hours, "ticks", end)
+        if not ticks.empty:
+            return ticks, len(frame)
+    return frame, None
 
 
 def render(settings: Settings) -> None:
     with ui.guarded(settings, "history tab"):
-        coin_list = cache.coins(settings.mongo_uri, settings.mongo_db)
-        if not coin_list:
+        latest = cache.series(settings.mongo_uri, settings.mongo_db)
+        if latest.empty:
             st.info(ui.no_data(settings, "prices yet"))
             return
-        ticker, hours, metric, trend_hours = controls(coin_list)
-        end = cache.period_end(dt.datetime.now(dt.timezone.utc), settings.refresh)
-        with st.spinner(f"Reading {ticker}'s last {hours} h…{ui.slow_server_note(settings)}", show_time=True):
-            frame = cache.history(settings.mongo_uri, settings.mongo_db, ticker, hours, end)
+        choice = controls(latest)
+        now = dt.datetime.now(dt.timezone.utc)
+        frame, too_few_bars = load(settings, choice, cache.period_end(now, settings.refresh))
         start, end = frame.attrs["start"], frame.attrs["end"]
-        spec = charts.METRICS[metric]
         if frame.empty:
-            st.info(f"No {ticker} ticks between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC (the last "
-                    f"{hours} h) in database `{settings.mongo_db}` at {settings.server}. {ui.START_WORKER} "
-                    "Or widen the window.")
-        elif frame[spec.column].isna().all():
-            st.info(f"The {len(frame):,} {ticker} points of the last {hours} h have no {spec.label.lower()}: "
-                    "the source did not send it (CoinGecko gives no bid/ask). Pick another metric.")
-        else:
-            fig = charts.history_figure(frame, ticker, metric, settings.interval, trend_hours, start, end)
-            st.plotly_chart(fig, key="history_chart", config={"displaylogo": False}, theme=None)
-            downloads(frame, fig, ticker, metric, hours)
-        ui.footer(frame)
+            st.info(f"No {choice.coin} ({choice.name}) data between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} "
+                    f"UTC (the last {choice.hours} h) in database `{settings.mongo_db}` at {settings.server}. "
+                    f"{ui.START_WORKER} Or widen the window.")
+            return
+        bars = charts.is_bars(frame)
+        close = frame["close"] if bars else frame["value"]
+        lines = indicators.compute(close, choice.indicators, choice.periods)
+        fig = charts.history_figure(frame, choice.coin, choice.name, mode=choice.mode if bars else resolution.LINE,
+                                    lines=lines, interval_s=settings.interval, start=start, end=end,
+                                    currency=choice.currency)
+        st.caption(resolution.explain(frame, choice.resolution, choice.mode, choice.hours, too_few_bars))
+        for note in (resolution.reach_note(frame, choice.coin, choice.name, choice.resolution), resolution.newest_note(frame, now)):
+            if note:
+                st.info(note, icon=":material/info:")
+        short = indicators.too_short(close, choice.indicators, choice.periods)
+        if short:
+            st.caption("Not enough points yet for " + ", ".join(f"{name} (needs {n})" for name, n in short.items())
+                       + f": the chart has {int(close.notna().sum())}. Widen the window or pick a finer resolution.")
+        st.plotly_chart(fig, key="history_chart", config={"displaylogo": False}, theme=None)
+        downloads(frame, lines, fig, choice)
+        what = "bars" if bars else "ticks"
+        shown = f"{len(frame):,} {what} shown"
+        if bars and frame.attrs.get("ticks") is not None:
+            shown += f" (made of {frame.attrs['ticks']:,} ticks)"
+        parts = [f"Source: {ui.source_names(ui.sources_of(frame))}", shown]
+        if bars:
+            parts.append("volume: the source's rolling 24 h volume at each bar's close, not the volume traded in "
+                         "the bar")
+        ui.footer(parts, frame.attrs.get("query_ms"))
+        if choice.indicators:
+            st.caption(f"Indicators computed by TA-Lib on the {'closes' if bars else 'prices'} shown; each starts "
+                       "once it has its period of points.")

@@ -16,59 +16,92 @@ STALE_AFTER_INTERVALS = 3
 
 
 def is_stale(tick_time: dt.datetime, now: dt.datetime, interval_s: float) -> bool:
-    """A coin is stale when its newest tick is older than three poll intervals."""
+    """A series is stale when its newest tick is older than three poll intervals."""
     return (now - tick_time).total_seconds() > STALE_AFTER_INTERVALS * interval_s
 
 
-def card(tick: pd.Series, now: dt.datetime, interval_s: float) -> None:
-    """Price, 24 h change (coloured, with an arrow), 24 h volume and the tick's age for one coin."""
+def _has(x) -> bool:
+    return x is not None and not pd.isna(x)
+
+
+def _quote_lines(tick) -> None:
+    """Bid, ask and spread (absolute and in basis points of the mid), where the source gives them."""
+    if not (_has(tick.bid_price) or _has(tick.ask_price)):
+        return
+    st.markdown(f"Bid **{formatting.price(tick.bid_price, tick.currency)}** · "
+                f"Ask **{formatting.price(tick.ask_price, tick.currency)}**")
+    st.markdown(f"Spread **{formatting.spread(tick.spread, tick.spread_bps, tick.currency)}**")
+
+
+def _updated(tick, fields: str, name: str, now: dt.datetime, interval_s: float) -> None:
+    when = tick.timestamp.to_pydatetime()
+    badges = []
+    if tick.source == SIMULATED:
+        badges.append(":orange-badge[simulated data]")
+    if is_stale(when, now, interval_s):
+        badges.append(":red-badge[stale]")
+    st.caption(" ".join([f"updated {formatting.age(when, now)} · {fields}: {name}", *badges]))
+
+
+def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[str, str]) -> None:
+    """One coin: price, 24 h change (coloured, with an arrow), 24 h volume from its first series (CoinGecko's when
+    there is one), then each exchange's last price, bid, ask and spread; every number says its source and age."""
+    ticks = list(rows.itertuples())
+    primary = ticks[0]  # data.latest() puts a coin's CoinGecko series before its exchanges'
     with st.container(border=True):
-        st.metric(tick["sensor_id"], formatting.price(tick["value"]))
-        st.markdown(f"{formatting.change(tick['change_24h_pct'])} &nbsp;24 h")
-        st.markdown(f"Volume 24 h: **{formatting.money(tick['volume_24h'])}**")
-        when = tick["timestamp"].to_pydatetime()
-        badges = []
-        if tick["source"] == SIMULATED:
-            badges.append(":orange-badge[simulated data]")
-        if is_stale(when, now, interval_s):
-            badges.append(":red-badge[stale]")
-        st.caption(f"updated {formatting.age(when, now)} " + " ".join(badges))
+        st.metric(primary.sensor_id, formatting.price(primary.value, primary.currency))
+        st.markdown(f"{formatting.change(primary.change_24h_pct)} &nbsp;24 h")
+        st.markdown(f"Volume 24 h: **{formatting.money(primary.volume_24h, primary.currency)}**")
+        _quote_lines(primary)
+        quoted = _has(primary.bid_price) or _has(primary.ask_price)
+        _updated(primary, "price, change, volume" + (", bid, ask" if quoted else ""),
+                 names.get(primary.series, primary.series), now, interval_s)
+        for tick in ticks[1:]:
+            name = names.get(tick.series, tick.series)
+            st.markdown(f"**{name}**: last **{formatting.price(tick.value, tick.currency)}**")
+            _quote_lines(tick)
+            quoted = _has(tick.bid_price) or _has(tick.ask_price)
+            _updated(tick, "last" + (", bid, ask" if quoted else ""), name, now, interval_s)
 
 
 def _live_panel(settings: Settings) -> None:
     with ui.guarded(settings, "real-time tab"):
         now = dt.datetime.now(dt.timezone.utc)
-        coin_list = cache.coins(settings.mongo_uri, settings.mongo_db)
-        if not coin_list:
+        latest, series = cache.live(settings.mongo_uri, settings.mongo_db, cache.period_end(now, settings.refresh))
+        if latest.empty:
             st.info(ui.no_data(settings, "prices yet"))
             return
-        latest, series = cache.live(settings.mongo_uri, settings.mongo_db, tuple(coin_list),
-                                    cache.period_end(now, settings.refresh))
+        coins = list(dict.fromkeys(latest["sensor_id"]))
+        names = charts.series_names(latest)
         if (latest["source"] == SIMULATED).any():
             st.warning("Simulated data: prices marked *simulated* come from `make demo`'s random walk, "
                        "not from a market.", icon=":material/science:")
-        for first in range(0, len(latest), CARDS_PER_ROW):
-            row = latest.iloc[first:first + CARDS_PER_ROW]
-            for column, (_, tick) in zip(st.columns(CARDS_PER_ROW), row.iterrows()):
+        for first in range(0, len(coins), CARDS_PER_ROW):
+            for column, coin in zip(st.columns(CARDS_PER_ROW), coins[first:first + CARDS_PER_ROW]):
                 with column:
-                    card(tick, now, settings.interval)
-        silent = [c for c in coin_list if c not in set(latest["sensor_id"])]
-        if silent:
-            st.caption(f"No ticks at all for {', '.join(silent)}.")
+                    card(latest[latest["sensor_id"] == coin], now, settings.interval, names)
         left, right = st.columns([3, 2])
         with left:
             if series.empty:
                 st.info(f"No ticks in the last 24 h. {ui.START_WORKER}")
             else:
-                st.plotly_chart(charts.live_prices_figure(series, coin_list, settings.interval,
+                st.plotly_chart(charts.live_prices_figure(series, coins, names, settings.interval,
                                                           series.attrs.get("start"), series.attrs.get("end")),
                                 key="live_prices", config={"displaylogo": False}, theme=None)
         with right:
-            st.plotly_chart(charts.volume_figure(latest), key="live_volume", config={"displaylogo": False}, theme=None)
-        ui.footer(series, sorted(set(latest["source"].dropna()) | set(series["source"].dropna())))
-        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept.{ui.slow_server_note(settings)} "
-                   f"A coin is marked stale when its newest tick is older than {STALE_AFTER_INTERVALS} × "
-                   f"CRYPTO_INTERVAL ({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}).")
+            st.plotly_chart(charts.volume_figure(latest, names), key="live_volume", config={"displaylogo": False},
+                            theme=None)
+        closes = sorted(names.get(s, s) for s in series.loc[series["resolution"] != "ticks", "series"].unique())
+        shown = f"{len(series):,} points in the price charts"
+        if closes:
+            shown += (f" (5-minute closes for {', '.join(closes)}: its tick view holds less than 24 h; raw ticks "
+                      "for the others)")
+        ui.footer([f"Source: {ui.source_names(sorted(set(latest['source'].dropna())))}", shown],
+                  series.attrs.get("query_ms"))
+        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept. A source is marked stale when "
+                   f"its newest tick is older than {STALE_AFTER_INTERVALS} × CRYPTO_INTERVAL "
+                   f"({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}). Exchange prices are in "
+                   "their quote currency (USDT is not the dollar).")
 
 
 def render(settings: Settings) -> None:

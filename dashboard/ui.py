@@ -10,13 +10,11 @@ import streamlit as st
 
 from cryptoapp.settings import Settings
 from cryptoapp.uris import mask_uri
-from dashboard import cache, data, formatting
+from dashboard import cache, data
 from dashboard.charts import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
 
 log = logging.getLogger("dashboard")
-# Above this many stored ticks a server that cannot filter by time keeps the user waiting visibly.
-SLOW_SCAN_TICKS = 50_000
 
 START_WORKER = ("Start the worker with `make run` (live CoinGecko prices), or `make demo` offline "
                 "(simulated prices), and wait one poll interval.")
@@ -46,35 +44,26 @@ def mongodb_unreachable(settings: Settings) -> None:
     st.caption(f"Trying again every {settings.refresh:g} s; the page comes back by itself once MongoDB answers.")
 
 
-def slow_server_note(settings: Settings) -> str:
-    """A warning for servers that read every stored tick on every query (FerretDB 1.x), when that is many."""
-    buckets, stored = cache.server_profile(settings.mongo_uri, settings.mongo_db)
-    if buckets or not stored or stored < SLOW_SCAN_TICKS:
-        return ""
-    return (f" This server cannot filter by time or downsample, so every query reads all {stored:,} stored "
-            "ticks; that takes a while (docs/dashboard.md).")
-
-
 def no_data(settings: Settings, what: str) -> str:
     return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
 
 
-def footer(frame: pd.DataFrame, sources: list[str] | None = None) -> None:
+def source_names(sources) -> str:
+    return ", ".join(SOURCE_NAMES.get(s, s) for s in sources) or "—"
+
+
+def footer(parts: list[str], query_ms: float | None) -> None:
     """Data sources, points shown and query time, in one small line."""
-    attrs = frame.attrs
-    if sources is None:
-        sources = sorted(frame["source"].dropna().unique())
-    names = [SOURCE_NAMES.get(s, s) for s in sources]
-    shown = f"{len(frame):,} points shown"
-    ticks = attrs.get("ticks")
-    if attrs.get("downsampled"):
-        place = "on the server" if attrs["downsampled"] == "server" else "in the dashboard (the server cannot)"
-        shown += (f" (means of {formatting.duration(attrs['bucket_s'])} buckets of {ticks:,} ticks, "
-                  f"downsampled {place})")
-    parts = [f"Source: {', '.join(names) or '—'}", shown]
-    if attrs.get("query_ms") is not None:
-        parts.append(f"query {attrs['query_ms']:,.0f} ms")
+    if query_ms is not None:
+        parts = [*parts, f"query {query_ms:,.0f} ms"]
     st.caption(" · ".join(parts))
+
+
+def sources_of(frame: pd.DataFrame) -> list[str]:
+    """The sources of a tick frame (`source`) or a bar frame (`sources` of each bar), sorted."""
+    if "sources" in frame.columns:
+        return sorted({s for sources in frame["sources"] for s in (sources or ())})
+    return sorted(frame["source"].dropna().unique()) if "source" in frame.columns else []
 
 
 @contextlib.contextmanager
@@ -83,9 +72,9 @@ def guarded(settings: Settings, what: str):
     try:
         yield
     except QueryTooSlow as exc:
-        st.warning(f"MongoDB at {settings.server} did not answer within {cache.QUERY_TIME_LIMIT_S} s ({exc})."
-                   f"{slow_server_note(settings)} Try a shorter window, or a server with an index it uses "
-                   "(mongod).")
+        st.warning(f"MongoDB at {settings.server} did not answer within {cache.QUERY_TIME_LIMIT_S} s ({exc}). "
+                   "The dashboard reads one or two small documents per chart, so the server is stuck or "
+                   "overloaded: check it with `make status`; the page tries again on its next refresh.")
     except DataUnavailable as exc:
         st.error(unreachable(settings, exc))
     except Exception:

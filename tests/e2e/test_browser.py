@@ -1,6 +1,11 @@
-"""Requires MongoDB and Chromium: `streamlit run dashboard/app.py` driven by headless Chromium, both tabs, screenshots."""
+"""Requires MongoDB and Chromium: `streamlit run dashboard/app.py` driven by headless Chromium, both tabs, downloads,
+screenshots."""
 
+import csv
 import datetime as dt
+import io
+import os
+import re
 import struct
 import uuid
 from pathlib import Path
@@ -9,18 +14,26 @@ import pytest
 from playwright.sync_api import expect
 from pymongo import MongoClient
 
+from cryptoapp import schema
 from tests.e2e import seeding
 from tests.e2e.browser import ARTIFACTS, WIDTH, assert_no_exception, dashboard_server
 
 pytestmark = pytest.mark.e2e
 
+# Screenshots land in .local/artifacts/ (a test run leaves the tree clean); `make screenshots` writes docs/img/.
+SCREENSHOTS = Path(os.environ.get("CRYPTOAPP_SCREENSHOTS") or ARTIFACTS)
+
 
 @pytest.fixture(scope="module")
 def market_db(services):
-    """Two days of five coins (5-minute backfill, an hour without data, live ticks) in a database of its own."""
+    """Two days of five coins (5-minute backfill, an hour without data, live ticks) and two hours of an exchange's
+    BTC quotes, in a database of its own; the views built from them, the archive dropped (the pages never read it)."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    seeding.store(client[name], seeding.market(dt.datetime.now(dt.timezone.utc)))
+    now = dt.datetime.now(dt.timezone.utc)
+    market = seeding.market(now)
+    seeding.seed_views(client[name], services["mongo_uri"], market + seeding.exchange(now, price=seeding.last(market, "BTC")))
+    client[name].drop_collection(schema.PRICES)
     yield services["mongo_uri"], name
     client.drop_database(name)
     client.close()
@@ -39,21 +52,28 @@ def screenshot(page, name: str) -> None:
     """The whole page: Streamlit scrolls inside its main block, so the viewport grows to fit it first."""
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": WIDTH, "height": min(max(height, 800), 4000)})
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
-def test_realtime_tab_shows_every_coin_and_live_charts(dashboard, page):
+def test_realtime_tab_shows_every_coin_bid_ask_and_live_charts(dashboard, page):
     page.goto(dashboard)
     expect(page.get_by_test_id("stMetric")).to_have_count(5, timeout=60_000)
     expect(page.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible(timeout=30_000)
     for coin in seeding.COINS:
         expect(page.get_by_test_id("stMetricLabel").filter(has_text=coin)).to_have_count(1)
     expect(page.get_by_text("Volume 24 h:").first).to_be_visible()
+    btc = page.get_by_test_id("stColumn").filter(has=page.get_by_test_id("stMetricLabel").filter(has_text="BTC")).first
+    expect(btc.get_by_text("binanceus (USDT): last")).to_be_visible()
+    expect(btc.get_by_text(re.compile(r"^Bid "))).to_contain_text("USDT · Ask ")
+    expect(btc.get_by_text(re.compile(r"^Spread "))).to_contain_text(" bps)")
+    expect(page.get_by_text(re.compile(r"^Bid "))).to_have_count(1)  # CoinGecko gives none: no made-up quotes
     expect(page.get_by_text("Price, last 24 h (UTC)")).to_be_visible()
-    expect(page.get_by_text("24 h volume (USD)")).to_be_visible()
+    expect(page.get_by_text("BTC · binanceus (USDT)").first).to_be_visible()  # its own line, beside CoinGecko's
     expect(page.get_by_text("stale", exact=True)).to_have_count(0)  # the badge, not the footnote
     assert_no_exception(page)
     screenshot(page, "realtime.png")
+    btc.screenshot(path=str(SCREENSHOTS / "realtime-bid-ask.png"))
 
     # The live panel refreshes itself (DASHBOARD_REFRESH=5): the tick's age moves on without a reload.
     age = page.get_by_text("updated ").first
@@ -62,13 +82,22 @@ def test_realtime_tab_shows_every_coin_and_live_charts(dashboard, page):
     assert_no_exception(page)
 
 
-def test_history_tab_draws_backfill_and_gaps_and_exports_a_png(dashboard, page):
-    page.goto(dashboard)
-    page.get_by_role("tab", name="History").click()
-    expect(page.get_by_text("BTC · Price (USD)")).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("CoinGecko backfill (5m points)")).to_be_visible()
-    expect(page.get_by_text("no data (gap)")).to_be_visible()
-    expect(page.get_by_text("points shown")).to_be_visible()
+def test_history_tab_draws_candlesticks_with_indicators_and_exports_what_it_shows(dashboard, page):
+    page.goto(f"{dashboard}/?tab=History")
+    expect(page.get_by_text("BTC · CoinGecko · 5m bars")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Resolution: auto → 5m bars: candlesticks need bars")).to_be_visible()
+    # RSI and MACD added the way a user does: typed into the indicator picker
+    picker = page.get_by_test_id("stMultiSelect")
+    for name in ("RSI", "MACD"):
+        picker.locator("input").fill(name)
+        picker.locator("input").press("Enter")
+    picker.locator("input").press("Escape")
+    expect(page.get_by_text("MACD 12/26/9 signal")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("listbox")).to_have_count(0)
+    for label in ("CoinGecko backfill (history)", "CoinGecko (live)", "SMA 20", "RSI 14", "no data (gap)",
+                  "24 h volume at bar close"):
+        expect(page.get_by_text(label).first).to_be_visible()
+    expect(page.get_by_text("bars shown (made of")).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "history.png")
 
@@ -76,5 +105,13 @@ def test_history_tab_draws_backfill_and_gaps_and_exports_a_png(dashboard, page):
         page.get_by_role("button", name="Chart as PNG").click()
     png = Path(download.value.path()).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
-    assert struct.unpack(">II", png[16:24]) == (1400, 700)
-    assert download.value.suggested_filename == "BTC-Price-24h.png"
+    assert struct.unpack(">II", png[16:24]) == (1400, 900)
+    assert download.value.suggested_filename == "BTC-5m-24h.png"
+
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Data as CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    shown = int(re.search(r"([\d,]+) bars shown", page.get_by_text("bars shown (made of").inner_text())[1]
+                .replace(",", ""))
+    assert len(rows) == shown and {"open", "close", "sources", "SMA 20", "RSI 14", "MACD 12/26/9"} <= set(rows[0])
+    assert rows[-1]["resolution"] == "5m" and rows[-1]["sources"] == "coingecko"

@@ -21,7 +21,8 @@ def seeded(private_services):
     """Three hours of five coins on the private MongoDB (the one this test may stop), in a database of its own."""
     name = f"e2e-outage-{time.strftime('%H%M%S')}"
     client = MongoClient(private_services.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10000)
-    seeding.store(client[name], seeding.market(dt.datetime.now(dt.timezone.utc), backfill_hours=2, gap_hours=0, live_hours=1))
+    seeding.seed_views(client[name], private_services.mongo_uri,
+                       seeding.market(dt.datetime.now(dt.timezone.utc), backfill_hours=2, gap_hours=0, live_hours=1))
     yield name
     private_services.up("mongo")  # whatever the test did, the next one finds it running
     client.drop_database(name)
@@ -60,6 +61,6 @@ def test_dashboard_reports_mongodb_down_and_recovers_without_a_reload(private_se
         page.get_by_role("tab", name="History").click()
         expect(page.get_by_text(f"Trying again every {REFRESH_S} s")).to_be_visible(timeout=60_000)
         private_services.up("mongo")
-        expect(page.get_by_text("BTC · Price (USD)")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("BTC · CoinGecko · 5m bars")).to_be_visible(timeout=60_000)
         expect(error).to_have_count(0)
         assert_no_exception(page)

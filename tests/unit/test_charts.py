@@ -1,4 +1,5 @@
-"""The dashboard's figures: gaps, backfill and trend traces, live panels, volume colours, and PNG export."""
+"""The dashboard's figures: gaps, fitted time axes, series kept apart, candlesticks by provenance, indicator panels,
+extra layers, volume colours, and PNG export."""
 
 import datetime as dt
 import struct
@@ -10,26 +11,39 @@ import plotly.graph_objects as go
 import pytest
 
 from cryptoapp import schema
-from dashboard import charts, data
+from dashboard import charts, data, indicators
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 11, 21, 0, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ticks(minutes, source="coingecko", ticker="BTC", granularity=None, value=100.0, change=1.0, volume=1e9):
+def ticks(minutes, source="coingecko", ticker="BTC", granularity=None, value=100.0, change=1.0, volume=1e9,
+          series=None, **extra):
     return [{"timestamp": START + dt.timedelta(minutes=m), "sensor_id": ticker, "value": value + m,
-             "volume_24h": volume, "change_24h_pct": change, "source": source, "granularity": granularity}
-            for m in minutes]
+             "volume_24h": volume, "change_24h_pct": change, "source": source, "granularity": granularity,
+             "series": series or ticker, "currency": "usd", **extra} for m in minutes]
 
 
 def frame(*groups):
-    return data.frame_from_documents([doc for group in groups for doc in group])
+    return data.tick_frame([doc for group in groups for doc in group])
+
+
+def bars(minutes, sources=("coingecko",), resolution="1m", start_value=100.0):
+    rows = [{"timestamp": START + dt.timedelta(minutes=m), "sensor_id": "BTC", "series": "BTC",
+             "open": start_value + m, "high": start_value + m + 2, "low": start_value + m - 1,
+             "close": start_value + m + 1, "ticks": 3, "volume_24h": 1e9 + m, "sources": list(sources),
+             "currency": "usd"} for m in minutes]
+    result = data.bar_frame(rows)
+    result.attrs["resolution"] = resolution
+    return result
 
 
 def at(minutes):
     return pd.Timestamp(START + dt.timedelta(minutes=minutes))
 
+
+# --- gaps ------------------------------------------------------------------------------------------------------
 
 def test_regular_ticks_have_no_gap():
     assert charts.gap_spans(frame(ticks(range(0, 120))), interval_s=60) == []
@@ -61,73 +75,176 @@ def test_backfill_spacing_is_its_granularity_not_a_gap():
     assert charts.gap_spans(holey, interval_s=60) == [(at(5), at(30))]
 
 
-def test_window_edges_without_ticks_are_gaps_too():
-    rows = frame(ticks(range(30, 40)))
-    assert charts.gap_spans(rows, 60, start=at(0), end=at(41)) == [(at(0), at(30))]
-    assert charts.gap_spans(frame(), 60, start=at(0), end=at(60)) == [(at(0), at(60))]
+def test_bars_are_a_gap_only_past_two_of_their_own_length():
+    hourly = bars([0, 60, 120, 300], resolution="1h")
+    assert charts.gap_spans(hourly, 60, bucket_s=3600) == [(at(120), at(300))]
 
 
-def test_buckets_widen_the_allowed_spacing():
-    rows = frame(ticks(range(0, 90, 15)))
-    assert charts.gap_spans(rows, 60) != []
-    assert charts.gap_spans(rows, 60, bucket_s=600) == []
+# --- the time axis ---------------------------------------------------------------------------------------------
+
+def test_the_axis_is_the_window_when_the_data_reaches_its_edges():
+    assert charts.fitted_range(at(1), at(1439), at(0), at(1440)) == (at(0), at(1440))
 
 
-def test_history_draws_backfill_dashed_in_its_own_legend_entry_and_shades_gaps():
-    rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(90, 120)))
-    fig = charts.history_figure(rows, "BTC", "Price", interval_s=60, start=at(0), end=at(120))
-    by_name = {trace.name: trace for trace in fig.data}
-    live, backfill = by_name["CoinGecko (live)"], by_name["CoinGecko backfill (5m points)"]
-    assert live.line.dash == "solid" and backfill.line.dash == "dash"
-    assert live.line.color != backfill.line.color
-    assert [y for y in backfill.y if y is not None] == [100.0 + m for m in range(0, 60, 5)]
-    assert "no data (gap)" in by_name
-    assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(at(55), at(90))]
-    assert fig.layout.uirevision == "history-BTC-Price"
+def test_one_minute_of_data_fills_the_axis_instead_of_a_sliver_of_a_24h_window():
+    lo, hi = charts.fitted_range(at(1438), at(1439), at(0), at(1440))
+    assert hi == at(1440)  # the data reaches now
+    assert at(1438) - pd.Timedelta(seconds=10) < lo < at(1438)
+    lo, hi = charts.fitted_range(at(600), at(601), at(0), at(1440))  # a source that stopped long ago
+    assert (hi - lo) < pd.Timedelta(minutes=2)
 
 
-def test_lines_break_at_gaps_instead_of_bridging_them():
-    fig = charts.history_figure(frame(ticks([0, 1, 2, 20, 21])), "BTC", "Price", interval_s=60)
-    assert list(fig.data[0].y) == [100.0, 101.0, 102.0, None, 120.0, 121.0]
+def test_history_axis_fits_the_bars_and_the_last_bar_ends_a_resolution_later():
+    fig = charts.history_figure(bars(range(1430, 1436)), "BTC", start=at(0), end=at(1440))
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert at(1429) < lo < at(1430) and hi == at(1440)
+    assert fig.layout.shapes == ()  # the hours before the data are no gap to shade: the axis starts at the data
+
+
+# --- the real-time tab -----------------------------------------------------------------------------------------
+
+def live_series(*groups):
+    rows = frame(*groups)[["timestamp", "sensor_id", "series", "value", "source"]]
+    return rows.assign(resolution="ticks")
+
+
+def test_live_prices_have_one_panel_per_coin_and_coingecko_and_exchange_lines_apart():
+    series = live_series(ticks(range(30)), ticks(range(30), source="binanceus", series="BTC_binanceus", value=101),
+                         ticks(range(30), ticker="ETH", source=schema.SIMULATED, value=3000))
+    names = {"BTC": "CoinGecko", "BTC_binanceus": "binanceus (USDT)", "ETH": "simulated"}
+    fig = charts.live_prices_figure(series, ["BTC", "ETH", "BNB"], names)  # BNB has no ticks: no empty panel
+    assert [t.name for t in fig.data] == ["BTC · CoinGecko", "BTC · binanceus (USDT)", "ETH · simulated"]
+    assert [t.yaxis for t in fig.data] == ["y", "y", "y2"]
+    assert fig.data[0].line.color != fig.data[1].line.color
+    assert [y for y in fig.data[1].y if y is not None][0] == 101.0  # the exchange's own prices, not merged
+    assert fig.layout.yaxis.title.text == "BTC" and fig.layout.yaxis2.title.text == "ETH (simulated)"
+    assert fig.layout.xaxis.matches == "x2"  # zooming one zooms both
+    assert fig.layout.uirevision == "live-prices"
+    assert [t.showlegend for t in fig.data] == [True, True, False]
+
+
+def test_live_prices_of_one_minute_fill_the_24h_chart():
+    series = live_series(ticks([0, 0.5, 1]))
+    fig = charts.live_prices_figure(series, ["BTC"], {}, start=at(-1439), end=at(1.1))
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert hi - lo < pd.Timedelta(minutes=2)
+
+
+def test_a_series_drawn_from_5_minute_closes_says_so():
+    series = live_series(ticks(range(0, 60, 5), source="binanceus", series="BTC_binanceus"))
+    series["resolution"] = "5m"
+    fig = charts.live_prices_figure(series, ["BTC"], {"BTC_binanceus": "binanceus"})
+    assert fig.data[0].name == "BTC · binanceus (5m closes)" and None not in fig.data[0].y
+
+
+def test_volume_bars_are_green_up_red_down_and_an_exchange_in_its_own_currency():
+    latest = frame(ticks([0], change=3.6, volume=3e10), ticks([0], ticker="ETH", change=-1.2, volume=None),
+                   ticks([0], ticker="BTC", series="BTC_binanceus", source="binanceus", change=None, volume=1.5e9,
+                         currency="usdt"))
+    latest = latest.set_index("series").loc[["BTC", "BTC_binanceus", "ETH"]].reset_index()
+    fig = charts.volume_figure(latest)
+    bar = fig.data[0]
+    assert list(bar.y) == ["ETH", "BTC · binanceus (USDT)", "BTC"]  # first coin on top
+    assert list(bar.marker.color) == [charts.DOWN, charts.FLAT, charts.UP]
+    assert list(bar.text) == ["—", "1.50 B USDT", "$30.00 B"]
+
+
+def test_series_names():
+    assert charts.series_name("BTC", "BTC", "coingecko") == "CoinGecko"
+    assert charts.series_name("BTC", "BTC", schema.SIMULATED) == "simulated"
+    assert charts.series_name("BTC_binanceus", "BTC", "binanceus", "usdt") == "binanceus (USDT)"
+    assert charts.series_name("BTC_kraken", "BTC", "kraken", "usd") == "kraken"
+
+
+# --- the history tab -------------------------------------------------------------------------------------------
+
+def traces(fig, kind):
+    return [t for t in fig.data if t.type == kind]
+
+
+def test_candlesticks_keep_live_backfilled_and_simulated_bars_apart():
+    rows = pd.concat([bars(range(0, 10), [schema.COINGECKO_BACKFILL]),
+                      bars(range(10, 20), [schema.COINGECKO, schema.COINGECKO_BACKFILL]),
+                      bars(range(20, 30), [schema.COINGECKO]), bars(range(30, 35), [schema.SIMULATED])],
+                     ignore_index=True)
+    rows.attrs["resolution"] = "1m"
+    fig = charts.history_figure(rows, "BTC")
+    candles = {t.name: t for t in traces(fig, "candlestick")}
+    assert set(candles) == {"CoinGecko backfill (history)", "CoinGecko (live)", "simulated data (not market prices)"}
+    assert len(candles["CoinGecko backfill (history)"].x) == 20  # a bar with any backfilled tick is drawn as such
+    assert list(candles["CoinGecko (live)"].open) == [100.0 + m for m in range(20, 30)]
+    colours = {name: t.increasing.line.color for name, t in candles.items()}
+    assert len(set(colours.values())) == 3
+    assert "simulated data" in fig.layout.title.text and "1m bars" in fig.layout.title.text
+    assert fig.layout.xaxis.rangeslider.visible is False
+
+
+def test_the_volume_panel_says_it_is_the_rolling_24h_volume_at_bar_close():
+    fig = charts.history_figure(bars(range(30)), "BTC")
+    volume = traces(fig, "bar")[0]
+    assert "24 h volume at bar close" in volume.name and "rolling" in volume.name
+    assert list(volume.y) == [1e9 + m for m in range(30)] and volume.yaxis == "y2"
+
+
+def test_rsi_and_macd_get_panels_of_their_own_and_overlays_share_the_price():
+    rows = bars(range(60))
+    lines = indicators.compute(rows["close"], indicators.INDICATORS)
+    fig = charts.history_figure(rows, "BTC", lines=lines)
+    axis = {t.name: t.yaxis for t in fig.data}
+    assert axis["SMA 20"] == axis["EMA 50"] == axis["Bollinger 20, 2σ upper"] == axis["CoinGecko (live)"] == "y"
+    assert axis["RSI 14"] == "y3" and axis["MACD 12/26/9"] == axis["MACD 12/26/9 histogram"] == "y4"
+    assert fig.layout.yaxis3.range == (0, 100)
+    names = [t.name for t in fig.data]  # the band's fill runs from lower to upper: lower right after upper
+    assert names.index("Bollinger 20, 2σ lower") == names.index("Bollinger 20, 2σ upper") + 1
+    sma = next(t for t in fig.data if t.name == "SMA 20")
+    assert list(sma.y[19:]) == pytest.approx(list(rows["close"].rolling(20).mean().iloc[19:]))
+
+
+def test_line_mode_draws_closes_and_breaks_at_gaps():
+    fig = charts.history_figure(bars([0, 1, 2, 20, 21]), "BTC", mode="line")
+    line = next(t for t in fig.data if t.type in ("scatter", "scattergl"))
+    assert list(line.y) == [101.0, 102.0, 103.0, None, 121.0, 122.0]
+    assert [(s.x0, s.x1) for s in fig.layout.shapes][:1] == [(at(2), at(20))]
+
+
+def test_ticks_draw_a_line_per_source_with_backfill_dashed():
+    rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(60, 90)))
+    rows.attrs["resolution"] = "ticks"
+    fig = charts.history_figure(rows, "BTC", mode="line")
+    lines = {t.name: t for t in fig.data if t.type in ("scatter", "scattergl")}
+    assert lines["CoinGecko (live)"].line.dash == "solid"
+    assert lines["CoinGecko backfill (5m points)"].line.dash == "dash"
+    assert "24 h volume at each tick" in traces(fig, "bar")[0].name
 
 
 def test_large_series_use_webgl_and_small_ones_svg():
-    big = charts.history_figure(frame(ticks(range(1500))), "BTC", "Price")
-    small = charts.history_figure(frame(ticks(range(100))), "BTC", "Price")
+    big = charts.history_figure(bars(range(1500)), "BTC", mode="line")
+    small = charts.history_figure(bars(range(100)), "BTC", mode="line")
     assert isinstance(big.data[0], go.Scattergl) and isinstance(small.data[0], go.Scatter)
 
 
-def test_trend_is_a_moving_average_over_the_chosen_hours():
-    fig = charts.history_figure(frame(ticks(range(0, 180))), "BTC", "Price", trend_hours=1)
-    trend = next(t for t in fig.data if t.name == "1 h moving average")
-    assert trend.y[0] == 100.0 and trend.y[-1] == pytest.approx(sum(100.0 + m for m in range(120, 180)) / 60)
+def test_extra_layers_draw_on_named_panels_for_alerts_or_forecasts():
+    calls = []
+
+    def markers(fig, panels):
+        calls.append(dict(panels.rows))
+        fig.add_trace(go.Scatter(x=[at(5)], y=[105.0], mode="markers", name="alert"), row=panels.row("price"), col=1)
+
+    def score(fig, panels):
+        fig.add_trace(go.Scatter(x=[at(5)], y=[0.3], name="score"), row=panels.row("forecast error"), col=1)
+
+    fig = charts.history_figure(bars(range(30)), "BTC", layers=[markers, score], extra_panels=["forecast error"])
+    assert calls == [{"price": 1, "volume": 2, "forecast error": 3}]
+    axis = {t.name: t.yaxis for t in fig.data}
+    assert axis["alert"] == "y" and axis["score"] == "y3"
 
 
-def test_other_metrics_and_simulated_data_are_labelled():
-    fig = charts.history_figure(frame(ticks(range(10), source=schema.SIMULATED)), "ETH", "24 h volume")
-    assert fig.layout.yaxis.title.text == "24 h volume (USD)"
-    assert "simulated" in fig.layout.title.text and "simulated" in fig.data[0].name
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="candles or line"):
+        charts.history_figure(bars(range(3)), "BTC", mode="area")
 
 
-def test_live_prices_have_one_panel_per_coin_with_a_shared_time_axis():
-    series = frame(ticks(range(30)), ticks(range(30), ticker="ETH", source=schema.SIMULATED, value=3000))
-    fig = charts.live_prices_figure(series, ["BTC", "ETH", "BNB"])  # BNB has no ticks: no empty panel
-    assert [t.name for t in fig.data] == ["BTC", "ETH (simulated)"]
-    assert fig.layout.yaxis.title.text == "BTC" and fig.layout.yaxis2.title.text == "ETH (simulated)"
-    assert fig.layout.xaxis.matches == "x2" and fig.layout.xaxis2.matches is None  # zooming one zooms both
-    assert fig.layout.uirevision == "live-prices"
-
-
-def test_volume_bars_are_green_up_red_down_and_dash_for_missing():
-    latest = frame(ticks([0], change=3.6, volume=3e10), ticks([0], ticker="ETH", change=-1.2, volume=None),
-                   ticks([0], ticker="USDT", change=None))
-    latest = latest.set_index("sensor_id").loc[["BTC", "ETH", "USDT"]].reset_index()
-    fig = charts.volume_figure(latest)
-    bar = fig.data[0]
-    assert list(bar.y) == ["USDT", "ETH", "BTC"]  # first coin on top
-    assert list(bar.marker.color) == [charts.FLAT, charts.DOWN, charts.UP]
-    assert list(bar.text) == ["$1.00 B", "—", "$30.00 B"]
-
+# --- PNG -------------------------------------------------------------------------------------------------------
 
 def png_size(png: bytes) -> tuple[int, int]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
@@ -143,7 +260,8 @@ def chromium():
 
 
 def test_png_export_has_the_requested_size(chromium):
-    fig = charts.history_figure(frame(ticks(range(0, 300))), "BTC", "Price", trend_hours=1)
+    rows = bars(range(0, 300))
+    fig = charts.history_figure(rows, "BTC", lines=indicators.compute(rows["close"], indicators.INDICATORS))
     assert png_size(charts.figure_png(fig, width=640, height=360)) == (640, 360)
 
 

@@ -31,3 +31,21 @@ def test_ages():
     ago = [formatting.age(now - dt.timedelta(seconds=s), now) for s in (0, 12, 119, 600, 3 * 3600, 5 * 86400)]
     assert ago == ["0 s ago", "12 s ago", "119 s ago", "10 min ago", "3 h ago", "5 d ago"]
     assert formatting.age(now + dt.timedelta(seconds=5), now) == "0 s ago"  # a source clock slightly ahead
+
+
+@pytest.mark.parametrize("value, currency, text", [(87123.456, "usdt", "87,123.46 USDT"), (1.00021, "usdc", "1.0002 USDC"),
+                                                   (87123.456, None, "$87,123.46"), (None, "usdt", "—")])
+def test_prices_in_a_quote_currency_name_it(value, currency, text):
+    assert formatting.price(value, currency) == text
+
+
+@pytest.mark.parametrize("value, currency, text", [(1.5e9, "usdt", "1.50 B USDT"), (-2e6, "usd", "-$2.00 M")])
+def test_sums_in_a_quote_currency_name_it(value, currency, text):
+    assert formatting.money(value, currency) == text
+
+
+@pytest.mark.parametrize("spread, bps, currency, text", [(5.71, 0.6516, "usd", "$5.71 (0.65 bps)"),
+                                                          (0.01, 1.0, "usdt", "0.01 USDT (1.00 bps)"),
+                                                          (5.0, None, "usd", "$5"), (None, None, "usd", "—")])
+def test_spreads_absolute_and_in_basis_points(spread, bps, currency, text):
+    assert formatting.spread(spread, bps, currency) == text

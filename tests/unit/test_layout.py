@@ -33,7 +33,8 @@ def test_one_module_per_process_imports_the_driver():
     assert importers == ["cryptoapp/storage.py", "dashboard/data.py"]
 
 
-@pytest.mark.parametrize("module", ["dashboard.charts", "cryptoapp.schema", "cryptoapp.settings"])
+@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.indicators", "dashboard.export", "cryptoapp.schema",
+                                    "cryptoapp.settings"])
 def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
     code = f"import sys, {module}; print(sorted(m for m in ('pymongo', 'faust', 'streamlit') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
