@@ -3,12 +3,14 @@ the "model vs naive" table, and in plain words when no model does.
 
 The history tab calls it once, after building its chart and before drawing it:
 
-    fig = ...                                     # the history chart of `ticker`, `frame` the data it shows
-    fig = forecasts.render(settings, ticker, frame, fig, price_axis=metric == "Price")
+    fig = charts.history_figure(frame, ...)
+    fig = forecasts.render(settings, choice.coin, frame, fig, series=choice.series)
     st.plotly_chart(fig, ...)
 
-The panel (the verdict, a sentence for each forecast not drawn, the table) appears where render() is called; the
-path and band are added to `fig`. A failed read of the forecasts says so in one line and leaves the chart as it was.
+The path and band go on the figure's first axes, the price panel of charts.history_figure, and the time axis is
+widened to the last target drawn. The panel (the verdict, a sentence for each forecast not drawn, the table) appears
+where render() is called. Forecasts are made from CoinGecko's series: on another series' chart (an exchange's) the
+panel is shown and nothing is drawn. A failed read says so in one line and leaves the chart as it was.
 """
 
 from __future__ import annotations
@@ -42,17 +44,18 @@ def _in_window(forecasts: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _reach(fig: go.Figure, until: pd.Timestamp) -> None:
-    """Widens a fixed time axis so that it reaches `until` (the end of the furthest forecast drawn)."""
+    """Widens a fixed time axis (every panel's: they share it) so that it reaches `until`."""
     shown = fig.layout.xaxis.range
     if shown and shown[1] is not None and pd.Timestamp(shown[1]) < until:
         fig.update_xaxes(range=[shown[0], until])
 
 
-def render(settings: Settings, ticker: str, frame: pd.DataFrame, fig: go.Figure, *, price_axis: bool = True
+def render(settings: Settings, ticker: str, frame: pd.DataFrame, fig: go.Figure, *, series: str | None = None
            ) -> go.Figure:
-    """Adds `ticker`'s forecasts that beat naive to `fig` (its history chart, of the data in `frame`) and writes the
-    forecast panel at the point of the call; returns `fig`. With `price_axis` False (the chart shows a volume or a
-    spread) nothing is drawn: a forecast is a price."""
+    """Adds `ticker`'s forecasts that beat naive to `fig` (its history chart, of the data in `frame`, whose
+    attrs start and end are the window) and writes the forecast panel at the point of the call; returns `fig`.
+    `series`: the series the chart shows (default: CoinGecko's, the ticker itself); forecasts are drawn on that one
+    only."""
     end = cache.period_end(dt.datetime.now(dt.timezone.utc), settings.refresh)
     try:
         forecasts, scores = load(settings.mongo_uri, settings.mongo_db, ticker, end)
@@ -65,8 +68,9 @@ def render(settings: Settings, ticker: str, frame: pd.DataFrame, fig: go.Figure,
             "“no change” forecast once it has scored 200 of them (at 60 min ahead: 600)."
             if settings.forecasts else "They are off (CRYPTO_FORECASTS=0)."))
         return fig
-    shown = _in_window(forecasts, frame)
-    if price_axis:
+    drawn_here = series in (None, ticker)
+    if drawn_here:
+        shown = _in_window(forecasts, frame)
         forecast_charts.add_forecasts(fig, shown, scores)
         until = forecast_charts.drawn_until(shown, scores)
         if until is not None:
@@ -81,5 +85,6 @@ def render(settings: Settings, ticker: str, frame: pd.DataFrame, fig: go.Figure,
                "the same points; hit rate: the share of moves whose direction the model called (naive calls none; a "
                "coin toss gets 50 %). Forecasts start at the close of each minute and are scored when their target "
                "minute closes" + ("" if pd.isna(as_of) else f"; the newest scored minute is {as_of:%Y-%m-%d %H:%M} UTC")
-               + ("" if price_axis else "; the chart shows another metric, so no forecast path is drawn") + ".")
+               + ("" if drawn_here or not skilled else "; they are made from CoinGecko's series: choose it as the "
+                  "source to see them on the chart") + ".")
     return fig

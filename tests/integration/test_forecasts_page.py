@@ -45,27 +45,34 @@ def seed(db, closes) -> list[dt.datetime]:
 
 
 def history_tab():
-    """The history tab as far as the panel goes: a chart of the last 24 h, then the one call."""
+    """The history tab as far as the panel goes: the chart of BTC's last two hours of minute bars (what the worker's
+    views hold, here the seeded closes), then the one call, then the chart drawn."""
     import datetime as dt
 
     import pandas as pd
-    import plotly.graph_objects as go
     import streamlit as st
 
     from cryptoapp.settings import load
-    from dashboard import forecasts
+    from dashboard import charts, forecasts
+    from dashboard.data import BAR_COLUMNS
 
     end = dt.datetime.now(dt.timezone.utc)
-    frame = pd.DataFrame({"timestamp": pd.to_datetime([], utc=True), "value": []})
-    frame.attrs.update(start=end - dt.timedelta(hours=24), end=end)
-    fig = go.Figure()
-    fig.update_xaxes(range=[frame.attrs["start"], frame.attrs["end"]])
-    fig = forecasts.render(load(), "BTC", frame, fig)
+    closes = st.session_state["closes"][-120:]
+    newest = end.replace(second=0, microsecond=0) - dt.timedelta(minutes=3)
+    times = pd.date_range(end=newest, periods=len(closes), freq="1min")
+    frame = pd.DataFrame({"timestamp": times, "sensor_id": "BTC", "series": "BTC", "open": closes, "high": closes,
+                          "low": closes, "close": closes, "ticks": 1, "volume_24h": 1e9,
+                          "sources": [("coingecko",)] * len(closes), "currency": "usd"}, columns=list(BAR_COLUMNS))
+    frame.attrs.update(resolution="1m", start=end - dt.timedelta(hours=2), end=end)
+    fig = charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
+    fig = forecasts.render(load(), "BTC", frame, fig, series=st.session_state.get("series", "BTC"))
     st.plotly_chart(fig, key="history_chart")
 
 
-def run_page() -> tuple[AppTest, dict]:
+def run_page(closes, series: str = "BTC") -> tuple[AppTest, dict]:
     at = AppTest.from_function(history_tab, default_timeout=60)
+    at.session_state["closes"] = [float(c) for c in closes]
+    at.session_state["series"] = series
     at.run()
     assert not at.exception, at.exception
     [chart] = at.get("plotly_chart")
@@ -73,8 +80,9 @@ def run_page() -> tuple[AppTest, dict]:
 
 
 def test_on_a_random_walk_no_forecast_is_drawn_and_the_page_says_so(db):
-    seed(db, random_walk(BARS, seed=2))
-    at, spec = run_page()
+    closes = random_walk(BARS, seed=2)
+    seed(db, closes)
+    at, spec = run_page(closes)
     assert [i.value for i in at.info] == [
         "No model beats the naive “no change” forecast for BTC, so no forecast is drawn: a forecast that does no "
         "better than “the price stays where it is” shows no skill."]
@@ -88,11 +96,21 @@ def test_on_a_random_walk_no_forecast_is_drawn_and_the_page_says_so(db):
 
 
 def test_where_a_model_beats_naive_its_path_and_band_are_drawn_past_the_window(db):
-    minutes = seed(db, sine(BARS))
-    at, spec = run_page()
+    closes = sine(BARS)
+    minutes = seed(db, closes)
+    at, spec = run_page(closes)
     assert at.success[0].value.startswith("Drawn on the chart: the linear model 5 min ahead")
-    names = [t.get("name") for t in spec["data"]]
-    assert "linear model forecast" in names and "linear model: 80 % of its recent errors" in names
-    # The window ends now; the 60-minute forecast's target bar ends an hour after the newest bar: the axis reaches it.
-    assert pd.Timestamp(spec["layout"]["xaxis"]["range"][1]) == pd.Timestamp(minutes[-1]) + pd.Timedelta(minutes=61)
+    path = next(t for t in spec["data"] if t.get("name") == "linear model forecast")
+    assert path.get("yaxis", "y") == "y" and path["y"][0] == pytest.approx(float(closes[-1]))  # on the price panel
+    assert "linear model: 80 % of its recent errors" in [t.get("name") for t in spec["data"]]
+    # The window ends now; the 60-minute forecast's target bar ends an hour after the newest bar: every panel's time
+    # axis reaches it.
+    reach = pd.Timestamp(minutes[-1]) + pd.Timedelta(minutes=61)
+    axes = [k for k in spec["layout"] if k.startswith("xaxis")]
+    assert len(axes) == 2 and all(pd.Timestamp(spec["layout"][k]["range"][1]) == reach for k in axes)
     assert "beats naive" in set(at.dataframe[0].value["Verdict"])
+    # On an exchange's chart of the same coin nothing is drawn (forecasts come from CoinGecko's series); the page says
+    # where to see them.
+    at, spec = run_page(closes, series="BTC_binanceus")
+    assert not [t for t in spec["data"] if "forecast" in (t.get("name") or "")]
+    assert "choose it as the source to see them on the chart" in at.caption[-1].value
