@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from typing import Optional
 
 import psutil
 from aiokafka import AIOKafkaConsumer
@@ -114,14 +115,15 @@ def write_rate(stamps: list[dt.datetime]) -> tuple[float | None, float]:
 
 
 def project_sink(client, name: str, topic: str, total: int, time_cap: float, poll: float, profiler: Profiler,
-                 candles: bool = True) -> dict:
+                 candles: bool = True, env: Optional[dict[str, str]] = None) -> dict:
     """(a) The real `cryptoapp worker` (app id and database `name`) consuming the pre-filled topic; its source idles.
-    `candles`: with the candles and views kept (as it runs), or the sink alone (CRYPTO_CANDLES=0)."""
+    `candles`: with the candles and views kept (as it runs), or the sink alone (CRYPTO_CANDLES=0); `env`: more
+    settings of the worker (bench/forecasts.py: CRYPTO_FORECASTS)."""
     # A huge interval: the worker's timer polls once at start-up (one DOGE tick, told apart below), then never.
     worker = Worker(name, {"CRYPTO_TOPIC": topic, "MONGO_DB": name, "CRYPTO_SOURCE": "simulated",
                            "CRYPTO_INTERVAL": "1e9", "CRYPTO_SYMBOLS": "dogecoin",
                            "CRYPTO_CANDLES": "1" if candles else "0",
-                           "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust")})
+                           "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust"), **(env or {})})
     collection = client[name].prices
     server = harness.mongo_server_process()
     server_cpu = harness.cpu_seconds(server)

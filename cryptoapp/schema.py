@@ -125,3 +125,29 @@ def bar_start(ts: dt.datetime, resolution: str) -> dt.datetime:
 def candle_id(series: str, resolution: str, start: dt.datetime) -> str:
     """BTC_5m_2025-11-21T10:05:00Z: one bar of one series (series_id) at one resolution."""
     return f"{series}_{resolution}_{iso_z(start)}"
+
+
+# --- forecasts ---------------------------------------------------------------------------------------
+# A forecast: what `model` predicted at `made_at` (the start of the 1-minute bar whose close it starts
+# from) for the close of the bar starting at `target_at` = made_at + horizon_min minutes; the band is
+# null until the model has enough scored errors to derive it from. A score: one model's measured error
+# at one horizon for one coin, beside the naive "no change" forecast's on the same points.
+FORECAST_NAIVE = "naive"  # the no-change baseline every model is scored against
+FORECASTS_INDEXES = (((("sensor_id", 1), ("made_at", 1)), "sensor_id_made_at"),)
+FORECAST_FIELDS = ("_id", "sensor_id", "model", "horizon_min", "made_at", "target_at", "base_close",
+                   "predicted_close", "band_low", "band_high", "band_level", "band_points")
+FORECAST_SCORE_FIELDS = ("_id", "sensor_id", "model", "horizon_min", "as_of", "window", "min_points",
+                         "points", "mae", "naive_mae", "direction_points", "hit_rate", "band_points",
+                         "band_coverage", "total_points", "total_mae", "total_naive_mae",
+                         "total_direction_points", "total_hit_rate", "expired", "advantage_t", "beats_naive",
+                         "verdict")
+
+
+def forecast_score_id(ticker: str, model: str, horizon_min: int) -> str:
+    """BTC_linear_5m: the score of one model at one horizon for one coin (rewritten in place)."""
+    return f"{ticker}_{model}_{horizon_min}m"
+
+
+def forecast_id(ticker: str, model: str, horizon_min: int, made_at: dt.datetime) -> str:
+    """BTC_linear_5m_2025-11-21T10:05:00Z: one forecast, made from the bar starting at `made_at`."""
+    return f"{forecast_score_id(ticker, model, horizon_min)}_{iso_z(made_at)}"

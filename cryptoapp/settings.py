@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 from pydantic_settings.sources.utils import parse_env_vars
 
 from cryptoapp.coins import parse_top
+from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, parse_models
+from cryptoapp.forecasts.online import DEFAULT_HORIZONS, parse_horizons
+from cryptoapp.forecasts.scoring import WINDOW
 from cryptoapp.schema import COINGECKO, DEFAULT_SYMBOLS, SIMULATED
 from cryptoapp.uris import mask_uri, mongo_servers
 
@@ -142,6 +145,10 @@ class Settings(BaseSettings):
     alert_give_up_after: float = Field(86400.0, alias="CRYPTO_ALERT_GIVE_UP_AFTER")  # s of retrying a firing
     alert_outbox_sweep: float = Field(30.0, alias="CRYPTO_ALERT_OUTBOX_SWEEP")  # s between outbox reads
     alert_retention_days: float = Field(30.0, alias="CRYPTO_ALERT_RETENTION_DAYS")  # 0: keep every firing
+    forecasts: bool = Field(True, alias="CRYPTO_FORECASTS")  # learned from the candles' closed minutes
+    forecast_horizons: Annotated[tuple[int, ...], NoDecode] = Field(DEFAULT_HORIZONS, alias="CRYPTO_FORECAST_HORIZONS")
+    forecast_models: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_MODELS, alias="CRYPTO_FORECAST_MODELS")
+    forecast_window: int = Field(WINDOW, alias="CRYPTO_FORECAST_WINDOW")  # scored points in the rolling window
     # --- the dashboard ---
     refresh: float = Field(10.0, alias="DASHBOARD_REFRESH")  # seconds between live updates
 
@@ -185,6 +192,29 @@ class Settings(BaseSettings):
             raise ValueError("must be under 50 %: it is the band a price goes back by before a rule re-arms, "
                              "e.g. 0.5")
         return value
+
+    @field_validator("forecast_horizons", mode="before")
+    @classmethod
+    def _forecast_horizons(cls, value):
+        try:
+            return parse_horizons(value if isinstance(value, str) else ",".join(map(str, value)))
+        except ValueError:
+            raise ValueError("is not a list of minutes: give whole minutes >= 1, comma separated (e.g. 5,60)") from None
+
+    @field_validator("forecast_models", mode="before")
+    @classmethod
+    def _forecast_models(cls, value):
+        return parse_models(value if isinstance(value, str) else ",".join(value))
+
+    _forecast_window = field_validator("forecast_window", mode="before")(_number(int, 0))
+
+    @model_validator(mode="after")
+    def _forecasts_need_candles(self):
+        # The forecasters learn from the candles' closed minute bars; on by default, they follow the candles.
+        if "forecasts" in self.model_fields_set and self.forecasts and not self.candles:
+            raise ConfigError("CRYPTO_FORECASTS=1 needs the candles (the forecasters learn from their closed minute "
+                              "bars): set CRYPTO_CANDLES=1, or CRYPTO_FORECASTS=0")
+        return self
 
     @field_validator("source", mode="before")
     @classmethod

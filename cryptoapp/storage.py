@@ -17,8 +17,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES,
-    STATUS, UTC, VIEWS, replaces, series_id)
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, FORECAST_SCORES, FORECASTS, FORECASTS_INDEXES,
+    LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, STATUS, UTC, VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
@@ -536,5 +536,73 @@ class PriceStore(Service):
         Returns how many went."""
         try:
             return (await self.alerts.delete_many({"fired_at": {"$lt": cutoff}})).deleted_count
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    # --- forecasts (cryptoapp/forecasts): documents made by cryptoapp/forecasts/documents.py ----------
+
+    def _forecast_collection(self, name: str):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][name]
+
+    async def write_forecasts(self, docs: list[dict]) -> int:
+        """Stores the forecast documents not stored yet; returns how many were new.
+
+        A forecast never changes once made (its `_id` names the bar it was made from), so one already
+        stored (a bar replayed after a restart) is skipped: one unordered insert_many, where upserts would
+        cost FerretDB a scan of the collection each."""
+        if not docs:
+            return 0
+        collection = self._forecast_collection(FORECASTS)
+        try:
+            if not getattr(self, "_forecast_indexes_ready", False):
+                for keys, name in FORECASTS_INDEXES:
+                    await collection.create_index(list(keys), name=name)
+                self._forecast_indexes_ready = True
+            try:
+                await collection.insert_many(docs, ordered=False)
+                return len(docs)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+                if other or exc.details.get("writeConcernErrors"):
+                    first = (other or exc.details["writeConcernErrors"])[0]
+                    raise StorageError(f"{len(other) or 1} of {len(docs)} forecasts not stored at {self.where}: "
+                                       f"code {first.get('code')}: {first.get('errmsg')}") from None
+                return len(docs) - len(errors)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def write_forecast_scores(self, docs: list[dict]) -> None:
+        """Rewrites each score document in place (one per coin, model and horizon), in small commands."""
+        updates = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}},
+                             upsert=True) for doc in docs]
+        scores = self._forecast_collection(FORECAST_SCORES)
+        try:
+            for start in range(0, len(updates), UPDATE_CHUNK):
+                await scores.bulk_write(updates[start:start + UPDATE_CHUNK], ordered=False)
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def prune_forecasts(self, before: dt.datetime) -> int:
+        """Deletes the forecasts whose target time is before `before`; their scores are kept in the scores.
+
+        Keeps `crypto.forecasts` bounded by what the dashboard draws (FerretDB reads cost the collection)."""
+        try:
+            result = await self._forecast_collection(FORECASTS).delete_many({"target_at": {"$lt": before}})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return result.deleted_count
+
+    async def coin_ticks(self, ticker: str, start: dt.datetime, end: dt.datetime,
+                         sources: Iterable[str] = SEED_ID_SOURCES) -> list[dict]:
+        """`ticker`'s stored ticks from `sources` (default: CoinGecko's series, the one forecasts learn from) with
+        start <= timestamp < end, oldest first: timestamp, value, volume_24h, source."""
+        try:
+            cursor = self.prices.find({"sensor_id": ticker, "source": {"$in": sorted(sources)},
+                                       "timestamp": {"$gte": start, "$lt": end}},
+                                      {"_id": 0, "timestamp": 1, "value": 1, "volume_24h": 1, "source": 1}
+                                      ).sort("timestamp", ASCENDING)
+            return [doc async for doc in cursor]
         except PyMongoError as exc:
             raise self._failure(exc) from None

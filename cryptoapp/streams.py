@@ -14,6 +14,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
+import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
@@ -55,3 +56,30 @@ def in_partition_of(event: EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+
+class AwaitedTable(faust.Table):
+    """A table whose writes can be awaited: `await table.written()` returns once Kafka acknowledged every changelog
+    message of this table sent so far (and raises what a send raised), so offsets acked afterwards never run ahead
+    of the state they produced.
+
+    Faust flushes its producer before it commits (faust/transport/consumer.py `_commit_offsets`), but the flush of
+    its own buffer gives up after 0.1 s in which no message left it (faust/transport/producer.py `flush_atmost`):
+    on a busy event loop a table write can still wait there when the offsets go, and a crash then would lose state
+    whose input Kafka no longer redelivers. Faust drops the future of each write; this table keeps them.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight: list[asyncio.Future] = []
+
+    def send_changelog(self, *args, **kwargs):
+        fut = super().send_changelog(*args, **kwargs)
+        self._in_flight.append(fut)
+        return fut
+
+    async def written(self) -> None:
+        while self._in_flight:
+            pending, self._in_flight = self._in_flight, []
+            await asyncio.gather(*pending)

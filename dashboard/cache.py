@@ -49,3 +49,9 @@ def live(uri: str, db_name: str, end: dt.datetime) -> tuple[pd.DataFrame, pd.Dat
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
 def history(uri: str, db_name: str, series_id: str, hours: int, resolution: str, end: dt.datetime) -> pd.DataFrame:
     return data.load_history(client(uri)[db_name], series_id, hours, now=end, resolution=resolution)
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
+def firings(uri: str, db_name: str, ticker: str, since: dt.datetime, end: dt.datetime) -> list[dict]:
+    """`ticker`'s alert firings since `since` (`end`: the refresh period the answer belongs to)."""
+    return data.recent_firings(client(uri)[db_name], since=since, coin=ticker)

@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from pymongo import DESCENDING, MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
 from cryptoapp.schema import (
-    DEFAULT_TICKERS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
+    DEFAULT_TICKERS, FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, RESOLUTIONS,
+    SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
 from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS
 
 MAX_HOURS = 168
@@ -332,3 +333,38 @@ def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime
         for doc in db[collection].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit):
             found.setdefault(doc["_id"], doc)
     return sorted(found.values(), key=lambda d: d["fired_at"], reverse=True)[:limit]
+
+# --- forecasts (written by the worker's forecasting agent, cryptoapp/forecasts) -------------------------
+_FORECAST_TIMES = ("made_at", "target_at")
+_SCORE_TEXTS = ("sensor_id", "model", "verdict")
+
+
+def _typed(frame: pd.DataFrame, times: Sequence[str], texts: Sequence[str]) -> pd.DataFrame:
+    for column in frame.columns:
+        if column in times:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        elif column == "beats_naive":
+            frame[column] = frame[column].fillna(False).astype(bool)
+        elif column not in texts:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+@_translated
+def load_forecasts(db: Database, ticker: str, since: dt.datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(`ticker`'s forecasts made at or after `since`, oldest first; its scores, one row per model and horizon).
+
+    The worker keeps `crypto.forecasts` to the last hours and `crypto.forecast_scores` to one document per
+    coin, model and horizon, so both reads stay small. Empty frames when the worker has written none.
+    """
+    match: dict = {"sensor_id": check_ticker(ticker)}
+    if since is not None:
+        match["made_at"] = {"$gte": since}
+    forecasts = pd.DataFrame(list(db[FORECASTS].find(match, {"_id": 0}, sort=[("made_at", ASCENDING)])),
+                             columns=list(FORECAST_FIELDS[1:]))
+    scores = pd.DataFrame(list(db[FORECAST_SCORES].find({"sensor_id": ticker}, {"_id": 0})),
+                          columns=list(FORECAST_SCORE_FIELDS[1:]))
+    forecasts = _typed(forecasts, _FORECAST_TIMES, ("sensor_id", "model"))
+    scores = _typed(scores, ("as_of",), _SCORE_TEXTS)
+    scores = scores.sort_values(["horizon_min", "model"], kind="stable").reset_index(drop=True)
+    return forecasts.sort_values("made_at", kind="stable").reset_index(drop=True), scores

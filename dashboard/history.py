@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from cryptoapp.settings import Settings
-from dashboard import cache, charts, export, indicators, resolution, ui
+from dashboard import alert_tables, cache, charts, export, forecasts, indicators, resolution, ui
 from dashboard.data import MAX_HOURS, RESOLUTION_CHOICES
 
 PNG_SIZE = (1400, 900)
@@ -107,9 +107,10 @@ def render(settings: Settings) -> None:
         bars = charts.is_bars(frame)
         close = frame["close"] if bars else frame["value"]
         lines = indicators.compute(close, choice.indicators, choice.periods)
+        fired = cache.firings(settings.mongo_uri, settings.mongo_db, choice.coin, start, end)
         fig = charts.history_figure(frame, choice.coin, choice.name, mode=choice.mode if bars else resolution.LINE,
                                     lines=lines, interval_s=settings.interval, start=start, end=end,
-                                    currency=choice.currency)
+                                    currency=choice.currency, layers=[alert_tables.firing_layer(fired)])
         st.caption(resolution.explain(frame, choice.resolution, choice.mode, choice.hours, too_few_bars))
         for note in (resolution.reach_note(frame, choice.coin, choice.name, choice.resolution), resolution.newest_note(frame, now)):
             if note:
@@ -118,6 +119,7 @@ def render(settings: Settings) -> None:
         if short:
             st.caption("Not enough points yet for " + ", ".join(f"{name} (needs {n})" for name, n in short.items())
                        + f": the chart has {int(close.notna().sum())}. Widen the window or pick a finer resolution.")
+        fig = forecasts.render(settings, choice.coin, frame, fig, series=choice.series)
         st.plotly_chart(fig, key="history_chart", config={"displaylogo": False}, theme=None)
         downloads(frame, lines, fig, choice)
         what = "bars" if bars else "ticks"

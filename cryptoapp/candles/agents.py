@@ -26,6 +26,7 @@ from cryptoapp.candles.bars import (
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import (
     REPLAY_HOURS, candle_marks, candle_minutes, candles_topic, clock_topic, raw_topic, replay, view_ticks_topic)
+from cryptoapp.forecasts.agents import relay_minutes
 from cryptoapp.prices.models import PriceTick, decode_tick
 from cryptoapp.schema import RESOLUTIONS, UTC
 from cryptoapp.storage import StorageError
@@ -249,6 +250,8 @@ if settings.candles:
 
 async def _views_until_written(events: Sequence[EventT]) -> None:
     await app.store.until_written(lambda: views_batch(events), f"a batch of {len(events)} bars and ticks")
+    if settings.forecasts:  # crypto-candles' one reader hands the closed minutes to the forecasting agent's topic
+        await relay_minutes(events)
 
 
 if settings.candles:

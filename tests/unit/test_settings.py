@@ -151,3 +151,27 @@ def test_settings_never_print_credentials():
               "COINGECKO_API_KEY": "CG-key"})
     assert "s3cret" not in repr(s) and "tok" not in repr(s) and "CG-key" not in repr(s)
     assert s.api_key == "CG-key" and s.server == "db:27017"
+
+
+def test_forecast_settings_defaults_overrides_and_errors():
+    s = load({})
+    assert (s.forecasts, s.forecast_horizons, s.forecast_models, s.forecast_window) == (
+        True, (5, 60), ("linear", "snarimax"), 500)
+    s = load({"CRYPTO_FORECASTS": "0", "CRYPTO_FORECAST_HORIZONS": "60, 15 15", "CRYPTO_FORECAST_MODELS": "snarimax",
+              "CRYPTO_FORECAST_WINDOW": "1000"})
+    assert (s.forecasts, s.forecast_horizons, s.forecast_models, s.forecast_window) == (
+        False, (15, 60), ("snarimax",), 1000)
+    assert load({"CRYPTO_CANDLES": "0"}).forecasts  # on by default, they follow the candles: no error
+    for env, message in [
+        ({"CRYPTO_FORECAST_HORIZONS": "5,x"}, "CRYPTO_FORECAST_HORIZONS='5,x' is not a list of minutes: give whole "
+                                              "minutes >= 1, comma separated (e.g. 5,60)"),
+        ({"CRYPTO_FORECAST_MODELS": "linear,lstm"}, "CRYPTO_FORECAST_MODELS='linear,lstm' names no model kinds "
+                                                    "['lstm']: choose from linear, snarimax, comma separated"),
+        ({"CRYPTO_FORECAST_WINDOW": "0"}, "CRYPTO_FORECAST_WINDOW='0' must be positive"),
+        ({"CRYPTO_FORECASTS": "maybe"}, "CRYPTO_FORECASTS='maybe' is neither on nor off: use 1 or 0 (true/false, yes/no)"),
+        ({"CRYPTO_FORECASTS": "1", "CRYPTO_CANDLES": "0"}, "CRYPTO_FORECASTS=1 needs the candles (the forecasters "
+                                                           "learn from their closed minute bars): set CRYPTO_CANDLES=1, "
+                                                           "or CRYPTO_FORECASTS=0"),
+    ]:
+        with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
+            load(env)

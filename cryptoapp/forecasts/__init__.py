@@ -1,0 +1,1 @@
+"""Forecasts learned online from closed 1-minute bars, scored by progressive validation against the naive forecast."""

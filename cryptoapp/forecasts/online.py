@@ -1,0 +1,340 @@
+"""One coin's forecasting state, run by progressive validation: predict, wait h minutes, score, then learn.
+
+At each new bar, in this order:
+1. every queued forecast whose target is this bar is scored against its close (the models have not
+   seen that close yet), and only then is each model taught the pair (features when the forecast was
+   made, log return that followed); a forecast whose target bar never came (a gap) expires unscored
+   and untaught;
+2. the models observe the bar;
+3. each model forecasts the close `h` minutes ahead for each horizon, from this bar's features, and the
+   forecasts are queued beside the naive one (this close).
+A bar that is not newer than the last one seen (a redelivery, a replay) changes nothing, so the state
+can be saved after any bar and restored (to_bytes/from_bytes) without scoring or learning a bar twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import io
+import json
+import logging
+import math
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+from cryptoapp.forecasts.features import Bar, History, InvalidBar
+from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, MODEL_KINDS, Forecaster
+from cryptoapp.forecasts.scoring import BAND_LEVEL, WINDOW, ScoreBoard, ScoreRow, window_for
+from cryptoapp.schema import FORECAST_NAIVE, MIN_GAP_S, RESOLUTIONS, bar_start
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HORIZONS = (5, 60)  # minutes
+RESOLUTION = "1m"  # the bars forecasts are made from; a horizon of h minutes is h bars
+FORMAT_VERSION = 1  # of to_bytes(); raise it whenever the pickled classes change shape
+_MAGIC = b"cryptoapp-forecast-state"
+# Pickled River models are only trusted by the River release that wrote them.
+RIVER_RELEASE = ".".join(importlib.metadata.version("river").split(".")[:2])
+
+
+class StateFormatError(ValueError):
+    """Saved forecast state this code cannot load (another format or River release, or damaged); says which."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What `model` predicted, from the bar starting at `made_at`, for the close of the bar at `target_at`."""
+
+    ticker: str
+    model: str
+    horizon_min: int
+    made_at: dt.datetime
+    target_at: dt.datetime
+    base_close: float  # the close it was made from: the naive forecast
+    predicted_close: float
+    band_low: Optional[float]  # None until the model has BAND_MIN_POINTS scored errors at this horizon
+    band_high: Optional[float]
+    band_points: int  # scored errors the band was derived from
+    band_level: float = BAND_LEVEL
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    """A forecast scored against the close it predicted (naive's forecast is `base_close`)."""
+
+    ticker: str
+    model: str
+    horizon_min: int
+    made_at: dt.datetime
+    target_at: dt.datetime
+    base_close: float
+    predicted_close: float
+    actual_close: float
+
+
+@dataclass(frozen=True)
+class BarOutcome:
+    """What one bar did: nothing when it was not newer than the last bar seen (accepted False)."""
+
+    bar: Bar
+    accepted: bool
+    forecasts: tuple[Forecast, ...] = ()
+    scored: tuple[ScoredPoint, ...] = ()
+    expired: int = 0
+
+
+@dataclass
+class _Pending:
+    made_at: dt.datetime
+    target_at: dt.datetime
+    base: float
+    x: dict[str, float]
+    predicted: dict[str, float]  # model -> predicted close
+    bands: dict[str, Optional[tuple[float, float]]]
+
+
+@dataclass
+class _Horizon:
+    pending: deque[_Pending] = field(default_factory=deque)
+    boards: dict[str, ScoreBoard] = field(default_factory=dict)
+    expired: int = 0
+
+
+def _checked_horizons(horizons: Iterable[int]) -> tuple[int, ...]:
+    result = []
+    for h in horizons:
+        if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+            raise ValueError(f"forecast horizon {h!r} is not a whole number of minutes >= 1 (e.g. 5,60)")
+        result.append(h)
+    if not result:
+        raise ValueError("no forecast horizon: name at least one, in minutes (e.g. 5,60)")
+    return tuple(sorted(set(result)))
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """'5,60' or '5 60' -> (5, 60): minutes ahead; ValueError naming the bad part (for a setting or a flag)."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    bad = [p for p in parts if not p.isdigit() or int(p) < 1]
+    if bad or not parts:
+        raise ValueError(f"forecast horizons {text!r}: give whole minutes >= 1, comma separated (e.g. 5,60)")
+    return _checked_horizons(int(p) for p in parts)
+
+
+def _close_from(base: float, log_return: float) -> Optional[float]:
+    """The close a predicted log return means; None for a prediction that is no number."""
+    if not isinstance(log_return, (int, float)) or not math.isfinite(log_return):
+        return None
+    try:
+        close = base * math.exp(log_return)
+    except OverflowError:
+        return None
+    return close if math.isfinite(close) and close > 0 else None
+
+
+class CoinForecaster:
+    """Models, queued forecasts, scores and the last bar seen, of one coin."""
+
+    def __init__(self, ticker: str, horizons: Iterable[int] = DEFAULT_HORIZONS,
+                 models: Sequence[str] = DEFAULT_MODELS, window: int = WINDOW,
+                 kinds: Mapping[str, Callable[[], Forecaster]] = MODEL_KINDS) -> None:
+        self.ticker = ticker
+        self.horizons: tuple[int, ...] = ()
+        self.models: dict[str, Forecaster] = {}
+        self.window = window
+        self.by_horizon: dict[int, _Horizon] = {}
+        self.history = History()
+        self.last_start: Optional[dt.datetime] = None
+        self.bars = 0  # bars taken
+        self.skipped = 0  # bars not newer than the last one seen: ignored
+        self.reconfigure(horizons, models, window, kinds)
+
+    def reconfigure(self, horizons: Iterable[int], models: Sequence[str], window: int = WINDOW,
+                    kinds: Mapping[str, Callable[[], Forecaster]] = MODEL_KINDS) -> list[str]:
+        """Adds what is new (fresh), drops what is gone, keeps the rest learned; returns what changed."""
+        horizons = _checked_horizons(horizons)
+        unknown = [name for name in models if name not in kinds or name == FORECAST_NAIVE]
+        if unknown or not models:
+            raise ValueError(f"forecast models {list(models)!r}: choose from {', '.join(kinds)}")
+        changes = []
+        for name in [m for m in self.models if m not in models]:
+            del self.models[name]
+            changes.append(f"model {name} dropped")
+        for name in models:
+            if name not in self.models:
+                self.models[name] = kinds[name]()
+                if self.bars:
+                    changes.append(f"model {name} starts fresh")
+        for h in [h for h in self.by_horizon if h not in horizons]:
+            del self.by_horizon[h]
+            changes.append(f"horizon {h} min dropped")
+        for h in horizons:
+            if h not in self.by_horizon:
+                self.by_horizon[h] = _Horizon()
+                if self.bars:
+                    changes.append(f"horizon {h} min starts fresh")
+            state = self.by_horizon[h]
+            state.boards = {name: state.boards.get(name) or ScoreBoard(window_for(h, window)) for name in self.models}
+            for board in state.boards.values():
+                board.resize(window_for(h, window))
+        for model in self.models.values():
+            model.keep(horizons)
+        self.horizons, self.window = horizons, window
+        return changes
+
+    def update(self, bar: Bar) -> BarOutcome:
+        """Takes one closed bar: scores what targeted it, then teaches the models, then forecasts from it."""
+        if bar.ticker != self.ticker:
+            raise InvalidBar(f"a {bar.ticker} bar was given to the forecaster of {self.ticker}")
+        if bar_start(bar.start, RESOLUTION) != bar.start:
+            raise InvalidBar(f"{bar.ticker} bar start {bar.start.isoformat()} is not on a whole minute")
+        if self.last_start is not None and bar.start <= self.last_start:
+            self.skipped += 1
+            return BarOutcome(bar, accepted=False)
+        if self.last_start is not None and (bar.start - self.last_start).total_seconds() > MIN_GAP_S:
+            # Returns across a hole would read as one huge move: features start again after it.
+            self.history.clear()
+        scored, expired = self._score_and_learn(bar)
+        self.history.append(bar)
+        log_close = math.log(bar.close)
+        for model in self.models.values():
+            model.observe(log_close)
+        forecasts = self._forecast(bar, log_close)
+        self.last_start = bar.start
+        self.bars += 1
+        return BarOutcome(bar, True, tuple(forecasts), tuple(scored), expired)
+
+    def _score_and_learn(self, bar: Bar) -> tuple[list[ScoredPoint], int]:
+        scored, expired = [], 0
+        for h, state in self.by_horizon.items():
+            pending = state.pending
+            while pending and pending[0].target_at <= bar.start:
+                entry = pending.popleft()
+                if entry.target_at < bar.start:  # its bar never came
+                    state.expired += 1
+                    expired += 1
+                    continue
+                for name, predicted in entry.predicted.items():
+                    board = state.boards.get(name)
+                    if board is not None:
+                        board.add(predicted, entry.base, bar.close, entry.bands.get(name), bar.start)
+                        scored.append(ScoredPoint(self.ticker, name, h, entry.made_at, entry.target_at,
+                                                  entry.base, predicted, bar.close))
+                log_return = math.log(bar.close / entry.base)
+                for model in self.models.values():
+                    model.learn(h, entry.x, log_return)
+        return scored, expired
+
+    def _forecast(self, bar: Bar, log_close: float) -> list[Forecast]:
+        x = self.history.features()
+        if x is None:
+            return []
+        predictions = {name: model.predict(x, log_close, self.horizons) for name, model in self.models.items()}
+        forecasts = []
+        for h, state in self.by_horizon.items():
+            target = bar.start + dt.timedelta(seconds=h * RESOLUTIONS[RESOLUTION])
+            entry = _Pending(bar.start, target, bar.close, x, {}, {})
+            for name, returns in predictions.items():
+                predicted = _close_from(bar.close, returns.get(h))
+                if predicted is None:
+                    continue
+                board = state.boards[name]
+                half = board.band_halfwidth()
+                band = None if half is None else (predicted * math.exp(-half), predicted * math.exp(half))
+                entry.predicted[name] = predicted
+                entry.bands[name] = band
+                forecasts.append(Forecast(self.ticker, name, h, bar.start, target, bar.close, predicted,
+                                          band and band[0], band and band[1], len(board.recent) if band else 0))
+            state.pending.append(entry)
+        return forecasts
+
+    def score_rows(self) -> list[ScoreRow]:
+        """One row per horizon and model, in that order."""
+        return [state.boards[name].row(self.ticker, name, h, state.expired)
+                for h, state in sorted(self.by_horizon.items()) for name in self.models]
+
+    def latest_forecasts(self) -> list[Forecast]:
+        """The forecasts made from the newest bar (still waiting for their targets)."""
+        out = []
+        for h, state in sorted(self.by_horizon.items()):
+            if state.pending and state.pending[-1].made_at == self.last_start:
+                entry = state.pending[-1]
+                for name, predicted in entry.predicted.items():
+                    band = entry.bands.get(name)
+                    points = len(state.boards[name].recent) if band else 0
+                    out.append(Forecast(self.ticker, name, h, entry.made_at, entry.target_at, entry.base,
+                                        predicted, band and band[0], band and band[1], points))
+        return out
+
+    # --- saved state ---------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The whole state: a header line naming the format and River release, then the pickled object."""
+        header = json.dumps({"format": FORMAT_VERSION, "river": RIVER_RELEASE, "ticker": self.ticker})
+        return _MAGIC + b" " + header.encode() + b"\n" + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, kinds: Mapping[str, Callable[[], Forecaster]] = MODEL_KINDS) -> "CoinForecaster":
+        """The state to_bytes() wrote; StateFormatError (one line) for anything else. Only classes of this
+        package, River and the model `kinds` are loaded (the bytes come from Kafka or MongoDB)."""
+        if not isinstance(data, (bytes, bytearray)) or not data.startswith(_MAGIC + b" "):
+            raise StateFormatError("the saved forecast state is not one this program wrote")
+        line, _, body = bytes(data).partition(b"\n")
+        try:
+            header = json.loads(line[len(_MAGIC) + 1:])
+        except ValueError:
+            raise StateFormatError("the saved forecast state has a damaged header") from None
+        if header.get("format") != FORMAT_VERSION or header.get("river") != RIVER_RELEASE:
+            raise StateFormatError(f"the saved forecast state has format {header.get('format')} (River "
+                                   f"{header.get('river')}); this worker reads format {FORMAT_VERSION} "
+                                   f"(River {RIVER_RELEASE})")
+        try:
+            state = _StateUnpickler(io.BytesIO(body), kinds).load()
+        except Exception as exc:  # a truncated or damaged pickle raises any of a dozen types
+            raise StateFormatError(f"the saved forecast state is damaged ({exc.__class__.__name__})") from None
+        if not isinstance(state, cls):
+            raise StateFormatError("the saved forecast state holds something else")
+        return state
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Loads only what a forecast state holds: this package's classes, River's, the model kinds' own, and a
+    few plain types; anything else (a function to call, another package) fails the load."""
+
+    PACKAGES = ("cryptoapp.forecasts.", "river.")
+    PLAIN = {"builtins": {"float", "int", "complex", "bool", "str", "bytes", "bytearray", "tuple", "list",
+                          "dict", "set", "frozenset", "slice", "range"},
+             "collections": {"deque", "OrderedDict", "defaultdict", "Counter"},
+             "datetime": {"datetime", "date", "timedelta", "timezone"}}
+
+    def __init__(self, file, kinds: Mapping[str, Callable[[], Forecaster]]) -> None:
+        super().__init__(file)
+        self.kind_modules = {getattr(kind, "__module__", None) for kind in kinds.values()}
+
+    def find_class(self, module: str, name: str):
+        if not ((module + ".").startswith(self.PACKAGES) or module in self.kind_modules
+                or name in self.PLAIN.get(module, ())):
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a forecast state")
+        return super().find_class(module, name)
+
+
+def restore(data: Optional[bytes], ticker: str, horizons: Iterable[int] = DEFAULT_HORIZONS,
+            models: Sequence[str] = DEFAULT_MODELS, window: int = WINDOW,
+            kinds: Mapping[str, Callable[[], Forecaster]] = MODEL_KINDS) -> CoinForecaster:
+    """The saved state of `ticker` set to this configuration, or a fresh one (saying why in one line)."""
+    if data is None:
+        return CoinForecaster(ticker, horizons, models, window, kinds)
+    try:
+        state = CoinForecaster.from_bytes(data, kinds)
+        if state.ticker != ticker:
+            raise StateFormatError(f"the saved forecast state is {state.ticker}'s")
+    except StateFormatError as exc:
+        log.warning("forecasts of %s start fresh: %s", ticker, exc)
+        return CoinForecaster(ticker, horizons, models, window, kinds)
+    changes = state.reconfigure(horizons, models, window, kinds)
+    if changes:
+        log.warning("forecasts of %s: the settings changed since the state was saved: %s", ticker, "; ".join(changes))
+    return state
