@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 import bson
 from bson.errors import BSONError
 from mode import Service
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.prices.models import UTC, PriceTick, to_document
+from cryptoapp.schema import ANALYTICS_RUNS, UNSUPPORTED_AGGREGATION_CODES
 from cryptoapp.settings import mask_uri
 
 log = logging.getLogger(__name__)
@@ -184,3 +186,85 @@ class PriceStore(Service):
         except PyMongoError as exc:
             raise StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0][:200]}; is it running? (make services)") from None
+
+    # --- batch analytics (cryptoapp/analytics): reads of the archive, writes of the results ----------------
+
+    def _failed(self, exc: PyMongoError) -> StorageError:
+        return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}; is it running? (make services)")
+
+    async def tick_days(self, since: dt.datetime | None = None) -> dict[tuple[str, dt.date], int]:
+        """How many ticks each (ticker, UTC day) holds, for days from `since` on (all days when None).
+
+        MongoDB counts them on the server in one $group. FerretDB 1.x has no date operator in $group
+        (it answers NotImplemented), so there the tickers and times alone are streamed and counted here:
+        one pass over the collection, which is what any query costs on that server.
+        """
+        match = {"timestamp": {"$gte": since}} if since is not None else {}
+        day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
+        counts: dict[tuple[str, dt.date], int] = {}
+        try:
+            try:
+                cursor = await self.prices.aggregate(
+                    [{"$match": match}, {"$group": {"_id": {"t": "$sensor_id", "d": day}, "n": {"$sum": 1}}}])
+                async for row in cursor:
+                    key = row["_id"]
+                    if isinstance(key.get("t"), str) and isinstance(key.get("d"), str):
+                        counts[(key["t"], dt.date.fromisoformat(key["d"]))] = int(row["n"])
+                return counts
+            except OperationFailure as exc:
+                if exc.code not in UNSUPPORTED_AGGREGATION_CODES:
+                    raise
+            counts.clear()
+            async for doc in self.prices.find(match, {"_id": 0, "sensor_id": 1, "timestamp": 1}, batch_size=10_000):
+                ticker, ts = doc.get("sensor_id"), doc.get("timestamp")
+                if isinstance(ticker, str) and isinstance(ts, dt.datetime):
+                    key = (ticker, ts.astimezone(UTC).date())
+                    counts[key] = counts.get(key, 0) + 1
+            return counts
+        except PyMongoError as exc:
+            raise self._failed(exc) from None
+
+    async def iter_ticks(self, ticker: str, start: dt.datetime, end: dt.datetime,
+                         batch_size: int = 5_000) -> AsyncIterator[dict]:
+        """`ticker`'s stored ticks with start <= timestamp < end, oldest first, as stored (tz-aware UTC times)."""
+        try:
+            cursor = self.prices.find({"sensor_id": ticker, "timestamp": {"$gte": start, "$lt": end}},
+                                      sort=[("timestamp", ASCENDING)], batch_size=batch_size)
+            async for doc in cursor:
+                yield doc
+        except PyMongoError as exc:
+            raise self._failed(exc) from None
+
+    async def sync_results(self, collection: str, docs: list[dict],
+                           same: Callable[[dict, dict], bool] = operator.eq) -> tuple[int, int, int]:
+        """Makes `collection` hold exactly `docs` (matched by their deterministic `_id`); (inserted, replaced, deleted).
+
+        Idempotent and cheap to repeat: the stored documents are read once, new ones go in one insert_many,
+        and only documents that differ (by `same`) are replaced one by one. An upsert per document would
+        scan the collection once each on FerretDB (SQLite).
+        """
+        target = self.client[self.database][collection]
+        wanted = {doc["_id"]: doc for doc in docs}
+        try:
+            stored = {doc["_id"]: doc async for doc in target.find({})}
+            new = [doc for key, doc in wanted.items() if key not in stored]
+            changed = [doc for key, doc in wanted.items() if key in stored and not same(stored[key], doc)]
+            gone = [key for key in stored if key not in wanted]
+            if new:
+                await target.insert_many(new, ordered=False)
+            for start in range(0, len(changed), UPDATE_CHUNK):
+                await target.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc) for doc in changed[start:start + UPDATE_CHUNK]],
+                                        ordered=False)
+            if gone:
+                await target.delete_many({"_id": {"$in": gone}})
+        except PyMongoError as exc:
+            raise self._failed(exc) from None
+        return len(new), len(changed), len(gone)
+
+    async def record_analytics_run(self, run: dict) -> None:
+        """Stores one analytics run's record (its `_id` is the run's time, so storing it twice keeps one)."""
+        try:
+            await self.client[self.database][ANALYTICS_RUNS].replace_one({"_id": run["_id"]}, run, upsert=True)
+        except PyMongoError as exc:
+            raise self._failed(exc) from None
