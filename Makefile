@@ -58,21 +58,15 @@ bench: services
 chaos: install
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
-# Batch analytics (docs/analytics.md): the archive as Parquet, the Spark jobs over it, their results into
-# MongoDB for the dashboard's Analytics tab. SPARK_MASTER=spark://host:7077 (or yarn, k8s://...) runs the same
-# jobs on a cluster; SPARK_SUBMIT_ARGS passes any spark-submit option through (--deploy-mode, --conf, ...).
+# Batch analytics (docs/analytics.md): the archive as Parquet, the Spark jobs over it (spark-submit, command
+# line printed), their results into MongoDB for the dashboard. SPARK_MASTER=spark://host:7077 (yarn, k8s://...)
+# runs the same jobs on a cluster; SPARK_SUBMIT_ARGS passes spark-submit options through (--deploy-mode, --conf).
 ANALYTICS_DIR ?= .local/analytics
 ANALYTICS_DAYS ?= 90
-SPARK_MASTER ?= local[*]
-SPARK_SUBMIT_ARGS ?=
-SPARK_SUBMIT ?= $(BIN)/spark-submit
-JOBS := cryptoapp/analytics/jobs
+analytics: export SPARK_MASTER ?= local[*]
+analytics: export SPARK_SUBMIT_ARGS ?=
 analytics: install
 	@$(SERVICES) up mongo
 	$(BIN)/cryptoapp export parquet --out $(ANALYTICS_DIR)/parquet
-	SPARK_HOME="$${SPARK_HOME:-$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}" \
-	PYSPARK_PYTHON="$${PYSPARK_PYTHON:-$(abspath $(BIN))/python}" \
-	$(SPARK_SUBMIT) --master '$(SPARK_MASTER)' --name cryptoapp-analytics --conf spark.log.level=WARN \
-		--py-files $(JOBS)/common.py,$(JOBS)/daily.py,$(JOBS)/correlation.py $(SPARK_SUBMIT_ARGS) \
-		$(JOBS)/run_all.py --in $(ANALYTICS_DIR)/parquet --out $(ANALYTICS_DIR)/results --days $(ANALYTICS_DAYS)
+	$(BIN)/python -m cryptoapp.analytics.submit --in $(ANALYTICS_DIR)/parquet --out $(ANALYTICS_DIR)/results --days $(ANALYTICS_DAYS)
 	$(BIN)/cryptoapp analytics load --results $(ANALYTICS_DIR)/results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +34,7 @@ def parse_day(text: Optional[str]) -> Optional[dt.date]:
 
 
 def _fail(command: AppCommand, name: str, exc: Exception) -> None:
-    command.say(f"cryptoapp {name}: {exc}", err=True)
+    command.say(f"cryptoapp {name}: {exc}", file=sys.stderr)
     raise SystemExit(1)
 
 
@@ -59,7 +60,7 @@ async def export(self: AppCommand, what: str, since: Optional[str], out: str, re
              f"{report.skipped} unchanged, in {report.seconds:.1f} s -> {report.out}")
     if report.ignored:
         self.say(f"export parquet: left out stored sensor_ids that are not tickers: {', '.join(report.ignored)}",
-                 err=True)
+                 file=sys.stderr)
 
 
 @app.command(
