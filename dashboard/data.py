@@ -25,6 +25,8 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
+from cryptoapp.schema import ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
+
 UTC = dt.timezone.utc
 COLLECTION = "prices"
 # The worker declares this index; test seeding creates the same one.
@@ -301,3 +303,40 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     series.attrs.update(ticks=ticks, bucket_s=bucket_s if where else 0, downsampled=where, start=start, end=end,
                         query_ms=(time.perf_counter() - started) * 1000)
     return latest, series
+
+
+# --- batch analytics (`make analytics`; docs/analytics.md): small collections, read whole -------------------
+
+ANALYTICS_DAILY_COLUMNS = ("sensor_id", "date", "open", "high", "low", "close", "return", "volatility",
+                           "volatility_annualized", "max_drawdown", "ticks", "minutes", "coverage", "returns_1m",
+                           "first_tick", "last_tick", "sources")
+ANALYTICS_CORRELATION_COLUMNS = ("frequency", "coin_a", "coin_b", "correlation", "observations", "start", "end")
+
+
+@_translated
+def load_analytics_run(db: Database) -> dict | None:
+    """The newest analytics run's record (when computed and loaded, over how many ticks, coins, days); None before any."""
+    return db[ANALYTICS_RUNS].find_one({}, {"_id": 0}, sort=[("computed_at", DESCENDING)])
+
+
+@_translated
+def load_analytics_daily(db: Database) -> pd.DataFrame:
+    """Every coin's daily statistics (coins x days rows: a year of five coins is 1,825), by coin then date.
+
+    `date` becomes a UTC timestamp at midnight; a statistic the run could not compute stays NaN."""
+    frame = pd.DataFrame(list(db[ANALYTICS_DAILY].find({}, {"_id": 0})), columns=list(ANALYTICS_DAILY_COLUMNS))
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    for column in ("first_tick", "last_tick"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in ANALYTICS_DAILY_COLUMNS[2:14]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame.sort_values(["sensor_id", "date"], kind="stable").reset_index(drop=True)
+
+
+@_translated
+def load_analytics_correlation(db: Database) -> pd.DataFrame:
+    """Every stored pair's correlation (both frequencies); an undefined one is NaN."""
+    frame = pd.DataFrame(list(db[ANALYTICS_CORRELATION].find({}, {"_id": 0})),
+                         columns=list(ANALYTICS_CORRELATION_COLUMNS))
+    frame["correlation"] = pd.to_numeric(frame["correlation"], errors="coerce").astype("float64")
+    return frame
