@@ -24,7 +24,7 @@ def results(uri: str, db_name: str) -> tuple[dict | None, pd.DataFrame, pd.DataF
 def run_caption(run: dict, now: dt.datetime) -> str:
     """One line about the last run: when, over what, where, how long."""
     computed = run.get("computed_at")
-    when = f"{computed:%Y-%m-%d %H:%M} UTC ({formatting.age(now - computed)} ago)" if computed else "—"
+    when = f"{computed:%Y-%m-%d %H:%M} UTC ({formatting.age(computed, now)})" if computed else "—"
     parts = [f"Last run: {when}"]
     if run.get("ticks") is not None:
         parts.append(f"{run['ticks']:,} ticks of {len(run.get('coins') or [])} coins, "
