@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import resource
 import shutil
 import tempfile
 import time
@@ -86,6 +87,7 @@ def run(quick: bool) -> dict:
     try:
         seeding = ensure_seeded(client, data)
         first = asyncio.run(_export_and_load(data.database, out, None))
+        export_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # peak so far (KiB)
         again = asyncio.run(_export_and_load(data.database, out, None))  # nothing changed: the incremental cost
         started = time.perf_counter()
         jobs = submit.run(str(out), str(results), capture=True)
@@ -98,6 +100,7 @@ def run(quick: bool) -> dict:
             "coins": len(harness.DEFAULT_COINS), "days": data.days, "spacing_s": data.spacing.total_seconds(),
             "database": data.database, **seeding,
             "exported_ticks": first.ticks, "exported_days": len(first.written), "parquet_mb": _size_mb(out),
+            "export_peak_rss_mb": export_rss_mb,
             "export_again_s": round(again.seconds, 1), "export_again_days": len(again.written),
             "jobs_in_spark_s": loaded.run.get("jobs_s"), "spark_master": loaded.run.get("master"),
             "daily_rows": sum(loaded.daily), "correlation_rows": sum(loaded.correlation),

@@ -25,6 +25,7 @@ COLLECTION = "prices"
 # Declared next to the collection they serve; created idempotently on first contact.
 INDEXES = [([("sensor_id", ASCENDING), ("timestamp", ASCENDING)], "sensor_id_timestamp")]
 UPDATE_CHUNK = 50
+AGGREGATION_PROBE = "prices_capability_probe"  # never written: asking it what the server can do costs nothing
 # Per-document write errors that pass (a primary stepping down, a server shutting down): retried.
 # Any other per-document error is the document's own fault and retrying it would block the stream.
 TRANSIENT_WRITE_ERRORS = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
@@ -197,25 +198,21 @@ class PriceStore(Service):
         """How many ticks each (ticker, UTC day) holds, for days from `since` on (all days when None).
 
         MongoDB counts them on the server in one $group. FerretDB 1.x has no date operator in $group
-        (it answers NotImplemented), so there the tickers and times alone are streamed and counted here:
-        one pass over the collection, which is what any query costs on that server.
+        (NotImplemented; asked once, on an empty collection, since it may read the whole archive before
+        saying so), so there the tickers and times alone are streamed and counted here: one pass over the
+        collection, which is what any query costs on that server.
         """
         match = {"timestamp": {"$gte": since}} if since is not None else {}
         day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
+        pipeline = [{"$match": match}, {"$group": {"_id": {"t": "$sensor_id", "d": day}, "n": {"$sum": 1}}}]
         counts: dict[tuple[str, dt.date], int] = {}
         try:
-            try:
-                cursor = await self.prices.aggregate(
-                    [{"$match": match}, {"$group": {"_id": {"t": "$sensor_id", "d": day}, "n": {"$sum": 1}}}])
-                async for row in cursor:
+            if await self._aggregates(pipeline):
+                async for row in await self.prices.aggregate(pipeline):
                     key = row["_id"]
                     if isinstance(key.get("t"), str) and isinstance(key.get("d"), str):
                         counts[(key["t"], dt.date.fromisoformat(key["d"]))] = int(row["n"])
                 return counts
-            except OperationFailure as exc:
-                if exc.code not in UNSUPPORTED_AGGREGATION_CODES:
-                    raise
-            counts.clear()
             async for doc in self.prices.find(match, {"_id": 0, "sensor_id": 1, "timestamp": 1}, batch_size=10_000):
                 ticker, ts = doc.get("sensor_id"), doc.get("timestamp")
                 if isinstance(ticker, str) and isinstance(ts, dt.datetime):
@@ -224,6 +221,16 @@ class PriceStore(Service):
             return counts
         except PyMongoError as exc:
             raise self._failed(exc) from None
+
+    async def _aggregates(self, pipeline: list[dict]) -> bool:
+        """Whether the server runs `pipeline`: tried on an empty collection, so the answer costs nothing."""
+        try:
+            await (await self.client[self.database][AGGREGATION_PROBE].aggregate(pipeline)).to_list()
+        except OperationFailure as exc:
+            if exc.code not in UNSUPPORTED_AGGREGATION_CODES:
+                raise
+            return False
+        return True
 
     async def iter_ticks(self, ticker: str | None, start: dt.datetime, end: dt.datetime,
                          batch_size: int = 10_000) -> AsyncIterator[dict]:

@@ -126,15 +126,16 @@ def days_to_export(stored: dict[Partition, int], exported: dict[Partition, int],
 
 
 class DayBuffers:
-    """Collects the chosen days' ticks from a stream in any order, compactly: every CHUNK rows of a day
-    become an Arrow table (~125 bytes a tick instead of a Python dict's ~1 KB)."""
+    """Collects the chosen days' ticks from a stream in any order, compactly: whenever FLUSH_ROWS documents
+    are pending, they become Arrow tables (~125 bytes a tick instead of a Python dict's ~1 KB)."""
 
-    CHUNK = 20_000
+    FLUSH_ROWS = 50_000
 
     def __init__(self, chosen: Iterable[Partition]):
         self.chosen = set(chosen)
         self._rows: dict[Partition, list[dict]] = {}
         self._tables: dict[Partition, list[pa.Table]] = {}
+        self._pending = 0
 
     def add(self, doc: dict) -> bool:
         """Keeps `doc` if its (ticker, UTC day) is chosen; tells whether it did."""
@@ -144,12 +145,18 @@ class DayBuffers:
         key = (doc.get("sensor_id"), ts.astimezone(UTC).date())
         if key not in self.chosen:
             return False
-        rows = self._rows.setdefault(key, [])
-        rows.append(doc)
-        if len(rows) >= self.CHUNK:
-            self._tables.setdefault(key, []).append(ticks_table(rows))
-            rows.clear()
+        self._rows.setdefault(key, []).append(doc)
+        self._pending += 1
+        if self._pending >= self.FLUSH_ROWS:
+            self._flush()
         return True
+
+    def _flush(self) -> None:
+        # Days arrive interleaved (five coins a minute): flushing by total, not per day, bounds the dicts held.
+        for key, rows in self._rows.items():
+            self._tables.setdefault(key, []).append(ticks_table(rows))
+        self._rows.clear()
+        self._pending = 0
 
     def days(self) -> Iterator[tuple[Partition, pa.Table]]:
         """Each collected day as one table in time order (ties by tick id), emptied as it goes."""

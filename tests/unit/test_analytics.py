@@ -48,7 +48,7 @@ def test_days_to_export_takes_new_changed_and_today_only():
 
 
 def test_day_buffers_keep_only_chosen_days_and_give_each_in_time_order(monkeypatch):
-    monkeypatch.setattr(DayBuffers, "CHUNK", 2)  # several Arrow chunks per day, as in a large export
+    monkeypatch.setattr(DayBuffers, "FLUSH_ROWS", 2)  # several Arrow chunks per day, as in a large export
     buffers = DayBuffers([("BTC", D[3])])
     kept = [buffers.add(doc(h)) for h in (5, 1, 3, 0, 4)]
     kept.append(buffers.add({**doc(2), "sensor_id": "ETH"}))
