@@ -232,14 +232,17 @@ class PriceStore(Service):
             return False
         return True
 
-    async def iter_ticks(self, ticker: str | None, start: dt.datetime, end: dt.datetime,
+    async def iter_ticks(self, ticker: str | None, start: dt.datetime | None = None, end: dt.datetime | None = None,
                          batch_size: int = 10_000) -> AsyncIterator[dict]:
-        """Stored ticks with start <= timestamp < end, of `ticker` (every coin when None), as stored, in no set order.
+        """Stored ticks with start <= timestamp < end (a bound that is None: no bound), of `ticker` (every coin
+        when None), as stored, in no set order.
 
         Unsorted on purpose: FerretDB sorts a whole match in memory before it sends the first document
         (over 30 s for 2.6 M ticks, past the client's socket timeout), and the export orders each day itself.
         """
-        query: dict = {"timestamp": {"$gte": start, "$lt": end}}
+        query: dict = {}
+        if start is not None or end is not None:
+            query["timestamp"] = {**({"$gte": start} if start else {}), **({"$lt": end} if end else {})}
         if ticker is not None:
             query["sensor_id"] = ticker
         try:

@@ -51,10 +51,9 @@ def render(settings: DashboardSettings) -> None:
         coins = list(dict.fromkeys(daily["sensor_id"]))
         coin = st.selectbox("Coin", coins, key="analytics_coin")
         st.subheader(f"{coin}: daily statistics")
-        st.dataframe(analytics_charts.daily_table(daily, coin), hide_index=True, width="stretch",
-                     column_config={name: st.column_config.NumberColumn(format="%.2f %%")
-                                    for name in ("Return %", "Volatility % (daily)", "Volatility % (annualized)",
-                                                 "Max drawdown %", "Coverage %")})
+        table = analytics_charts.daily_table(daily, coin)
+        st.dataframe(table.style.format(analytics_charts.table_formats(table), na_rep=formatting.MISSING),
+                     hide_index=True, width="stretch")
         st.caption("Return: close over the previous day's close. Volatility: √Σ of squared 1-minute log returns "
                    "(annualized × √365). Coverage: minutes of the day's 1,440 that hold a tick. — where a value "
                    "cannot be computed (first day, no 1-minute returns).")

@@ -28,6 +28,14 @@ def daily_table(daily: pd.DataFrame, coin: str) -> pd.DataFrame:
     return table.rename(columns=TABLE_COLUMNS).reset_index(drop=True)
 
 
+def table_formats(table: pd.DataFrame) -> dict[str, str]:
+    """Display formats of daily_table's columns: percentages with two decimals, prices to six significant digits."""
+    percent = {TABLE_COLUMNS[c] for c in PERCENT_COLUMNS}
+    prices = {TABLE_COLUMNS[c] for c in ("open", "high", "low", "close")}
+    return {name: "{:.2f} %" if name in percent else "{:,.6g}" if name in prices else "{:,.0f}"
+            for name in table.columns if name in percent | prices | {TABLE_COLUMNS["ticks"]}}
+
+
 def volatility_figure(daily: pd.DataFrame, annualized: bool = True) -> go.Figure:
     """Each coin's realized volatility per day (a line per coin; a day without 1-minute returns is a gap)."""
     column = "volatility_annualized" if annualized else "volatility"

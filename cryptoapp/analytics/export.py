@@ -15,8 +15,9 @@ record of what was exported, so a partition deleted by hand or lost in a crash i
 A day is written to a hidden temporary directory and renamed into place, so a re-run replaces a day
 whole and a reader never sees half a day or the same tick twice.
 
-Reading: one count pass (PriceStore.tick_days), then one pass over the chosen days' time range, all
-coins at once, in the server's order; the chosen days are held as Arrow tables (~125 bytes a tick) until
+Reading: when nothing of the range is exported yet (or with rewrite), one pass over it, all coins at
+once; otherwise one count pass (PriceStore.tick_days), then one pass over the chosen days' time range,
+all coins at once. Either pass comes in the server's order; the chosen days are held as Arrow tables (~125 bytes a tick) until
 the pass ends, then sorted by time and written. A first export of a very large archive can be done in
 slices with --since (memory: the ticks of the days being written).
 """
@@ -68,7 +69,8 @@ class TickReader(Protocol):
 
     async def tick_days(self, since: Optional[dt.datetime] = None) -> dict[Partition, int]: ...
 
-    def iter_ticks(self, ticker: Optional[str], start: dt.datetime, end: dt.datetime): ...
+    def iter_ticks(self, ticker: Optional[str], start: Optional[dt.datetime] = None,
+                   end: Optional[dt.datetime] = None): ...
 
 
 # --- pure logic -------------------------------------------------------------------------------------------
@@ -131,19 +133,25 @@ class DayBuffers:
 
     FLUSH_ROWS = 50_000
 
-    def __init__(self, chosen: Iterable[Partition]):
-        self.chosen = set(chosen)
+    def __init__(self, chosen: Optional[Iterable[Partition]]):
+        """`chosen` None takes every day of every ticker (the stored sensor_ids that are not go to `ignored`)."""
+        self.chosen = None if chosen is None else set(chosen)
+        self.ignored: set[str] = set()
         self._rows: dict[Partition, list[dict]] = {}
         self._tables: dict[Partition, list[pa.Table]] = {}
         self._pending = 0
 
     def add(self, doc: dict) -> bool:
         """Keeps `doc` if its (ticker, UTC day) is chosen; tells whether it did."""
-        ts = doc.get("timestamp")
+        ts, ticker = doc.get("timestamp"), doc.get("sensor_id")
         if not isinstance(ts, dt.datetime):
             return False
-        key = (doc.get("sensor_id"), ts.astimezone(UTC).date())
-        if key not in self.chosen:
+        key = (ticker, ts.astimezone(UTC).date())
+        if self.chosen is None:
+            if not isinstance(ticker, str) or not TICKER_RE.fullmatch(ticker):
+                self.ignored.add(str(ticker))
+                return False
+        elif key not in self.chosen:
             return False
         self._rows.setdefault(key, []).append(doc)
         self._pending += 1
@@ -237,30 +245,39 @@ async def export_parquet(store: TickReader, out: Path, since: Optional[dt.date] 
     out = Path(out)
     report = ExportReport(out=out)
     remove_leftovers(out)
-    today = (now or dt.datetime.now(UTC)).astimezone(UTC).date()
-    stored = await store.tick_days(day_start(since) if since else None)
-    report.ignored = sorted({t for t, _ in stored if not TICKER_RE.fullmatch(t)})
-    stored = {key: n for key, n in stored.items() if TICKER_RE.fullmatch(key[0])}
     exported = exported_days(out)
-    chosen = days_to_export(stored, exported, today, since, rewrite)
-    report.skipped = sum(1 for key in stored if (since is None or key[1] >= since)) - len(chosen)
-    if not chosen:
-        report.seconds = time.perf_counter() - started
-        return report
-    # One pass over the chosen days' time range, every coin at once: a query costs a whole-collection scan
-    # on FerretDB, so one per coin or per day would multiply the cost; MongoDB serves the range from its index.
-    buffers = DayBuffers(chosen)
-    first, last = min(day for _, day in chosen), max(day for _, day in chosen)
-    tickers = {ticker for ticker, _ in chosen}
-    bar = tqdm(total=sum(stored[key] for key in chosen), unit=" ticks", unit_scale=True, desc="export parquet",
+    if rewrite or not any(since is None or day >= since for _, day in exported):
+        # Nothing of the range exported yet (or all to be written again): every stored day goes, so a single
+        # pass reads them and no count pass is needed (on FerretDB each pass is a whole-collection scan).
+        buffers, total = DayBuffers(None), None
+        reading = store.iter_ticks(None, day_start(since) if since else None)
+    else:
+        today = (now or dt.datetime.now(UTC)).astimezone(UTC).date()
+        stored = await store.tick_days(day_start(since) if since else None)
+        report.ignored = sorted({t for t, _ in stored if not TICKER_RE.fullmatch(t)})
+        stored = {key: n for key, n in stored.items() if TICKER_RE.fullmatch(key[0])}
+        chosen = days_to_export(stored, exported, today, since, rewrite)
+        report.skipped = sum(1 for key in stored if (since is None or key[1] >= since)) - len(chosen)
+        if not chosen:
+            report.seconds = time.perf_counter() - started
+            return report
+        # One pass over the chosen days' time range, every coin at once: a query costs a whole-collection scan
+        # on FerretDB, so one per coin or per day would multiply the cost; MongoDB serves the range from its index.
+        buffers, total = DayBuffers(chosen), sum(stored[key] for key in chosen)
+        first, last = min(day for _, day in chosen), max(day for _, day in chosen)
+        tickers = {ticker for ticker, _ in chosen}
+        reading = store.iter_ticks(tickers.pop() if len(tickers) == 1 else None, day_start(first),
+                                   day_start(last) + DAY)
+    bar = tqdm(total=total, unit=" ticks", unit_scale=True, desc="export parquet",
                disable=None if progress is None else not progress)
     try:
-        async for doc in store.iter_ticks(tickers.pop() if len(tickers) == 1 else None,
-                                          day_start(first), day_start(last) + DAY):
+        async for doc in reading:
             if buffers.add(doc):
                 bar.update(1)
     finally:
         bar.close()
+    if buffers.ignored:
+        report.ignored = sorted(buffers.ignored)
     for (ticker, day), table in buffers.days():
         write_day(out, ticker, day, table)
         report.written.append((ticker, day))

@@ -56,6 +56,10 @@ def test_day_buffers_keep_only_chosen_days_and_give_each_in_time_order(monkeypat
     assert kept == [True] * 5 + [False, False]
     [(key, table)] = list(buffers.days())
     assert key == ("BTC", D[3]) and [t.hour for t in table.column("timestamp").to_pylist()] == [0, 1, 3, 4, 5]
+    everything = DayBuffers(None)  # a first export: every day of every ticker, malformed sensor_ids set aside
+    assert [everything.add(d) for d in (doc(1), {**doc(2), "sensor_id": "ETH"}, {**doc(3), "sensor_id": "b@d"})] == \
+        [True, True, False]
+    assert [key for key, _ in everything.days()] == [("BTC", D[3]), ("ETH", D[3])] and everything.ignored == {"b@d"}
 
 
 def test_write_day_replaces_a_day_whole_and_its_footer_tells_the_count(tmp_path):
