@@ -53,7 +53,7 @@ def render(settings: DashboardSettings) -> None:
         st.subheader(f"{coin}: daily statistics")
         table = analytics_charts.daily_table(daily, coin)
         st.dataframe(table.style.format(analytics_charts.table_formats(table), na_rep=formatting.MISSING),
-                     hide_index=True, width="stretch")
+                     hide_index=True, width="stretch", placeholder=formatting.MISSING)
         st.caption("Return: close over the previous day's close. Volatility: √Σ of squared 1-minute log returns "
                    "(annualized × √365). Coverage: minutes of the day's 1,440 that hold a tick. — where a value "
                    "cannot be computed (first day, no 1-minute returns).")
