@@ -18,6 +18,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cryptoapp.analytics.export import PRICES_DIR
+
 JOBS = Path(__file__).resolve().parent / "jobs"
 # The entry script and the sibling modules it imports (shipped with --py-files for cluster deploy mode).
 ENTRY = JOBS / "run_all.py"
@@ -54,6 +56,9 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
         env["SPARK_HOME"] = str(Path(pyspark.__file__).resolve().parent)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
+    if (env.get("SPARK_MASTER") or DEFAULT_MASTER).startswith("local"):
+        # A local run needs no network address; without this Spark warns that the host name is a loopback one.
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     return env
 
 
@@ -70,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.add_argument("--out", required=True, help="the results folder (overwritten)")
     args.add_argument("--days", type=int, default=DEFAULT_DAYS, help="correlation span in days")
     parsed = args.parse_args(argv)
+    if "://" not in parsed.source and not (Path(parsed.source) / PRICES_DIR).is_dir():
+        # Checked here for a local folder: Spark would start, print a Java stack trace, then say the same.
+        print(f"analytics: no exported ticks under {Path(parsed.source) / PRICES_DIR}: run `cryptoapp export parquet "
+              f"--out {parsed.source}` (make analytics does) once the worker has stored prices (make run)",
+              file=sys.stderr)
+        return 1
     argv_ = command(parsed.source, parsed.out, parsed.days)
     print("+ " + shlex.join(argv_), file=sys.stderr, flush=True)
     try:

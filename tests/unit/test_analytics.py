@@ -105,3 +105,10 @@ def test_spark_submit_line_passes_master_and_user_options_through():
     assert line[-7].endswith("cryptoapp/analytics/jobs/run_all.py")
     assert line[-6:] == ["--in", "in", "--out", "out", "--days", "30"]
     assert submit.command("in", "out", environ={})[2] == "local[*]"
+
+
+def test_submit_says_in_one_line_when_nothing_was_exported(tmp_path, capsys):
+    assert submit.main(["--in", str(tmp_path), "--out", str(tmp_path / "results")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"analytics: no exported ticks under {tmp_path}/prices: run `cryptoapp export parquet --out {tmp_path}` "
+        "(make analytics does) once the worker has stored prices (make run)")
