@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench import harness
 from cryptoapp.analytics import submit
-from cryptoapp.analytics.export import export_parquet
+from cryptoapp.analytics.export import READ_TIMEOUT_S, export_parquet
 from cryptoapp.analytics.load import load_results
 from cryptoapp.prices.models import UTC, PriceTick, to_document
 from cryptoapp.schema import SIMULATED
@@ -70,7 +70,7 @@ def ensure_seeded(client, data: Dataset) -> dict:
 
 
 async def _export_and_load(database: str, out: Path, results: Path | None):
-    async with PriceStore(harness.MONGO_URI, database) as store:
+    async with PriceStore(harness.MONGO_URI, database, socket_timeout_s=READ_TIMEOUT_S) as store:
         if results is not None:
             return await load_results(store, results)
         return await export_parquet(store, out, progress=False)

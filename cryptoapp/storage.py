@@ -62,10 +62,13 @@ def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne | InsertOne:
 class PriceStore(Service):
     """One MongoDB client per worker, opened and closed with it."""
 
-    def __init__(self, uri: str, database: str, **kwargs):
+    def __init__(self, uri: str, database: str, socket_timeout_s: float = 30.0, **kwargs):
+        """`socket_timeout_s`: the longest wait for one answer; batch reads of the archive need more
+        (a filtered read on FerretDB scans the whole collection before its first document)."""
         super().__init__(**kwargs)
         self.uri = uri
         self.database = database
+        self.socket_timeout_s = socket_timeout_s
         self.client: AsyncMongoClient | None = None
         self._indexes_ready = False
 
@@ -77,7 +80,8 @@ class PriceStore(Service):
         # Connecting is lazy: a server that is down now only delays the first write.
         # A socket timeout turns a server that hangs (stopped, partitioned) into a retried StorageError.
         self.client = AsyncMongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=5000,
-                                       connectTimeoutMS=5000, socketTimeoutMS=30000, appname="cryptoapp-worker")
+                                       connectTimeoutMS=5000, socketTimeoutMS=self.socket_timeout_s * 1000,
+                                       appname="cryptoapp-worker")
         log.info("MongoDB: %s", self.where)
 
     async def on_stop(self) -> None:

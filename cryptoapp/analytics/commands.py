@@ -10,7 +10,7 @@ from typing import Optional
 import click
 from faust.cli import AppCommand, argument, option
 
-from cryptoapp.analytics.export import export_parquet
+from cryptoapp.analytics.export import READ_TIMEOUT_S, export_parquet
 from cryptoapp.analytics.load import ResultsMissing, load_results
 from cryptoapp.app import app
 from cryptoapp.settings import settings
@@ -49,7 +49,7 @@ async def export(self: AppCommand, what: str, since: Optional[str], out: str, re
     """Export the stored ticks as Parquet: new days, today, and days whose tick count changed."""
     try:
         day = parse_day(since)
-        async with PriceStore(settings.mongo_uri, settings.mongo_db) as store:
+        async with PriceStore(settings.mongo_uri, settings.mongo_db, socket_timeout_s=READ_TIMEOUT_S) as store:
             report = await export_parquet(store, Path(out), since=day, rewrite=rewrite)
     except (UserError, StorageError) as exc:
         _fail(self, "export parquet", exc)

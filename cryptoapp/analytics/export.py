@@ -40,6 +40,9 @@ from tqdm import tqdm
 
 from cryptoapp.schema import TICKER_RE, UTC
 
+# The export's MongoDB client waits this long for one answer (PriceStore's socket_timeout_s): on FerretDB a
+# read of the last day scans the whole archive before its first document (minutes for millions of ticks).
+READ_TIMEOUT_S = 1800.0
 PRICES_DIR = "prices"  # the ticks' dataset under the export root (candles may sit beside it later)
 FILE_NAME = "ticks.parquet"
 DAY = dt.timedelta(days=1)
