@@ -15,11 +15,11 @@ record of what was exported, so a partition deleted by hand or lost in a crash i
 A day is written to a hidden temporary directory and renamed into place, so a re-run replaces a day
 whole and a reader never sees half a day or the same tick twice.
 
-Reading: when nothing of the range is exported yet (or with rewrite), one pass over it, all coins at
-once; otherwise one count pass (PriceStore.tick_days), then one pass over the chosen days' time range,
-all coins at once. Either pass comes in the server's order; the chosen days are held as Arrow tables (~125 bytes a tick) until
-the pass ends, then sorted by time and written. A first export of a very large archive can be done in
-slices with --since (memory: the ticks of the days being written).
+Reading: when nothing of the range is exported yet (or with rewrite), one pass over it; otherwise one
+count pass (PriceStore.tick_days), then one pass over the chosen days' time range. Each pass takes all
+coins at once, in the server's order; the chosen days are held as Arrow tables (~125 bytes a tick) until
+the pass ends, then sorted by time and written. A first export of a very large archive can be made in
+slices, newest first, with --since (memory holds only the days being written).
 """
 
 from __future__ import annotations
