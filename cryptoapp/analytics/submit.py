@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -62,6 +64,25 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return env
 
 
+def java_problem(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Why Spark cannot start here (no Java, or one older than 17), in one line; None when Java will do."""
+    home = environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    fix = "install Java 17+ (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+    if not java or not Path(java).exists():
+        return f"no Java found (JAVA_HOME unset and no java on PATH): {fix}"
+    try:
+        banner = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{java} -version failed ({exc}): {fix}"
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', banner)
+    major = int(match.group(1)) if match else 0
+    major = int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+    if major and major < 17:
+        return f"{java} is Java {major}; pyspark 4 needs 17 or newer: {fix}"
+    return None
+
+
 def run(source: str, results: str, days: int = DEFAULT_DAYS, environ: Mapping[str, str] = os.environ,
         capture: bool = False) -> subprocess.CompletedProcess:
     """Runs the jobs; the completed process (output captured when asked)."""
@@ -80,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analytics: no exported ticks under {Path(parsed.source) / PRICES_DIR}: run `cryptoapp export parquet "
               f"--out {parsed.source}` (make analytics does) once the worker has stored prices (make run)",
               file=sys.stderr)
+        return 1
+    problem = java_problem()
+    if problem:
+        print(f"analytics: {problem}", file=sys.stderr)
         return 1
     argv_ = command(parsed.source, parsed.out, parsed.days)
     print("+ " + shlex.join(argv_), file=sys.stderr, flush=True)

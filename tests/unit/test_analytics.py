@@ -112,3 +112,8 @@ def test_submit_says_in_one_line_when_nothing_was_exported(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"analytics: no exported ticks under {tmp_path}/prices: run `cryptoapp export parquet --out {tmp_path}` "
         "(make analytics does) once the worker has stored prices (make run)")
+
+
+def test_submit_names_a_missing_java_and_accepts_this_machines(tmp_path):
+    assert submit.java_problem({"JAVA_HOME": str(tmp_path)}).startswith("no Java found")
+    assert submit.java_problem({}) is None  # /usr/bin/java, 17
