@@ -16,7 +16,7 @@ from cryptoapp.analytics import submit
 from cryptoapp.analytics.export import READ_TIMEOUT_S, export_parquet
 from cryptoapp.analytics.load import load_results
 from cryptoapp.prices.models import UTC, PriceTick, to_document
-from cryptoapp.schema import SIMULATED
+from cryptoapp.schema import SIMULATED, iso_z
 from cryptoapp.storage import PriceStore
 
 # A fixed window end: the seeded year stays valid between runs (and is never "today" for the export).
@@ -78,9 +78,11 @@ async def _export_and_load(database: str, out: Path, results: Path | None):
 
 def _export_one_changed_day(client, data: Dataset, out: Path):
     """The incremental case: one tick added to the last full day, exported again (count pass + that day's range)."""
-    when = WINDOW_END - dt.timedelta(seconds=30)
-    extra = to_document(PriceTick(ticker="BTC", timestamp=when, value=1.0, source=SIMULATED), dt.datetime.now(UTC))
     prices = client[data.database].prices
+    # Half a minute after the last tick of the last full day, at that tick's price (a simulated tick, as all here).
+    last = prices.find_one({"_id": f"BTC_{iso_z(WINDOW_END - data.spacing)}"})
+    extra = to_document(PriceTick(ticker="BTC", timestamp=WINDOW_END - data.spacing / 2, value=last["value"],
+                                  source=SIMULATED), dt.datetime.now(UTC))
     prices.insert_one(extra)
     try:
         return asyncio.run(_export_and_load(data.database, out, None))
@@ -101,13 +103,13 @@ def run(quick: bool) -> dict:
         seeding = ensure_seeded(client, data)
         first = asyncio.run(_export_and_load(data.database, out, None))
         export_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # peak so far (KiB)
-        again = _export_one_changed_day(client, data, out)
         started = time.perf_counter()
         jobs = submit.run(str(out), str(results), capture=True)
         jobs_s = time.perf_counter() - started
         if jobs.returncode != 0:
             raise RuntimeError(f"spark-submit failed ({jobs.returncode}): {jobs.stderr.strip()[-2000:]}")
         loaded = asyncio.run(_export_and_load(data.database, out, results))
+        again = _export_one_changed_day(client, data, out)  # after the jobs, so their results hold only the seeded year
         return {
             "ticks": data.count, "export_s": round(first.seconds, 1), "jobs_s": round(jobs_s, 1),
             "coins": len(harness.DEFAULT_COINS), "days": data.days, "spacing_s": data.spacing.total_seconds(),
