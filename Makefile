@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := scripts/services.sh
 
-.PHONY: install services stop status logs run test bench demo chaos clean screenshots
+.PHONY: install services stop status logs run test bench demo chaos clean screenshots analytics
 
 install: $(STAMP)
 
@@ -62,3 +62,16 @@ bench: services
 # (docs/reliability.md). Runs on its own Kafka and MongoDB instances, so nothing else is disturbed.
 chaos: install
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# Batch analytics (docs/analytics.md): the archive as Parquet, the Spark jobs over it (spark-submit, command
+# line printed), their results into MongoDB for the dashboard. SPARK_MASTER=spark://host:7077 (yarn, k8s://...)
+# runs the same jobs on a cluster; SPARK_SUBMIT_ARGS passes spark-submit options through (--deploy-mode, --conf).
+ANALYTICS_DIR ?= .local/analytics
+ANALYTICS_DAYS ?= 90
+analytics: export SPARK_MASTER ?= local[*]
+analytics: export SPARK_SUBMIT_ARGS ?=
+analytics: install
+	@$(SERVICES) up mongo
+	$(BIN)/cryptoapp export parquet --out $(ANALYTICS_DIR)/parquet
+	$(BIN)/python -m cryptoapp.analytics.submit --in $(ANALYTICS_DIR)/parquet --out $(ANALYTICS_DIR)/results --days $(ANALYTICS_DAYS)
+	$(BIN)/cryptoapp analytics load --results $(ANALYTICS_DIR)/results

@@ -151,3 +151,23 @@ def forecast_score_id(ticker: str, model: str, horizon_min: int) -> str:
 def forecast_id(ticker: str, model: str, horizon_min: int, made_at: dt.datetime) -> str:
     """BTC_linear_5m_2025-11-21T10:05:00Z: one forecast, made from the bar starting at `made_at`."""
     return f"{forecast_score_id(ticker, model, horizon_min)}_{iso_z(made_at)}"
+
+
+# --- batch analytics (cryptoapp/analytics, docs/analytics.md) ------------------------------------------
+ANALYTICS_RUNS = "analytics_runs"  # one document per `make analytics` run: when, over what, how long
+
+
+def analytics_daily_id(ticker: str, day: dt.date) -> str:
+    """BTC_2025-11-21: one coin's statistics of one UTC day in analytics_daily."""
+    return f"{ticker}_{day.isoformat()}"
+
+
+def analytics_correlation_id(frequency: str, ticker_a: str, ticker_b: str) -> str:
+    """daily_BTC_ETH: the correlation of two coins' returns at one frequency (the pair in sorted order)."""
+    first, second = sorted((ticker_a, ticker_b))
+    return f"{frequency}_{first}_{second}"
+
+
+# Error codes of a server that lacks an aggregation stage or operator: NotImplemented (FerretDB),
+# InvalidPipelineOperator, unknown $group accumulator, unrecognized stage (MongoDB).
+UNSUPPORTED_AGGREGATION_CODES = frozenset({238, 168, 15952, 40324})

@@ -5,24 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+import operator
+from typing import Any, AsyncIterator, Callable, Iterable, Optional
 
 import bson
 from bson.errors import BSONError
 from mode import Service
 from pymongo import ASCENDING, AsyncMongoClient, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from cryptoapp.candles.bars import Bar
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.schema import (
-    ALERT_OUTBOX, ALERT_RULES, ALERTS, CANDLES, CANDLES_INDEXES, FORECAST_SCORES, FORECASTS, FORECASTS_INDEXES,
-    LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, STATUS, UTC, VIEWS, replaces, series_id)
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_RUNS, CANDLES, CANDLES_INDEXES, FORECAST_SCORES, FORECASTS,
+    FORECASTS_INDEXES, LATEST, PRICES, PRICES_INDEXES, SEED_ID_SOURCES, STATUS, UNSUPPORTED_AGGREGATION_CODES, UTC,
+    VIEWS, replaces, series_id)
 from cryptoapp.uris import mask_uri
 
 log = logging.getLogger(__name__)
 UPDATE_CHUNK = 50
+# The fields of a stored tick that a bar or a view needs (candles verify and rebuild read only these).
+BAR_FIELDS = ("timestamp", "value", "sensor_id", "source", "currency", "volume_24h", "granularity", "bid_price",
+              "ask_price", "bid_size", "ask_size", "change_24h_pct", "market_cap")
+AGGREGATION_PROBE = "aggregation_probe"  # never written: asking it what the server can do costs nothing
 # Per-document write errors that pass (a primary stepping down, a server shutting down): retried.
 # Any other per-document error is the document's own fault and retrying it would block the stream.
 TRANSIENT_WRITE_ERRORS = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
@@ -59,10 +65,13 @@ def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne | InsertOne:
 class PriceStore(Service):
     """One MongoDB client per worker, opened and closed with it."""
 
-    def __init__(self, uri: str, database: str, **kwargs):
+    def __init__(self, uri: str, database: str, socket_timeout_s: float = 30.0, **kwargs):
+        """`socket_timeout_s`: the longest wait for one answer; batch reads of the archive need more
+        (a filtered read on FerretDB scans the whole collection before its first document)."""
         super().__init__(**kwargs)
         self.uri = uri
         self.database = database
+        self.socket_timeout_s = socket_timeout_s
         self.client: AsyncMongoClient | None = None
         self._indexes_ready = False
 
@@ -74,7 +83,8 @@ class PriceStore(Service):
         # Connecting is lazy: a server that is down now only delays the first write.
         # A socket timeout turns a server that hangs (stopped, partitioned) into a retried StorageError.
         self.client = AsyncMongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=5000,
-                                       connectTimeoutMS=5000, socketTimeoutMS=30000, appname="cryptoapp-worker")
+                                       connectTimeoutMS=5000, socketTimeoutMS=self.socket_timeout_s * 1000,
+                                       appname="cryptoapp-worker")
         log.info("MongoDB: %s", self.where)
 
     async def on_stop(self) -> None:
@@ -207,7 +217,8 @@ class PriceStore(Service):
             raise self._failure(exc) from None
 
     async def ticks_between(self, since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None,
-                            tickers: Optional[Iterable[str]] = None):
+                            tickers: Optional[Iterable[str]] = None, fields: Optional[Iterable[str]] = BAR_FIELDS,
+                            batch_size: int = 10_000):
         """The stored ticks (the fields a bar or a view needs) with since <= timestamp < until, in no order.
 
         On FerretDB this reads the whole archive once: what `cryptoapp candles verify|rebuild` pay, never a page.
@@ -217,10 +228,9 @@ class PriceStore(Service):
             query["timestamp"] = {**({"$gte": since} if since else {}), **({"$lt": until} if until else {})}
         if tickers is not None:
             query["sensor_id"] = {"$in": list(tickers)}
-        fields = ("timestamp", "value", "sensor_id", "source", "currency", "volume_24h", "granularity",
-                  "bid_price", "ask_price", "bid_size", "ask_size", "change_24h_pct", "market_cap")
+        projection = None if fields is None else {"_id": 0, **{f: 1 for f in fields}}
         try:
-            async for doc in self.prices.find(query, {"_id": 0, **{f: 1 for f in fields}}):
+            async for doc in self.prices.find(query, projection, batch_size=batch_size):
                 yield doc
         except PyMongoError as exc:
             raise self._failure(exc) from None
@@ -373,7 +383,8 @@ class PriceStore(Service):
             for res, since in kept_from.items():
                 if since is not None:
                     start = dt.datetime.fromtimestamp(since, UTC)
-                    removed += (await self.candles.delete_many({"resolution": res, "start": {"$lt": start}})).deleted_count
+                    result = await self.candles.delete_many({"resolution": res, "start": {"$lt": start}})
+                    removed += result.deleted_count
             return removed
         except PyMongoError as exc:
             raise self._failure(exc) from None
@@ -604,5 +615,87 @@ class PriceStore(Service):
                                       {"_id": 0, "timestamp": 1, "value": 1, "volume_24h": 1, "source": 1}
                                       ).sort("timestamp", ASCENDING)
             return [doc async for doc in cursor]
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    # --- batch analytics (cryptoapp/analytics): reads of the archive, writes of the results ----------------
+
+    async def tick_days(self, since: dt.datetime | None = None) -> dict[tuple[str, dt.date], int]:
+        """How many ticks each (ticker, UTC day) holds, for days from `since` on (all days when None).
+
+        MongoDB counts them on the server in one $group. FerretDB 1.x has no date operator in $group
+        (NotImplemented; asked once, on an empty collection, since it may read the whole archive before
+        saying so), so there the tickers and times alone are streamed and counted here: one pass over the
+        collection, which is what any query costs on that server.
+        """
+        match = {"timestamp": {"$gte": since}} if since is not None else {}
+        day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$timestamp", "timezone": "UTC"}}
+        pipeline = [{"$match": match}, {"$group": {"_id": {"t": "$sensor_id", "d": day}, "n": {"$sum": 1}}}]
+        counts: dict[tuple[str, dt.date], int] = {}
+        try:
+            if await self._aggregates(pipeline):
+                async for row in await self.prices.aggregate(pipeline):
+                    key = row["_id"]
+                    if isinstance(key.get("t"), str) and isinstance(key.get("d"), str):
+                        counts[(key["t"], dt.date.fromisoformat(key["d"]))] = int(row["n"])
+                return counts
+            async for doc in self.prices.find(match, {"_id": 0, "sensor_id": 1, "timestamp": 1}, batch_size=10_000):
+                ticker, ts = doc.get("sensor_id"), doc.get("timestamp")
+                if isinstance(ticker, str) and isinstance(ts, dt.datetime):
+                    key = (ticker, ts.astimezone(UTC).date())
+                    counts[key] = counts.get(key, 0) + 1
+            return counts
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+
+    async def _aggregates(self, pipeline: list[dict]) -> bool:
+        """Whether the server runs `pipeline`: tried on an empty collection, so the answer costs nothing."""
+        try:
+            await (await self.client[self.database][AGGREGATION_PROBE].aggregate(pipeline)).to_list()
+        except OperationFailure as exc:
+            if exc.code not in UNSUPPORTED_AGGREGATION_CODES:
+                raise
+            return False
+        return True
+
+    async def iter_ticks(self, ticker: str | None, start: dt.datetime | None = None, end: dt.datetime | None = None,
+                         batch_size: int = 10_000) -> AsyncIterator[dict]:
+        """Stored ticks with start <= timestamp < end (a bound that is None: no bound), of `ticker` (every coin
+        when None), whole, in no set order: FerretDB sorts a whole match in memory before it sends the first
+        document (over 30 s for 2.6 M ticks), and the export orders each day itself."""
+        async for doc in self.ticks_between(start, end, None if ticker is None else [ticker], fields=None,
+                                            batch_size=batch_size):
+            yield doc
+
+    async def sync_results(self, collection: str, docs: list[dict],
+                           same: Callable[[dict, dict], bool] = operator.eq) -> tuple[int, int, int]:
+        """Makes `collection` hold exactly `docs` (matched by their deterministic `_id`); (inserted, replaced, deleted).
+
+        Idempotent and cheap to repeat: the stored documents are read once, new ones go in one insert_many,
+        and only documents that differ (by `same`) are replaced one by one. An upsert per document would
+        scan the collection once each on FerretDB (SQLite).
+        """
+        target = self.client[self.database][collection]
+        wanted = {doc["_id"]: doc for doc in docs}
+        try:
+            stored = {doc["_id"]: doc async for doc in target.find({})}
+            new = [doc for key, doc in wanted.items() if key not in stored]
+            changed = [doc for key, doc in wanted.items() if key in stored and not same(stored[key], doc)]
+            gone = [key for key in stored if key not in wanted]
+            if new:
+                await target.insert_many(new, ordered=False)
+            for start in range(0, len(changed), UPDATE_CHUNK):
+                chunk = changed[start:start + UPDATE_CHUNK]
+                await target.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc) for doc in chunk], ordered=False)
+            if gone:
+                await target.delete_many({"_id": {"$in": gone}})
+        except PyMongoError as exc:
+            raise self._failure(exc) from None
+        return len(new), len(changed), len(gone)
+
+    async def record_analytics_run(self, run: dict) -> None:
+        """Stores one analytics run's record (its `_id` is the run's time, so storing it twice keeps one)."""
+        try:
+            await self.client[self.database][ANALYTICS_RUNS].replace_one({"_id": run["_id"]}, run, upsert=True)
         except PyMongoError as exc:
             raise self._failure(exc) from None

@@ -5,7 +5,7 @@ import os
 import streamlit as st
 
 from cryptoapp.settings import ConfigError, load
-from dashboard import alerts, cache, data, history, realtime, ui
+from dashboard import alerts, analytics, cache, data, history, realtime, ui
 
 
 def secrets() -> dict:
@@ -35,7 +35,8 @@ except data.DataUnavailable as exc:
     st.stop()
 
 # Only the open tab runs its queries; the tab is in the URL (?tab=History) so it can be linked.
-live_tab, history_tab, alerts_tab = st.tabs(["Real-time", "History", "Alerts"], key="tab", bind="query-params")
+live_tab, history_tab, alerts_tab, analytics_tab = st.tabs(["Real-time", "History", "Alerts", "Analytics"], key="tab",
+                                                           bind="query-params")
 with live_tab:
     if live_tab.open:
         realtime.render(settings)
@@ -45,3 +46,6 @@ with history_tab:
 with alerts_tab:
     if alerts_tab.open:
         alerts.render(settings)
+with analytics_tab:
+    if analytics_tab.open:
+        analytics.render(settings)

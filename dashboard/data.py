@@ -24,7 +24,7 @@ from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, colu
 from cryptoapp.schema import (
     DEFAULT_TICKERS, FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, RESOLUTIONS,
     SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
-from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS
+from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
 
 MAX_HOURS = 168
 MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
@@ -368,3 +368,40 @@ def load_forecasts(db: Database, ticker: str, since: dt.datetime | None = None) 
     scores = _typed(scores, ("as_of",), _SCORE_TEXTS)
     scores = scores.sort_values(["horizon_min", "model"], kind="stable").reset_index(drop=True)
     return forecasts.sort_values("made_at", kind="stable").reset_index(drop=True), scores
+
+
+# --- batch analytics (`make analytics`; docs/analytics.md): small collections, read whole -------------------
+
+ANALYTICS_DAILY_COLUMNS = ("sensor_id", "date", "open", "high", "low", "close", "return", "volatility",
+                           "volatility_annualized", "max_drawdown", "ticks", "minutes", "coverage", "returns_1m",
+                           "first_tick", "last_tick", "sources")
+ANALYTICS_CORRELATION_COLUMNS = ("frequency", "coin_a", "coin_b", "correlation", "observations", "start", "end")
+
+
+@_translated
+def load_analytics_run(db: Database) -> dict | None:
+    """The newest analytics run's record (when computed and loaded, over how many ticks, coins, days); None before any."""
+    return db[ANALYTICS_RUNS].find_one({}, {"_id": 0}, sort=[("computed_at", DESCENDING)])
+
+
+@_translated
+def load_analytics_daily(db: Database) -> pd.DataFrame:
+    """Every coin's daily statistics (coins x days rows: a year of five coins is 1,825), by coin then date.
+
+    `date` becomes a UTC timestamp at midnight; a statistic the run could not compute stays NaN."""
+    frame = pd.DataFrame(list(db[ANALYTICS_DAILY].find({}, {"_id": 0})), columns=list(ANALYTICS_DAILY_COLUMNS))
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    for column in ("first_tick", "last_tick"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in ANALYTICS_DAILY_COLUMNS[2:14]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame.sort_values(["sensor_id", "date"], kind="stable").reset_index(drop=True)
+
+
+@_translated
+def load_analytics_correlation(db: Database) -> pd.DataFrame:
+    """Every stored pair's correlation (both frequencies); an undefined one is NaN."""
+    frame = pd.DataFrame(list(db[ANALYTICS_CORRELATION].find({}, {"_id": 0})),
+                         columns=list(ANALYTICS_CORRELATION_COLUMNS))
+    frame["correlation"] = pd.to_numeric(frame["correlation"], errors="coerce").astype("float64")
+    return frame

@@ -1,0 +1,1 @@
+"""Batch analytics: the archive exported as Parquet, Spark jobs over it, their results loaded into MongoDB."""
