@@ -17,6 +17,7 @@ from typing import Optional
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.app.base import SCAN_IGNORE
+from faust.sensors.prometheus import setup_prometheus_sensors
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
 from cryptoapp.alerts.delivery import AlertDelivery
@@ -35,6 +36,7 @@ from cryptoapp.storage import PriceStore
 log = logging.getLogger(__name__)
 
 BROKER_WAIT_LOG_EVERY = 30.0  # seconds between "still waiting" lines while Kafka is down at start
+TABLE_WRITES_PER_BATCH = 5000  # the most table writes waiting in Faust's producer buffer before it pauses
 STOP_TIMEOUT = 15.0  # seconds a stopping worker may take (it needs 1-2); services.sh kills after 30
 REPEATED_CLIENT_LINES_EVERY = 30.0  # seconds between two same aiokafka complaints
 CHANGELOG_SEGMENT_MS = 60_000  # latest_prices' changelog rolls a segment a minute, which compaction can then shrink
@@ -230,6 +232,9 @@ class PricesApp(faust.App):
         # worker's --web-port flag, which reaches the configuration only now), so two workers on one host never
         # share one: Kafka fences the first and Faust's assignor fails the second.
         self.conf.consumer_group_instance_id = f"{self.conf.id}-{self.worker_id}"
+        # Faust pauses every stream, with a warning, when over 100 table writes wait to be sent; a sink batch writes
+        # up to a few per tick (latest price, its minute, the candles' marks), flushed at the batch's end.
+        self.producer.buffer.max_messages = TABLE_WRITES_PER_BATCH
         repeated = RepeatedClientLines()
         for handler in logging.getLogger().handlers:  # the worker's handlers exist by now (-l info)
             handler.addFilter(repeated)
@@ -336,11 +341,16 @@ app = PricesApp(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
     producer_acks=-1,
+    broker_session_timeout=settings.session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host=settings.web_bind,
     TableManager=ResumeLastTableManager,  # with KafkaTransport below: Faust's own lost ticks on restarts
 )
+
+# Faust's own metrics (messages, tables, commits, send latency) and cryptoapp's (cryptoapp/metrics.py) at /metrics.
+setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
 
 # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
 # not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,

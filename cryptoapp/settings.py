@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")
     partitions: int = Field(8, alias="CRYPTO_PARTITIONS")  # fixed once the topics exist; more workers share them
     datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
+    # How long Kafka waits for a worker that stopped answering before its partitions go to the others (static
+    # membership: a worker restarted within it takes them back without a rebalance).
+    session_timeout: float = Field(60.0, alias="CRYPTO_SESSION_TIMEOUT")
     simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
     candles: bool = Field(True, alias="CRYPTO_CANDLES")  # 0/false: no candles and no views (the sink alone)
     candles_hours: float = Field(170.0, alias="CRYPTO_CANDLES_HOURS")  # how late a tick may come and still count
@@ -165,6 +168,7 @@ class Settings(BaseSettings):
 
     _interval = field_validator("interval", mode="before")(_number(float, 0.0, unit=" s"))
     _timeout = field_validator("coingecko_timeout", mode="before")(_number(float, 0.0, unit=" s"))
+    _session = field_validator("session_timeout", mode="before")(_number(float, 6.0, strict=False, unit=" s"))
     _positive_ints = field_validator("requests_per_minute", "web_port", "partitions",
                                      mode="before")(_number(int, 0))
     _backfill = field_validator("backfill_hours", mode="before")(_number(float, 0.0, strict=False, unit=" h"))

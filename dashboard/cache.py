@@ -55,3 +55,8 @@ def history(uri: str, db_name: str, series_id: str, hours: int, resolution: str,
 def firings(uri: str, db_name: str, ticker: str, since: dt.datetime, end: dt.datetime) -> list[dict]:
     """`ticker`'s alert firings since `since` (`end`: the refresh period the answer belongs to)."""
     return data.recent_firings(client(uri)[db_name], since=since, coin=ticker)
+
+
+@st.cache_data(ttl=5, max_entries=8, show_spinner=False)
+def worker_status(uri: str, db_name: str) -> list[dict]:
+    return data.worker_status(client(uri)[db_name])

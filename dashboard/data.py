@@ -22,9 +22,9 @@ from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
 from cryptoapp.schema import (
-    DEFAULT_TICKERS, FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, RESOLUTIONS,
-    SEED_ID_SOURCES, TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
-from cryptoapp.schema import ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
+    ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
+    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, STATUS,
+    TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
 
 MAX_HOURS = 168
 MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
@@ -150,6 +150,12 @@ def latest(db: Database) -> pd.DataFrame:
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
     return frame.sort_values(["_order", "sensor_id", "_own", "series"]).drop(columns=["_order", "_own"]) \
         .reset_index(drop=True)
+
+
+@_translated
+def worker_status(db: Database) -> list[dict]:
+    """Every worker's status document (crypto.status: one per worker, a handful of documents)."""
+    return list(db[STATUS].find({}))
 
 
 def coins_of(frame: pd.DataFrame) -> list[str]:

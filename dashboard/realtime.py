@@ -66,11 +66,15 @@ def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[st
 
 def _live_panel(settings: Settings) -> None:
     with ui.guarded(settings, "real-time tab"):
+        state = ui.pipeline_status(settings)
         alerts.recent_badge(settings)
         now = dt.datetime.now(dt.timezone.utc)
         latest, series = cache.live(settings.mongo_uri, settings.mongo_db, cache.period_end(now, settings.refresh))
         if latest.empty:
-            st.info(ui.no_data(settings, "prices yet"))
+            # A worker that runs but gets nothing from its sources is not told to start; the status line says why.
+            worker_up = state.lines and state.level != "error" and "worker" in state.lines[0] and "up" in state.lines[0]
+            st.info(f"No prices yet in database `{settings.mongo_db}` at {settings.server}: the worker runs; see "
+                    "the pipeline line above for its sources." if worker_up else ui.no_data(settings, "prices yet"))
             return
         coins = list(dict.fromkeys(latest["sensor_id"]))
         names = charts.series_names(latest)

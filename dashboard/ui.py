@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 
 import pandas as pd
@@ -10,7 +11,7 @@ import streamlit as st
 
 from cryptoapp.settings import Settings
 from cryptoapp.uris import mask_uri
-from dashboard import cache, data
+from dashboard import cache, data, status
 from dashboard.charts import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
 
@@ -81,3 +82,16 @@ def guarded(settings: Settings, what: str):
         log.exception("the %s failed", what)
         st.error(f"The {what} failed unexpectedly; the details are in the dashboard's log "
                  "(.local/logs/dashboard.log when started by `make run`).")
+
+
+def pipeline_status(settings: Settings) -> status.Status:
+    """The workers' status as one line under the title: green, or what needs the user's attention."""
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        state = status.describe(cache.worker_status(settings.mongo_uri, settings.mongo_db), now)
+    except DataUnavailable:
+        return status.Status("error", ())
+    marker = {"ok": ":green[●]", "warning": ":orange[●]", "error": ":red[●]"}[state.level]
+    if state.lines:
+        st.markdown(f"{marker} **Pipeline:** {state.text}")
+    return state

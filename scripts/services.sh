@@ -2,7 +2,8 @@
 # Installs and runs the servers cryptoapp needs: Apache Kafka (KRaft, one node), a MongoDB-wire
 # server (mongod when installed, else FerretDB on SQLite) and Chromium (for PNG export and browser tests).
 #
-#   scripts/services.sh up     [kafka|mongo|chromium|worker|dashboard ...]
+#   scripts/services.sh up     [kafka|mongo|chromium|worker|dashboard ...]   (WORKERS=N: N workers, web ports
+#                                                                             WEB_PORT, WEB_PORT+1, ...)
 #                              install what is missing, start, wait until ready (default: the servers)
 #   scripts/services.sh down   [name ...]    stop exactly the processes this script started (default: all)
 #   scripts/services.sh kill   [name ...]    SIGKILL them (fault drills: make chaos)
@@ -274,23 +275,30 @@ chromium_up() {
 WORKER_PATTERN="cryptoapp worker"
 DASHBOARD_PATTERN="dashboard/app.py"
 
-app_up() {  # $1 worker|dashboard
-  local name=$1 pattern port pid cmd
+app_up() {  # $1 worker|dashboard, $2 the worker's number (1..WORKERS; worker 1 is "worker", on WEB_PORT)
+  local name=$1 n=${2:-1} pattern port pid cmd
   case $name in
-    worker) pattern=$WORKER_PATTERN; port=${WEB_PORT:-6066}
-            cmd=("$ROOT/.venv/bin/cryptoapp" worker -l info) ;;
+    worker) pattern=$WORKER_PATTERN; port=$(( ${WEB_PORT:-6066} + n - 1 ))
+            ((n > 1)) && name=worker-$n
+            cmd=("$ROOT/.venv/bin/cryptoapp" worker -l info --web-port "$port") ;;
     dashboard) pattern=$DASHBOARD_PATTERN; port=${DASHBOARD_PORT:-8501}
             cmd=("$ROOT/.venv/bin/streamlit" run "$ROOT/dashboard/app.py" --server.port "$port"
                  --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false) ;;
   esac
   [[ -x ${cmd[0]} ]] || die "${cmd[0]} is missing: run 'make install' first"
   if pid=$(pid_of "$name" "$pattern"); then say "$name: running (pid $pid)"; return; fi
-  port_open 127.0.0.1 "$port" && check_free_port "$name" "$port" "$([[ $name == worker ]] && echo WEB_PORT || echo DASHBOARD_PORT)"
+  port_open 127.0.0.1 "$port" && check_free_port "$name" "$port" "$([[ $name == worker* ]] && echo WEB_PORT || echo DASHBOARD_PORT)"
   mkdir -p "$LOGS" "$RUN"
   (cd "$ROOT" && exec nohup "${cmd[@]}" >>"$LOGS/$name.log" 2>&1) &
   echo $! > "$RUN/$name.pid"
   wait_ready "$name" "$!" 127.0.0.1 "$port" "$LOGS/$name.log"
-  say "$name: started (pid $(cat "$RUN/$name.pid")), log $LOGS/$name.log"
+  say "$name: started (pid $(cat "$RUN/$name.pid")) on port $port, log $LOGS/$name.log"
+}
+
+workers() {  # the names of the workers this script started (worker, worker-2, ...), from their pid files
+  local f
+  for f in "$RUN"/worker.pid "$RUN"/worker-*.pid; do [[ -f $f ]] && basename "$f" .pid; done
+  return 0
 }
 
 # --- commands -----------------------------------------------------------------------------------
@@ -308,17 +316,22 @@ cmd_up() {
   for s in $(services_or_all "$@"); do
     case $s in kafka) kafka_wait ;; mongo) mongo_wait ;; esac
   done
+  local n count=${WORKERS:-1}
+  [[ $count =~ ^[1-9][0-9]*$ ]] || die "WORKERS=$count is not a number of workers: use 1 or more"
   for s in $(services_or_all "$@"); do  # the apps start once the servers they need accept connections
-    case $s in worker|dashboard) app_up "$s" ;; esac
+    case $s in
+      worker) for ((n = 1; n <= count; n++)); do app_up worker "$n"; done ;;
+      dashboard) app_up dashboard ;;
+    esac
   done
 }
 
 cmd_stop() {  # $1 signal, rest services
-  local sig=$1 s pid; shift
+  local sig=$1 s pid w; shift
   # Stop the apps before the servers they use, so the worker can flush its last batch.
   for s in $(if (($#)); then echo "$@"; else echo dashboard worker kafka mongo; fi); do
     case $s in
-      worker) pid=$(pid_of worker "$WORKER_PATTERN") && stop_pid worker "$pid" "$sig" || true ;;
+      worker) for w in $(workers); do pid=$(pid_of "$w" "$WORKER_PATTERN") && stop_pid "$w" "$pid" "$sig" || true; done ;;
       dashboard) pid=$(pid_of dashboard "$DASHBOARD_PATTERN") && stop_pid dashboard "$pid" "$sig" || true ;;
       kafka) pid=$(pid_of kafka "$KAFKA_PATTERN") && stop_pid kafka "$pid" "$sig" || true ;;
       mongo) pid=$(pid_of mongo "$MONGO_PATTERN") && stop_pid mongo "$pid" "$sig" || true ;;
@@ -338,9 +351,11 @@ cmd_status() {
   local m; m=$(mongo_addr)
   printf '%-9s %-30s %-36s %s\n' mongo "$m" "$(mongo_version)" \
     "$pid$([[ $m != srv ]] && port_open "$(host_of "$m")" "$(port_of "$m")" && echo " (accepting)" || echo " (down)")"
-  local name
-  for name in worker dashboard; do
-    local pattern=$WORKER_PATTERN url="http://localhost:${WEB_PORT:-6066}/prices/"
+  local name n listed
+  listed=$(workers)
+  for name in ${listed:-worker} dashboard; do
+    n=${name#worker-}; [[ $n == "$name" ]] && n=1
+    local pattern=$WORKER_PATTERN url="http://localhost:$(( ${WEB_PORT:-6066} + n - 1 ))/prices/"
     [[ $name == dashboard ]] && pattern=$DASHBOARD_PATTERN url="http://localhost:${DASHBOARD_PORT:-8501}"
     printf '%-9s %-30s %-36s %s\n' "$name" "$url" "cryptoapp" "$(pid_of "$name" "$pattern" || echo "- (stopped)")"
   done

@@ -8,6 +8,7 @@ from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
 from cryptoapp.app import app, latest_prices
+from cryptoapp.metrics import readable_since
 from cryptoapp.schema import COINGECKO, TICKER_RE, series_id
 
 PEER_TIMEOUT = 3.0  # seconds another worker has to list its partitions' prices
@@ -71,3 +72,15 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
         return self.json({"error": f"no price for {ticker} from {source} yet: is it in CRYPTO_SYMBOLS, is {source} "
                                    "in CRYPTO_SOURCES (as CRYPTO_EXCHANGE), and does it list the coin?"}, status=404)
     return self.json(tick.to_json())
+
+
+@app.page("/latency/")
+async def latency(self: web.View, request: web.Request) -> web.Response:
+    """When this worker's recent ticks became readable: [created, readable] Unix times per tick (creation is the
+    tick's fetched_at, readable the acknowledgement of its batch's archive write); `?since=<Unix s>` narrows it.
+    The benchmarks take exact percentiles from it; /metrics has the same as a histogram."""
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError:
+        return self.json({"error": "since is a Unix time in seconds"}, status=400)
+    return self.json({"samples": readable_since(since)})

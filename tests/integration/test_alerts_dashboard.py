@@ -122,7 +122,7 @@ def test_the_alerts_tab_comes_after_history_and_opens_from_its_link(db):
     at.query_params["tab"] = "Alerts"
     at.run()
     assert not at.exception, at.exception
-    assert [t.label for t in at.tabs] == ["Real-time", "History", "Alerts"]
+    assert [t.label for t in at.tabs] == ["Real-time", "History", "Alerts", "Analytics"]
     assert "ETH below 2,000 USD" in " ".join(texts(at.markdown))
 
 

@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from streamlit.testing.v1 import AppTest
 
 from cryptoapp import schema
-from dashboard import data, formatting
+from dashboard import cache, data, formatting
 from tests.e2e import seeding
 from tests.e2e.seeding import tick
 
@@ -121,7 +121,7 @@ def test_the_archive_is_gone_and_the_live_tab_shows_every_series_newest_values(m
     expected = {c: newest(docs, c) for c in seeding.COINS}
     assert [(m.label, m.value) for m in at.metric] == [(c, formatting.price(d["value"])) for c, d in expected.items()]
     quote = newest(docs, "BTC_binanceus")
-    btc = [m.value for m in at.markdown][:5]
+    btc = [m.value for m in at.markdown if "Pipeline:" not in m.value][:5]
     assert btc == [
         f"{formatting.change(expected['BTC']['change_24h_pct'])} &nbsp;24 h",
         f"Volume 24 h: **{formatting.money(expected['BTC']['volume_24h'])}**",
@@ -268,6 +268,30 @@ def test_an_empty_database_says_how_to_start_the_worker(own_db):
         at = run_app(tab)
         assert "No prices yet" in at.info[0].value and "`make run`" in at.info[0].value
         assert "`make demo`" in at.info[0].value and own_db.name in at.info[0].value
+
+
+def test_a_running_worker_whose_source_fails_is_shown_as_such_not_as_missing(own_db):
+    from cryptoapp.testing.processes import Worker, free_port, wait_for
+
+    # CoinGecko unreachable (nothing listens on the port): the worker runs and says why nothing comes.
+    dead = f"http://127.0.0.1:{free_port()}/api/v3"
+    worker = Worker(own_db.name, {"COINGECKO_API_URL": dead, "CRYPTO_INTERVAL": "2", "COINGECKO_TIMEOUT": "1",
+                                  "MONGO_DB": own_db.name})
+    try:
+        worker.start()
+        wait_for(lambda: any(h.get("error") for d in own_db.status.find() for h in d["sources"].values()), 60,
+                 "the worker's status naming CoinGecko's error")
+        at = run_app()
+        line = next(m.value for m in at.markdown if "Pipeline:" in m.value)
+        assert "1 worker up" in line and "CoinGecko: CoinGecko unreachable at" in line and "since" in line
+        assert "the worker runs" in at.info[0].value and "`make run`" not in at.info[0].value
+    finally:
+        worker.stop()
+    own_db.status.update_many({}, {"$set": {"heartbeat": now() - dt.timedelta(minutes=3)}})  # as if it stopped then
+    cache.worker_status.clear()  # the page keeps the status 5 s; this test does not wait them out
+    at = run_app()
+    assert "No worker heartbeat for 3 min" in next(m.value for m in at.markdown if "Pipeline:" in m.value)
+    assert "`make run`" in at.info[0].value
 
 
 def test_an_empty_window_says_what_is_missing_and_how_to_start_the_worker(own_db, mongo):
