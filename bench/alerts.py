@@ -10,8 +10,8 @@ to a local receiver (cryptoapp.testing.webhook) in this process, which stamps ea
 Per firing of a tick created inside the window: tick creation -> fired (the firing's fired_at, stamped by the
 evaluating agent) and tick creation -> webhook received. A firing is POSTed only after its insert into
 crypto.alerts returned, so "received" is also "stored". Baseline in the same run: the sink's creation ->
-readable in crypto.prices for the same ticks (bench.latency.readable_bounds), i.e. what the price pipeline
-delivers beside the alerts.
+readable in crypto.prices for the same ticks (the worker's /latency/ samples, as the latency section takes them),
+i.e. what the price pipeline delivers beside the alerts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import psutil
 
 from bench import harness
 from bench.alerts_eval import KIND_MIX
-from bench.latency import produce_steadily, readable_bounds
+from bench.latency import produce_steadily, readable_samples
 from bench.profiling import Profiler
 from cryptoapp.alerts.rules import AlertRule, Delivery
 from cryptoapp.coins import resolve_all
@@ -117,11 +117,10 @@ def _measure(quick: bool, profiler: Profiler, rules: int, env: dict) -> dict:
             settled = asyncio.run(_settle(name, topic, len(produced), db.alerts, drain, worker._alive))
             cpu_share = (harness.cpu_seconds(proc) - cpu_before) / (time.monotonic() - wall_before)
             rss = harness.rss_mb(proc)
+            samples = readable_samples(worker, min(created for _, created in produced))
             profiler.detach("alerts-worker")
             worker.stop()
-            stopped_at = time.time()
             firings = list(db.alerts.find({}, {"tick.timestamp": 1, "fired_at": 1, "status": 1}))
-            prices = list(db.prices.find({}, {"inserted_at": 1}))
             requests = list(receiver.requests)
         finally:
             profiler.detach("alerts-worker")
@@ -144,8 +143,8 @@ def _measure(quick: bool, profiler: Profiler, rules: int, env: dict) -> dict:
     fired_ms = [(f["fired_at"].timestamp() - f["tick"]["timestamp"].timestamp()) * 1000 for f in window]
     received_ms = [(received[f["_id"]] - f["tick"]["timestamp"].timestamp()) * 1000 if f["_id"] in received
                    else math.inf for f in window]
-    bounds = readable_bounds(prices, stopped_at)
-    sink_ms = [(bounds[t][1] - created) * 1000 if t in bounds else math.inf for t, created in ours if in_window(created)]
+    sink_ms = [(at - created) * 1000 for created, at in samples if in_window(created)]
+    sink_ms += [math.inf] * max(0, sum(1 for _, created in ours if in_window(created)) - len(sink_ms))
     ids = [r.body["id"] for r in requests if isinstance(r.body, dict)]
     return {
         "rules": rules, "coins": len(COINS), "target_rate": round(rate),

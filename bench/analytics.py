@@ -34,7 +34,7 @@ class Dataset:
 
     @property
     def count(self) -> int:
-        return len(harness.DEFAULT_COINS) * int(self.days * 86400 // self.spacing.total_seconds())
+        return len(harness.DEFAULT_SYMBOLS) * int(self.days * 86400 // self.spacing.total_seconds())
 
 
 def dataset(quick: bool) -> Dataset:
@@ -112,7 +112,7 @@ def run(quick: bool) -> dict:
         again = _export_one_changed_day(client, data, out)  # after the jobs, so their results hold only the seeded year
         return {
             "ticks": data.count, "export_s": round(first.seconds, 1), "jobs_s": round(jobs_s, 1),
-            "coins": len(harness.DEFAULT_COINS), "days": data.days, "spacing_s": data.spacing.total_seconds(),
+            "coins": len(harness.DEFAULT_SYMBOLS), "days": data.days, "spacing_s": data.spacing.total_seconds(),
             "database": data.database, **seeding,
             "exported_ticks": first.ticks, "exported_days": len(first.written), "parquet_mb": _size_mb(out),
             "export_peak_rss_mb": export_rss_mb,
