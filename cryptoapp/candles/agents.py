@@ -143,6 +143,7 @@ async def _feed(ticks: Sequence[tuple[EventT, PriceTick]], extra: Sequence[Event
             minute = batch[key] = Minute.from_json(raw) if raw else Minute(tick.series, tick.ticker, start_s,
                                                                             tick.currency)
         if minute.absorb(at, tick.value, tick.volume_24h, tick.source, tick.granularity):
+            minute.keep_bounded()
             changed[key] = event
             if tick.series not in candle_marks:
                 with in_partition_of(event):

@@ -20,6 +20,11 @@ MINUTE = RESOLUTIONS["1m"]
 # count of the others: exact for the bar and its parents, a few bytes instead of one entry per tick of a 1 Hz
 # exchange. Redelivery after a crash comes long before; backfill only fills gaps, so it never repeats them.
 COMPACT_AFTER_S = 3600
+# A minute of a dense series is compacted at once when it holds more ticks than this, so its table entry (one
+# changelog message) stays a few kB whatever the rate: 4 ticks a second are kept whole, a 500 Hz feed's minute
+# would otherwise be ~2 MB, over Kafka's 1 MB message limit. The stream sees a series' ticks in order (one
+# partition), so a tick between the kept ones can only be a redelivery (Minute._compacted_time).
+MINUTE_TICKS_KEPT = 240
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +107,12 @@ class Minute:
         # A compacted minute cannot tell which dropped tick a time was: a tick strictly between the kept ones of a
         # dense series is taken as seen (only a redelivery can bring one; it never carries a new observation).
         return min(self.ticks) < time_ms < max(self.ticks)
+
+    def keep_bounded(self) -> None:
+        """The stream's minute never outgrows MINUTE_TICKS_KEPT ticks (compacted when it would); the archive's
+        recomputation, whose ticks come in any order, never calls this."""
+        if len(self.ticks) > MINUTE_TICKS_KEPT:
+            self.compact()
 
     def compact(self) -> None:
         """Keeps the ticks that set open, high, low and close; counts the others."""

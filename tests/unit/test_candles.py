@@ -2,6 +2,7 @@
 archive's precedence at one time), coarse bars merge minutes exactly, and the rings keep what a chart reads."""
 
 import datetime as dt
+import json
 import math
 import random
 
@@ -76,6 +77,17 @@ def test_compacting_a_dense_minute_keeps_its_bar_and_its_parents_exact():
     assert minute.bar() == before
     assert not minute.absorb(time_ms(ticks[30].timestamp), ticks[30].value, None, COINGECKO)  # a redelivered tick
     assert minute.bar() == before
+
+
+def test_a_minute_of_a_500_hz_feed_stays_small_and_exact_redelivered_or_not():
+    ticks = walk(30_000, 0.002)[:30_000]  # 500 ticks a second for a minute, in order, as one partition brings them
+    minute = Minute("BTC", "BTC", int(T0.timestamp()), "usd")
+    for t in ticks + ticks[:5000]:  # the first 5,000 again: a redelivery after a crash
+        minute.absorb(time_ms(t.timestamp), t.value, t.volume_24h, t.source)
+        minute.keep_bounded()
+    (exact,) = minutes_from_ticks(ticks).values()
+    assert minute.bar() == exact.bar() and exact.bar().ticks == 30_000
+    assert len(json.dumps(minute.to_json())) < 20_000  # one changelog message, far under Kafka's 1 MB
 
 
 def test_parents_of_a_minute():
