@@ -91,10 +91,13 @@ class PriceStore(Service):
         if self.client is not None:
             await self.client.close()
 
+    def _collection(self, name: str):
+        assert self.client is not None, "PriceStore used before start"
+        return self.client[self.database][name]
+
     @property
     def prices(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][PRICES]
+        return self._collection(PRICES)
 
     def _failure(self, exc: PyMongoError) -> StorageError:
         return StorageError(f"MongoDB at {self.where} failed: {exc.__class__.__name__}: "
@@ -239,18 +242,15 @@ class PriceStore(Service):
 
     @property
     def candles(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][CANDLES]
+        return self._collection(CANDLES)
 
     @property
     def views(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][VIEWS]
+        return self._collection(VIEWS)
 
     @property
     def latest(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][LATEST]
+        return self._collection(LATEST)
 
     async def store_candles(self, bars: Iterable[Bar]) -> int:
         """Writes closed bars idempotently (insert; a bar already stored is replaced only when it differs, as
@@ -360,7 +360,7 @@ class PriceStore(Service):
     async def save_status(self, doc: dict) -> None:
         """One worker's status document (crypto.status: one per worker, replaced each time)."""
         try:
-            await self.client[self.database][STATUS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            await self._collection(STATUS).replace_one({"_id": doc["_id"]}, doc, upsert=True)
         except PyMongoError as exc:
             raise self._failure(exc) from None
 
@@ -413,18 +413,15 @@ class PriceStore(Service):
 
     @property
     def alert_rules(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][ALERT_RULES]
+        return self._collection(ALERT_RULES)
 
     @property
     def alerts(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][ALERTS]
+        return self._collection(ALERTS)
 
     @property
     def alert_outbox(self):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][ALERT_OUTBOX]
+        return self._collection(ALERT_OUTBOX)
 
     async def add_rule(self, doc: dict) -> None:
         """Stores a new rule document (AlertRule.to_document()); its _id is new, so an existing one is an error."""
@@ -552,10 +549,6 @@ class PriceStore(Service):
 
     # --- forecasts (cryptoapp/forecasts): documents made by cryptoapp/forecasts/documents.py ----------
 
-    def _forecast_collection(self, name: str):
-        assert self.client is not None, "PriceStore used before start"
-        return self.client[self.database][name]
-
     async def write_forecasts(self, docs: list[dict]) -> int:
         """Stores the forecast documents not stored yet; returns how many were new.
 
@@ -564,7 +557,7 @@ class PriceStore(Service):
         cost FerretDB a scan of the collection each."""
         if not docs:
             return 0
-        collection = self._forecast_collection(FORECASTS)
+        collection = self._collection(FORECASTS)
         try:
             if not getattr(self, "_forecast_indexes_ready", False):
                 for keys, name in FORECASTS_INDEXES:
@@ -588,7 +581,7 @@ class PriceStore(Service):
         """Rewrites each score document in place (one per coin, model and horizon), in small commands."""
         updates = [UpdateOne({"_id": doc["_id"]}, {"$set": {k: v for k, v in doc.items() if k != "_id"}},
                              upsert=True) for doc in docs]
-        scores = self._forecast_collection(FORECAST_SCORES)
+        scores = self._collection(FORECAST_SCORES)
         try:
             for start in range(0, len(updates), UPDATE_CHUNK):
                 await scores.bulk_write(updates[start:start + UPDATE_CHUNK], ordered=False)
@@ -600,7 +593,7 @@ class PriceStore(Service):
 
         Keeps `crypto.forecasts` bounded by what the dashboard draws (FerretDB reads cost the collection)."""
         try:
-            result = await self._forecast_collection(FORECASTS).delete_many({"target_at": {"$lt": before}})
+            result = await self._collection(FORECASTS).delete_many({"target_at": {"$lt": before}})
         except PyMongoError as exc:
             raise self._failure(exc) from None
         return result.deleted_count
@@ -651,7 +644,7 @@ class PriceStore(Service):
     async def _aggregates(self, pipeline: list[dict]) -> bool:
         """Whether the server runs `pipeline`: tried on an empty collection, so the answer costs nothing."""
         try:
-            await (await self.client[self.database][AGGREGATION_PROBE].aggregate(pipeline)).to_list()
+            await (await self._collection(AGGREGATION_PROBE).aggregate(pipeline)).to_list()
         except OperationFailure as exc:
             if exc.code not in UNSUPPORTED_AGGREGATION_CODES:
                 raise
@@ -675,7 +668,7 @@ class PriceStore(Service):
         and only documents that differ (by `same`) are replaced one by one. An upsert per document would
         scan the collection once each on FerretDB (SQLite).
         """
-        target = self.client[self.database][collection]
+        target = self._collection(collection)
         wanted = {doc["_id"]: doc for doc in docs}
         try:
             stored = {doc["_id"]: doc async for doc in target.find({})}
@@ -696,6 +689,6 @@ class PriceStore(Service):
     async def record_analytics_run(self, run: dict) -> None:
         """Stores one analytics run's record (its `_id` is the run's time, so storing it twice keeps one)."""
         try:
-            await self.client[self.database][ANALYTICS_RUNS].replace_one({"_id": run["_id"]}, run, upsert=True)
+            await self._collection(ANALYTICS_RUNS).replace_one({"_id": run["_id"]}, run, upsert=True)
         except PyMongoError as exc:
             raise self._failure(exc) from None

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from cryptoapp.testing.services import PrivateServices
 
@@ -48,3 +49,30 @@ def private_services(tmp_path_factory):
         yield services
     finally:
         services.close()
+
+
+@pytest.fixture
+def db(services, unique_name):
+    """A database of this test's own on the real server, dropped afterwards."""
+    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
+    yield client[unique_name]
+    client.drop_database(unique_name)
+    client.close()
+
+
+@pytest.fixture
+def page_db(db, services, unique_name, monkeypatch):
+    """`db`, named in MONGO_URI / MONGO_DB for the page under test."""
+    monkeypatch.setenv("MONGO_URI", services["mongo_uri"])
+    monkeypatch.setenv("MONGO_DB", unique_name)
+    return db
+
+
+@pytest.fixture(scope="module")
+def module_db(services, request):
+    """A database shared by one test module's tests (e.g. with one worker for the module), dropped afterwards."""
+    name = f"{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}-{uuid.uuid4().hex[:8]}"
+    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
+    yield client[name]
+    client.drop_database(name)
+    client.close()

@@ -5,7 +5,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 from streamlit.testing.v1 import AppTest
 
 from cryptoapp.alerts.evaluation import RuleState, evaluate
@@ -20,13 +19,8 @@ SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXX
 
 
 @pytest.fixture
-def db(services, unique_name, monkeypatch):
-    monkeypatch.setenv("MONGO_URI", services["mongo_uri"])
-    monkeypatch.setenv("MONGO_DB", unique_name)
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
+def db(page_db):
+    return page_db
 
 
 def alerts_tab():

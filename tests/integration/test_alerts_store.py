@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.evaluation import RuleState, evaluate
@@ -23,14 +22,6 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
 MONGO_URI = os.environ.get("MONGO_URI", "mongodb://localhost:27017")
 FAST = {"initial_backoff": 0.05, "max_backoff": 0.2, "timeout": 2.0, "sweep_interval": 60}
-
-
-@pytest.fixture
-def db(services, unique_name):
-    client = MongoClient(MONGO_URI, tz_aware=True)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
 
 
 @pytest.fixture

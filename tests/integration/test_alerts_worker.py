@@ -9,13 +9,11 @@ run serves the whole module; each test goes on from where the previous one left 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC, iso_z
@@ -47,12 +45,8 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-def db(services):
-    name = f"alerts-worker-{os.getpid()}-{dt.datetime.now(UTC):%H%M%S%f}"
-    client = MongoClient(services["mongo_uri"], tz_aware=True)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
+def db(module_db):
+    return module_db
 
 
 @pytest.fixture(scope="module")

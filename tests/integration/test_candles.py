@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from pymongo import MongoClient
 
 from cryptoapp.candles.rings import BarRing
 from cryptoapp.prices.models import PriceTick
@@ -46,14 +45,6 @@ def verify(name: str, hours: float = 6) -> subprocess.CompletedProcess:
     env = {**os.environ, "MONGO_DB": name, "CRYPTO_APP_ID": name, "CRYPTO_TOPIC": f"{name}-prices"}
     return subprocess.run([str(ROOT / ".venv" / "bin" / "cryptoapp"), "candles", "verify", "--hours", str(hours)],
                           env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
-
-
-@pytest.fixture()
-def db(services, unique_name):
-    client = MongoClient(services["mongo_uri"], tz_aware=True)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
 
 
 def test_candles_match_the_archive_through_late_ticks_redelivery_a_kill_and_a_quiet_coin(services, db, unique_name):

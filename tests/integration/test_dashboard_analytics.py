@@ -4,7 +4,6 @@ import datetime as dt
 import json
 
 import pytest
-from pymongo import MongoClient
 from streamlit.testing.v1 import AppTest
 
 from cryptoapp.schema import ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
@@ -24,13 +23,8 @@ def tab():
 
 
 @pytest.fixture
-def db(services, unique_name, monkeypatch):
-    monkeypatch.setenv("MONGO_URI", services["mongo_uri"])
-    monkeypatch.setenv("MONGO_DB", unique_name)
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
+def db(page_db):
+    return page_db
 
 
 def run_tab():

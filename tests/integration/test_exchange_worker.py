@@ -2,16 +2,14 @@
 Binance US) stores both kinds of tick side by side, serves both series, names the unlisted coin once, stops cleanly."""
 
 import copy
-import datetime as dt
 import os
 import signal
 import subprocess
 
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.prices.models import decode_tick
-from cryptoapp.schema import UTC, tick_id
+from cryptoapp.schema import tick_id
 from cryptoapp.testing.audit import records
 from cryptoapp.testing.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
@@ -42,12 +40,8 @@ def exchange():
 
 
 @pytest.fixture(scope="module")
-def db(services):
-    name = f"exchange-worker-{os.getpid()}-{dt.datetime.now(UTC):%H%M%S%f}"
-    client = MongoClient(services["mongo_uri"], tz_aware=True)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
+def db(module_db):
+    return module_db
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 
 import pandas as pd
 import pytest
-from pymongo import MongoClient
 from streamlit.testing.v1 import AppTest
 
 from cryptoapp.forecasts.documents import forecast_documents, score_documents
@@ -22,14 +21,8 @@ BARS = 1400
 
 
 @pytest.fixture
-def db(services, unique_name, monkeypatch):
-    """A database of this test's own (MONGO_DB), dropped afterwards; the page reads the same environment."""
-    monkeypatch.setenv("MONGO_URI", services["mongo_uri"])
-    monkeypatch.setenv("MONGO_DB", unique_name)
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
+def db(page_db):
+    return page_db
 
 
 def seed(db, closes) -> list[dt.datetime]:

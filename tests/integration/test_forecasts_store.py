@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.online import CoinForecaster
@@ -21,15 +20,6 @@ from tests.unit.test_forecasts import bars, sine
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
-
-
-@pytest.fixture
-def db(services, unique_name):
-    """A database of this test's own, dropped afterwards."""
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
 
 
 async def test_forecasts_and_scores_are_stored_once_rewritten_in_place_pruned_and_read_back(db, services):

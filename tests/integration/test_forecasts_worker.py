@@ -9,7 +9,6 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pymongo import MongoClient
 
 from cryptoapp.forecasts.backtest import replay
 from cryptoapp.forecasts.features import Bar
@@ -22,14 +21,6 @@ from tests.unit.test_forecasts import sine
 pytestmark = pytest.mark.integration
 
 FIRST, TOTAL = 180, 300  # minutes published before the kill, and in all
-
-
-@pytest.fixture()
-def db(services, unique_name):
-    client = MongoClient(services["mongo_uri"], tz_aware=True)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
 
 
 def all_committed(bootstrap: str, group: str, topic: str) -> bool:
