@@ -341,6 +341,10 @@ app = PricesApp(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
     producer_acks=-1,
+    # A topic created as the worker starts can be missing from the first metadata its consumer reads ("Ignoring
+    # missing topic"); aiokafka only rejoins when a later metadata read shows it. At the 5-minute default a new
+    # worker could stay without the leader topic (no prices fetched) that long; 10 s costs one small request.
+    consumer_metadata_max_age_ms=10_000,
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
     web_port=settings.web_port,

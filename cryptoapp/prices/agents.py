@@ -117,10 +117,12 @@ async def store_batch(events) -> None:
             poison.append((event, f"unreadable ({exc.__class__.__name__}: {exc})"))
     TICKS_CONSUMED.inc(len(prices))
     BATCH_MESSAGES.observe(len(events))
-    settle_alerts = await evaluate_alerts(decoded)  # firings sent; their acknowledgement waited for below
-    started = time.perf_counter()
-    stored = await archive(decoded, poison)
-    WRITE_SECONDS.observe(time.perf_counter() - started)
+    if app.rulebook.loaded.is_set():
+        settle_alerts = await evaluate_alerts(decoded)  # firings sent; their acknowledgement waited for below
+        stored = await timed_archive(decoded, poison)
+    else:  # MongoDB has not answered the rules' read yet: the archive's retries say why, and the rules follow it
+        stored = await timed_archive(decoded, poison)
+        settle_alerts = await evaluate_alerts(decoded)
     TICKS_STORED.inc(len(stored))
     batch_written(tick.fetched_at.timestamp() for _, tick in stored if tick.fetched_at is not None)
     for event, reason in poison:
@@ -129,6 +131,13 @@ async def store_batch(events) -> None:
     await settle_alerts()
     if app.settings.candles:
         await feed_candles(stored, extra)
+
+
+async def timed_archive(decoded: list[tuple], poison: list[tuple]) -> list[tuple]:
+    started = time.perf_counter()
+    stored = await archive(decoded, poison)
+    WRITE_SECONDS.observe(time.perf_counter() - started)
+    return stored
 
 
 async def archive(decoded: list[tuple], poison: list[tuple]) -> list[tuple]:
