@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := scripts/services.sh
 
-.PHONY: install services stop status logs run test bench demo chaos clean screenshots analytics
+.PHONY: install services stop status logs run test drills bench demo chaos clean screenshots analytics
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ demo: run
 
 test: services
 	$(BIN)/pytest
+
+# The slow drills, kept out of `make test` (about 5 min): `python -m bench --quick` (every benchmark end to end, so
+# the bench code never rots) and the short fault drill (`make chaos CHAOS_ARGS=--short`). CI runs them after the tests.
+drills: services
+	$(BIN)/pytest -m drill
 
 # The browser tests, writing their screenshots into docs/img/ (the README's pictures) instead of .local/artifacts/.
 screenshots: services

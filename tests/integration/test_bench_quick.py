@@ -9,7 +9,7 @@ import pytest
 from bench.__main__ import FULL_OUT, SECTIONS
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
 
 def test_quick_bench_runs_every_section_and_leaves_the_full_results_alone(services, tmp_path):
