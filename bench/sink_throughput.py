@@ -125,22 +125,23 @@ def project_sink(client, name: str, topic: str, total: int, time_cap: float, pol
                            "CRYPTO_CANDLES": "1" if candles else "0",
                            "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust"), **(env or {})})
     collection = client[name].prices
+    label = "sink-worker" if candles else "sink-worker-candles-off"  # one profile each, not one over the other
     server = harness.mongo_server_process()
     server_cpu = harness.cpu_seconds(server)
     spawned = time.time()
     try:
         worker.start(wait_web=False)
         proc = psutil.Process(worker.proc.pid)
-        profiler.attach("sink-worker", worker.proc.pid)
+        profiler.attach(label, worker.proc.pid)
         completed = asyncio.run(harness.wait_committed(name, topic, total + 1, time_cap, poll, worker._alive))
         rss = harness.rss_mb(proc)
         worker_cpu = harness.cpu_seconds(proc)
-        profiler.detach("sink-worker")
+        profiler.detach(label)
         worker.stop()
         server_cpu_used = None if server_cpu is None else round(harness.cpu_seconds(server) - server_cpu, 1)
         stamps = [d["inserted_at"] for d in collection.find({"sensor_id": {"$ne": "DOGE"}}, {"inserted_at": 1})]
     finally:
-        profiler.detach("sink-worker")
+        profiler.detach(label)
         worker.stop()
         client.drop_database(name)
     if not stamps:
