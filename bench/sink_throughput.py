@@ -125,7 +125,9 @@ def project_sink(client, name: str, topic: str, total: int, time_cap: float, pol
                            "CRYPTO_CANDLES": "1" if candles else "0",
                            "CRYPTO_DATADIR": str(harness.ROOT / ".local" / "bench-faust"), **(env or {})})
     collection = client[name].prices
-    label = "sink-worker" if candles else "sink-worker-candles-off"  # one profile each, not one over the other
+    # One profile per kind of run, not one over the other: sink-worker, sink-worker-candles-off, ...-crypto_forecasts-0
+    label = "sink-worker" + ("" if candles else "-candles-off") + "".join(
+        f"-{key.lower()}-{value}" for key, value in sorted((env or {}).items()))
     server = harness.mongo_server_process()
     server_cpu = harness.cpu_seconds(server)
     spawned = time.time()
