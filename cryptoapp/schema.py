@@ -7,8 +7,9 @@ it, and nothing else re-declares what is here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-from typing import Optional
+from typing import Any, Optional
 
 UTC = dt.timezone.utc
 
@@ -50,6 +51,12 @@ TICK_TEXTS = ("sensor_id", "source", "granularity")
 TICK_FIELDS = ("_id", "timestamp", "value", "sensor_id", "bid_price", "ask_price", "volume_24h",
                "change_24h_pct", "market_cap", "currency", "source", "inserted_at", "granularity", "bid_size",
                "ask_size")
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for an int or float that is a real number: not a bool, not NaN, not infinite (what a source may send
+    where a price belongs is checked by this one rule everywhere)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def iso_z(ts: dt.datetime) -> str:
