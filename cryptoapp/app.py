@@ -145,6 +145,12 @@ class PricesApp(faust.App):
                              max_in_flight=s.alert_max_in_flight, sweep_interval=s.alert_outbox_sweep,
                              max_backoff=s.alert_max_backoff, give_up_after=s.alert_give_up_after)
 
+    @cached_property
+    def stages(self):
+        """The batch's stages and their per-partition state (cryptoapp/pipeline.py, which imports this module)."""
+        from cryptoapp.pipeline import Stages
+        return Stages(self)
+
     async def publish(self, ticks: list[PriceTick]) -> None:
         """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
         pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]

@@ -48,6 +48,13 @@ async def written_before_commit(app, events: Sequence[EventT], write: Callable[[
             raise
 
 
+def raw_topic(app, *names: str, declare: bool = True):
+    """A topic of raw bytes keyed by ticker, with the prices topic's partitions (the agents parse, so a bad message is
+    theirs to park); declare: this app creates it."""
+    return app.topic(*names, key_type=bytes, key_serializer="raw", value_type=bytes, value_serializer="raw",
+                     partitions=app.settings.partitions, internal=declare)
+
+
 async def send_all(messages) -> None:
     """Sends every (topic, key, value) of `messages`, then waits until Kafka acknowledged them all: one round trip
     for the lot instead of one per message."""

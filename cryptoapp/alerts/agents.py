@@ -1,21 +1,9 @@
-"""The alerts on the stream: every tick judged against its coin's rules (state in a changelog table), firings stored and delivered.
+"""The alerts off the price stream: firings (judged in the sink's batch, cryptoapp/alerts/stage.py) stored and
+handed to the webhook delivery, and old firings deleted.
 
-    crypto-prices ──the sink (prices/agents.py) calls evaluate_alerts──> crypto-alerts ──store_alerts──>
+    crypto-prices ──the sink's batch (cryptoapp/pipeline.py) judges──> crypto-alerts ──store_alerts──>
         crypto.alert_outbox (pending) ──AlertDelivery, off the stream──> webhooks ──> crypto.alerts (final)
-    alert_states: rule id -> RuleState JSON, changelog-backed
-
-Once per crossing, across restarts: a firing is acknowledged by Kafka before the state that says the rule
-fired is written, and Faust flushes both before it commits the tick's offset. A crash in between replays
-the tick, which fires again with the same id (rule id + tick id); the outbox queues it once and
-receivers deduplicate on it. A restart with the state written ignores the replayed tick (no newer than the
-last one the rule saw).
-
-A rule's state is written when it changes in a way that counts: armed or disarmed, a window bucket opened or
-dropped (RuleState.revision), not for every tick. A restart replays the ticks since the last commit onto it;
-what can be lost in a crash is the low and high a window's newest bucket reached from ticks already
-committed, at most 1/60 of the window: the precision the buckets keep anyway. Writing every rule's state
-for every tick would send a changelog record per rule and tick: 100,000 a second for 1,000 rules at 1,000
-ticks/s, of up to 5 kB each.
+    alert_states: rule id -> RuleState JSON, changelog-backed (cryptoapp/alerts/topics.py)
 """
 
 from __future__ import annotations
@@ -23,112 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
-from cryptoapp.alerts.evaluation import Firing, RuleState, evaluate_tick
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
+from cryptoapp.alerts.evaluation import Firing
+from cryptoapp.alerts.topics import alerts_topic
+from cryptoapp.app import app
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
-from cryptoapp.streams import in_partition_of, written_before_commit
+from cryptoapp.streams import written_before_commit
 
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 500
 STORE_WINDOW = 0.05  # seconds a partial batch of firings waits: they are few, and every one is awaited
 RETENTION_CHECK_S = 600.0  # how often the leader deletes firings older than CRYPTO_ALERT_RETENTION_DAYS
-
-# Firings: key = ticker, value = Firing.to_json() as JSON (raw bytes: store_alerts parses them).
-alerts_topic = app.topic(app.settings.alerts_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
-                         value_serializer="raw", partitions=app.settings.partitions, internal=True)
-alert_states = app.Table(
-    "alert_states",
-    key_type=str,  # values are JSON objects: the app's default value serializer
-    partitions=app.settings.partitions,
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},  # compacted soon: see latest_prices
-    help="Rule id -> RuleState.to_json() (armed, last tick time, window buckets). Written while a tick of the "
-         "rule's coin is processed, so into that coin's partition (Faust writes a table's changelog to the "
-         "current event's partition): the state moves with the coin when partitions move between workers.",
-)
-_states: dict[str, RuleState] = {}  # live objects of the rules of this worker's coins; the table holds their JSON
-# ticker -> (the rule book's list of the coin's rules, their states by id): rebuilt when the rule book's list changes
-_coin_states: dict[str, tuple[list, dict[str, RuleState]]] = {}
-_unsaved: dict[str, tuple] = {}  # rule id -> (an event of its coin, its state) changed and not written yet
-
-
-@app.on_partitions_revoked.connect
-async def _forget_states(app, revoked, **kwargs) -> None:
-    # A coin that comes back later may have had its rules' state moved on by another worker.
-    _states.clear()
-    _coin_states.clear()
-    _unsaved.clear()
-
-
-def _states_of(ticker: str, rules: list) -> dict[str, RuleState]:
-    held = _coin_states.get(ticker)
-    if held is not None and held[0] is rules:
-        return held[1]
-    states = {}
-    for rule in rules:
-        state = _states.get(rule.id)
-        if state is None:
-            saved = alert_states.get(rule.id)
-            state = _states[rule.id] = RuleState.from_json(saved) if saved else RuleState()
-        states[rule.id] = state
-    _coin_states[ticker] = (rules, states)
-    return states
-
-
-def evaluate_batch(ticks: list[tuple]) -> list[Firing]:
-    """The firings of a batch of (event, tick) pairs; the rules whose state changed in a way that counts go to
-    `_unsaved`, each with the (last) event of its coin: its state is written in that event's partition. Drops
-    deleted rules' state."""
-    rulebook, hysteresis = app.rulebook, app.settings.alert_hysteresis
-    now = dt.datetime.now(UTC)
-    firings: list[Firing] = []
-    moved: set[str] = set()
-    for event, tick in ticks:
-        removed = rulebook.pop_removed(tick.ticker)
-        if removed:
-            with in_partition_of(event):  # the tombstone goes where the state was written
-                for rule_id in removed:
-                    alert_states.pop(rule_id, None)
-                    _states.pop(rule_id, None)
-                    _unsaved.pop(rule_id, None)
-        rules = rulebook.for_coin(tick.ticker)
-        if not rules:
-            continue
-        states = _states_of(tick.ticker, rules)
-        firings += evaluate_tick(rules, states, tick, now, hysteresis, moved)
-        if moved:
-            for rule_id in moved:
-                _unsaved[rule_id] = (event, states[rule_id])
-            moved.clear()
-    return firings
-
-
-async def evaluate_alerts(ticks: list[tuple]) -> Callable[[], Awaitable[None]]:
-    """Judges a batch of the sink's (event, tick) pairs against the rules of their coins and sends the firings to
-    the alerts topic; returns the step that waits until Kafka has them all and then writes the changed states
-    (module docstring). The sink calls that step after its archive write, so the two round trips overlap.
-
-    The prices topic has one reader (cryptoapp/prices/agents.py): a second agent on it held a reference to every
-    message, and one left unacked at a stop held the worker until its watchdog. Kafka's acknowledgement of the
-    firings is awaited once per batch: once per tick that fired, each round trip held the whole consumer
-    (measured: the sink fell seconds behind at 70 firings/s)."""
-    await app.rulebook.loaded.wait()  # read as the worker starts; waits only while MongoDB does not answer
-    firings = evaluate_batch(ticks)  # no await inside: a stop cannot cut it in half
-    sent = [await alerts_topic.send(key=f.coin.encode(), value=json.dumps(f.to_json()).encode()) for f in firings]
-
-    async def settle() -> None:
-        for future in sent:
-            await future
-        # Written once Kafka has the firings; what a failed batch left unwritten is written by the next one.
-        while _unsaved:
-            rule_id, (event, state) = _unsaved.popitem()
-            with in_partition_of(event):
-                alert_states[rule_id] = state.to_json()
-
-    return settle
 
 
 def _decode_firings(events) -> list[Firing]:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Optional
 
-from cryptoapp.candles.bars import Bar, BarAccumulator, StoredTick
+from cryptoapp.candles.bars import BarAccumulator, StoredTick
+from cryptoapp.candles.models import Bar
 from cryptoapp.candles.rings import BAR_ARRAYS, RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.prices.models import PriceTick, from_document

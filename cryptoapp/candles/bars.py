@@ -1,6 +1,6 @@
 """OHLC bars from ticks, pure: a minute bar keeps its ticks (a tick seen twice counts once), coarser bars merge minutes.
 
-The same functions serve the stream (cryptoapp.candles.agents), the check and the repair from the archive
+The same functions serve the stream (cryptoapp.candles.stage), the check and the repair from the archive
 (`cryptoapp candles verify|rebuild`): a bar is a function of the set of stored ticks in its span, whatever
 order they arrived in, so the stream's bars and the archive's recomputation agree exactly.
 """
@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Optional
 
-from cryptoapp.schema import (
-    CANDLE_FIELDS, RESOLUTIONS, SEED_ID_SOURCES, UTC, bar_start, candle_id, iso_z, replaces, series_id)
+from cryptoapp.candles.models import Bar, ms_time, time_ms
+from cryptoapp.schema import RESOLUTIONS, UTC, bar_start, replaces, series_id
 
 MINUTE = RESOLUTIONS["1m"]
 # A minute bar older than this (and closed) keeps only the ticks that set its open, high, low and close, plus a
@@ -25,53 +25,6 @@ COMPACT_AFTER_S = 3600
 # would otherwise be ~2 MB, over Kafka's 1 MB message limit. The stream sees a series' ticks in order (one
 # partition), so a tick between the kept ones can only be a redelivery (Minute._compacted_time).
 MINUTE_TICKS_KEPT = 240
-
-
-@dataclasses.dataclass(frozen=True)
-class Bar:
-    """One bar of one series: open/high/low/close of the ticks in [start, start + resolution)."""
-
-    series: str
-    ticker: str
-    resolution: str
-    start: dt.datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    ticks: int
-    volume_24h: Optional[float]   # the last tick's rolling 24 h volume (the sources give no per-bar volume)
-    sources: tuple[str, ...]      # the sources whose ticks made it, sorted
-    currency: str
-    first_at: dt.datetime         # the times of the ticks that set open and close
-    last_at: dt.datetime
-
-    @property
-    def id(self) -> str:
-        return candle_id(self.series, self.resolution, self.start)
-
-    @property
-    def end(self) -> dt.datetime:
-        return self.start + dt.timedelta(seconds=RESOLUTIONS[self.resolution])
-
-    @property
-    def own_source(self) -> Optional[str]:
-        """The source of a series outside CoinGecko's family (an exchange), None for CoinGecko's and the demo's."""
-        return next((s for s in self.sources if s not in SEED_ID_SOURCES), None)
-
-    def document(self, updated_at: dt.datetime) -> dict:
-        """The stored form in crypto.candles (cryptoapp.schema.CANDLE_FIELDS, plus the series and tick times)."""
-        doc = {"_id": self.id, "sensor_id": self.ticker, "resolution": self.resolution, "start": self.start,
-               "open": self.open, "high": self.high, "low": self.low, "close": self.close, "ticks": self.ticks,
-               "volume_24h": self.volume_24h, "sources": list(self.sources), "currency": self.currency,
-               "updated_at": updated_at}
-        assert set(doc) == set(CANDLE_FIELDS)
-        return {**doc, "series": self.series, "first_at": self.first_at, "last_at": self.last_at}
-
-    def same_values(self, doc: Mapping) -> bool:
-        """Whether a stored candle document holds exactly this bar (what `verify` compares)."""
-        mine = self.document(doc.get("updated_at"))
-        return all(doc.get(k) == v for k, v in mine.items() if k != "updated_at")
 
 
 # --- the minute bar: its ticks by time ------------------------------------------------------------------------
@@ -136,7 +89,7 @@ class Minute:
                    high=max(values), low=min(values), close=values[-1], ticks=len(times) + self.dropped,
                    volume_24h=self.ticks[times[-1]][1],
                    sources=tuple(sorted({self.ticks[t][2] for t in times} | set(self.dropped_sources))),
-                   currency=self.currency, first_at=_ms_time(times[0]), last_at=_ms_time(times[-1]))
+                   currency=self.currency, first_at=ms_time(times[0]), last_at=ms_time(times[-1]))
 
     def to_json(self) -> dict:
         return {"series": self.series, "ticker": self.ticker, "start_s": self.start_s, "currency": self.currency,
@@ -148,15 +101,6 @@ class Minute:
         return cls(series=data["series"], ticker=data["ticker"], start_s=int(data["start_s"]),
                    currency=data["currency"], ticks={int(t): list(v) for t, v in data["ticks"].items()},
                    dropped=int(data.get("dropped", 0)), dropped_sources=list(data.get("dropped_sources", ())))
-
-
-def _ms_time(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms // 1000, UTC) + dt.timedelta(milliseconds=ms % 1000)
-
-
-def time_ms(ts: dt.datetime) -> int:
-    """A tick time as whole milliseconds since the epoch (what a BSON date keeps)."""
-    return int(round(ts.timestamp() * 1000))
 
 
 def minute_key(series: str, start_s: int) -> str:
@@ -234,27 +178,6 @@ def bars_from_minutes(minutes: Iterable[Minute]) -> dict[str, Bar]:
     return bars
 
 
-# --- on the crypto-candles topic ---------------------------------------------------------------------------------
-
-def bar_to_json(bar: Bar, closed: bool) -> dict:
-    """A bar as the crypto-candles topic carries it (times ISO-8601 Z); `closed`: no tick is expected any more."""
-    return {"series": bar.series, "ticker": bar.ticker, "resolution": bar.resolution, "start": iso_z(bar.start),
-            "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "ticks": bar.ticks,
-            "volume_24h": bar.volume_24h, "sources": list(bar.sources), "currency": bar.currency,
-            "first_at": iso_z(bar.first_at), "last_at": iso_z(bar.last_at), "closed": closed}
-
-
-def bar_from_json(data: Mapping) -> tuple[Bar, bool]:
-    def when(text: str) -> dt.datetime:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    bar = Bar(series=data["series"], ticker=data["ticker"], resolution=data["resolution"], start=when(data["start"]),
-              open=float(data["open"]), high=float(data["high"]), low=float(data["low"]), close=float(data["close"]),
-              ticks=int(data["ticks"]), volume_24h=data.get("volume_24h"), sources=tuple(data["sources"]),
-              currency=data["currency"], first_at=when(data["first_at"]), last_at=when(data["last_at"]))
-    return bar, bool(data.get("closed"))
-
-
 class BarAccumulator:
     """Every bar of stored ticks fed one at a time, in any order, without holding the ticks: what `verify` and
     `rebuild` compute from an archive of millions. The archive holds one tick per series and time, so no tick is
@@ -296,7 +219,7 @@ class BarAccumulator:
                                      currency) in self.acc.items():
             bar = Bar(series=series, ticker=ticker, resolution=res, start=dt.datetime.fromtimestamp(start_s, UTC),
                       open=opened, high=high, low=low, close=close, ticks=ticks, volume_24h=volume,
-                      sources=tuple(sorted(sources)), currency=currency, first_at=_ms_time(first),
-                      last_at=_ms_time(last))
+                      sources=tuple(sorted(sources)), currency=currency, first_at=ms_time(first),
+                      last_at=ms_time(last))
             out[bar.id] = bar
         return out

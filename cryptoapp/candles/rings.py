@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from cryptoapp.candles.bars import Bar
+from cryptoapp.candles.models import Bar
 from cryptoapp.schema import (
     COINGECKO, COINGECKO_BACKFILL, RESOLUTIONS, SIMULATED, UTC, granularity_seconds, replaces)
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Optional, Union
 
-from cryptoapp.candles.bars import Bar
+from cryptoapp.candles.models import Bar
 from cryptoapp.candles.rings import BarRing, TickRing, view_id
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import SEED_ID_SOURCES, UTC, series_id

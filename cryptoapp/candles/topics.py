@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
 from cryptoapp.prices.models import PriceTick
+from cryptoapp.streams import send_all
 
 settings = app.settings
 REPLAY_HOURS = 26.0  # stored ticks a rebuild replays to the open bars: a day and its grace
@@ -36,6 +37,4 @@ candle_marks = app.Table(
 
 async def replay(ticks: list[PriceTick]) -> None:
     """Stored ticks to the candles agent alone (never archived again): open bars learn what they never saw."""
-    pending = [await replay_topic.send(key=t.ticker.encode(), value=t.encode()) for t in ticks]
-    for fut in pending:
-        await fut
+    await send_all((replay_topic, t.ticker.encode(), t.encode()) for t in ticks)

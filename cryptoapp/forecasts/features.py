@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
-from cryptoapp.candles.bars import Bar as Candle
+from cryptoapp.candles.models import Bar as Candle
 from cryptoapp.schema import COINGECKO_BACKFILL, TICKER_RE, UTC
 
 RETURN_LAGS = 5  # the last five 1-bar log returns

@@ -96,6 +96,11 @@ def decode_tick(raw: Optional[bytes]) -> PriceTick:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidTick(f"not JSON ({exc.__class__.__name__}: {exc})") from None
+    return tick_from_json(data)
+
+
+def tick_from_json(data: Any) -> PriceTick:
+    """A tick from its parsed JSON (PriceTick.to_json's form); raises InvalidTick naming what is wrong."""
     if not isinstance(data, dict):
         raise InvalidTick(f"JSON {type(data).__name__}, not an object")
     ticker = data.get("ticker")

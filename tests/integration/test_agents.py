@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from cryptoapp.app import app, dead_letters, latest_prices
 from cryptoapp.candles.topics import candles_topic
-from cryptoapp.prices.agents import store_ticks
+from cryptoapp.pipeline import store_ticks
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 from cryptoapp.storage import PriceStore

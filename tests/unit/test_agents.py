@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from cryptoapp.app import app, latest_prices
-from cryptoapp.prices.agents import track_latest
+from cryptoapp.prices.sink import track_latest
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 
@@ -35,7 +35,7 @@ async def test_latest_prices_keeps_each_series_newest_tick_by_source_time(agents
     @app.agent()
     async def feeder(stream):
         async for event in stream.events():
-            track_latest([(event, tick) for tick in batches.pop(0)])
+            track_latest(latest_prices, [(event, tick) for tick in batches.pop(0)])
 
     async with feeder.test_context() as agent:
         await agent.put(key=b"BTC", value=b"1")

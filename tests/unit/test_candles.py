@@ -9,8 +9,8 @@ import random
 import pytest
 
 from cryptoapp.candles.bars import (
-    BarAccumulator, Minute, StoredTick, bar_from_json, bar_to_json, bars_from_minutes, merge, minutes_from_ticks, parents,
-    time_ms)
+    BarAccumulator, Minute, StoredTick, bars_from_minutes, merge, minutes_from_ticks, parents)
+from cryptoapp.candles.models import bar_from_json, bar_to_json, time_ms
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cryptoapp.candles.bars import Minute, bar_to_json, merge
-from cryptoapp.forecasts.agents import closed_minute
+from cryptoapp.candles.bars import Minute, merge
+from cryptoapp.candles.models import bar_to_json
+from cryptoapp.forecasts.stage import closed_minute
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, SIMULATED
 
 START = 1_764_000_000 // 60 * 60

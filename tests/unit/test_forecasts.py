@@ -13,7 +13,8 @@ import pytest
 
 from cryptoapp.forecasts.backtest import bars_from_ticks, format_table, replay
 from cryptoapp.forecasts.documents import forecast_document, score_document
-from cryptoapp.candles.bars import Minute, bar_from_json, bar_to_json
+from cryptoapp.candles.bars import Minute
+from cryptoapp.candles.models import bar_from_json, bar_to_json
 from cryptoapp.forecasts.features import Bar, InvalidBar, bar_from_candle, learns_from
 from cryptoapp.forecasts.online import (FORMAT_VERSION, CoinForecaster, StateFormatError, parse_horizons,
                                         restore)

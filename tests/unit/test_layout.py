@@ -45,3 +45,24 @@ def test_nothing_outside_tests_imports_the_tests():
     offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "cryptoapp", "dashboard")
                  for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*(from|import)\s+tests\b", p.read_text(), re.M)]
     assert offenders == []
+
+
+STAGES = ("prices", "alerts", "candles", "forecasts")  # the batch's stages, called in order by cryptoapp/pipeline.py
+STAGE_IMPORT = re.compile(r"^\s*(?:from|import)\s+cryptoapp\.(\w+)(?:\.(\w+))?", re.M)
+
+
+def test_no_stage_package_imports_another():
+    # A stage may read another's shared types (its models module), never its steps: the order lives in one file.
+    offenders = []
+    for stage in STAGES:
+        for path in (ROOT / "cryptoapp" / stage).rglob("*.py"):
+            for package, module in STAGE_IMPORT.findall(path.read_text()):
+                if package in STAGES and package != stage and module != "models":
+                    offenders.append(f"{path.relative_to(ROOT)} imports cryptoapp.{package}.{module}")
+    assert offenders == []
+
+
+def test_the_batchs_stages_are_called_from_one_file():
+    callers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cryptoapp").rglob("*.py")
+                     if re.search(r"\b(AlertStage|CandleStage|ViewStage|ForecastStage)\(", p.read_text()))
+    assert callers == ["cryptoapp/pipeline.py"]

@@ -1,0 +1,18 @@
+"""The alerts' topic and state table, declared next to the app (Faust's layout)."""
+
+from __future__ import annotations
+
+from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
+from cryptoapp.streams import raw_topic
+
+# Firings: key = ticker, value = Firing.to_json() as JSON (raw bytes: store_alerts parses them).
+alerts_topic = raw_topic(app, app.settings.alerts_topic)
+alert_states = app.Table(
+    "alert_states",
+    key_type=str,  # values are JSON objects: the app's default value serializer
+    partitions=app.settings.partitions,
+    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},  # compacted soon: see latest_prices
+    help="Rule id -> RuleState.to_json() (armed, last tick time, window buckets). Written while a tick of the "
+         "rule's coin is processed, so into that coin's partition (Faust writes a table's changelog to the "
+         "current event's partition): the state moves with the coin when partitions move between workers.",
+)
