@@ -30,7 +30,8 @@ from cryptoapp.settings import EXCHANGE, ConfigError, Settings, apply_flags, set
 from cryptoapp.sources import PriceSource, make_source
 from cryptoapp.sources.budget import request_budget
 from cryptoapp.sources.coingecko import CoinGeckoClient
-from cryptoapp.sources.exchange import ExchangeSource, exchange_class
+from cryptoapp.sources.ccxt_stream import exchange_class
+from cryptoapp.sources.exchange import ExchangeSource
 from cryptoapp.storage import PriceStore
 
 log = logging.getLogger(__name__)
