@@ -13,7 +13,7 @@ from bench import harness
 from bench.storage_cost import _sqlite_files
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import UTC, PriceTick, to_document
-from cryptoapp.sources.exchange import MarketChoice, tick_from_ticker
+from cryptoapp.sources.markets import MarketChoice, tick_from_ticker
 
 MONTH_AT_1_HZ = 30 * 24 * 3600
 MONTH_AT_ONE_A_MINUTE = 30 * 24 * 60

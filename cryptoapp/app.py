@@ -3,69 +3,40 @@ sources, request budget, coins, alert rules and delivery), declared once; `main(
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import sys
 import threading
-import time
 from functools import cached_property
-from pathlib import Path
 from typing import Optional
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient
 from faust.app.base import SCAN_IGNORE
 from faust.sensors.prometheus import setup_prometheus_sensors
-from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.rulebook import RuleBook
-from cryptoapp.coins import Coin, load_catalogue, read_catalogue, resolve_all
+from cryptoapp.broker import check_partitions, wait_for_kafka
+from cryptoapp.coins import Coin, resolve_all
+from cryptoapp.logs import RepeatedClientLines
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
-from cryptoapp.schema import COINGECKO
 from cryptoapp.settings import EXCHANGE, ConfigError, Settings, apply_flags, settings
 from cryptoapp.sources import PriceSource, make_source
 from cryptoapp.sources.budget import request_budget
-from cryptoapp.sources.coingecko import CoinGeckoClient
-from cryptoapp.sources.exchange import ExchangeSource, exchange_class
+from cryptoapp.sources.catalogue import resolve_coins
+from cryptoapp.sources.ccxt_stream import exchange_class
+from cryptoapp.sources.exchange import ExchangeSource
+from cryptoapp.sources.leader import LeaderStream
 from cryptoapp.storage import PriceStore
+from cryptoapp.streams import send_all
 
 log = logging.getLogger(__name__)
 
-BROKER_WAIT_LOG_EVERY = 30.0  # seconds between "still waiting" lines while Kafka is down at start
 TABLE_WRITES_PER_BATCH = 5000  # the most table writes waiting in Faust's producer buffer before it pauses
 STOP_TIMEOUT = 15.0  # seconds a stopping worker may take (it needs 1-2); services.sh kills after 30
-REPEATED_CLIENT_LINES_EVERY = 30.0  # seconds between two same aiokafka complaints
 CHANGELOG_SEGMENT_MS = 60_000  # latest_prices' changelog rolls a segment a minute, which compaction can then shrink
-CATALOGUE_WAIT = 15.0  # seconds start-up waits for CoinGecko's coin list before using the cached or built-in one
-STREAM_STOP_TIMEOUT = 5.0  # seconds the exchange stream may take to close (it needs well under one)
-
-
-class RepeatedClientLines(logging.Filter):
-    """Lets an aiokafka line through once per interval: it retries every 100 ms while a broker is down
-    and would write ten lines a second; the first line and a count of the dropped ones are kept."""
-
-    def __init__(self, every: float = REPEATED_CLIENT_LINES_EVERY):
-        super().__init__()
-        self.every = every
-        self._seen: dict[tuple, tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("aiokafka") or record.levelno >= logging.CRITICAL:
-            return True
-        key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
-        last, dropped = self._seen.get(key, (-self.every, 0))
-        if now - last < self.every:
-            self._seen[key] = (last, dropped + 1)
-            return False
-        self._seen[key] = (now, 0)
-        if dropped:  # the added text holds no %, so the record's own arguments still format
-            record.msg = f"{record.msg} [{dropped} more like this in the last {now - last:.0f} s]"
-        return True
 
 
 def _exit_unfinished() -> None:
@@ -74,17 +45,6 @@ def _exit_unfinished() -> None:
                  STOP_TIMEOUT)
     logging.shutdown()
     os._exit(70)
-
-
-async def _kafka_answers(urls) -> bool:
-    for url in urls:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(url.host, url.port or 9092), 2.0)
-        except (OSError, asyncio.TimeoutError):
-            continue
-        writer.close()
-        return True
-    return False
 
 
 class PricesApp(faust.App):
@@ -100,7 +60,6 @@ class PricesApp(faust.App):
     def __init__(self, *args, settings: Settings, **kwargs):
         super().__init__(*args, **kwargs)
         self.settings = settings
-        self.exchange_source: Optional[ExchangeSource] = None  # streaming while this worker leads
         self.backfill_progress: dict = {"state": "not run"}  # the start-up backfill's, for the pipeline status
         self._own_topics: list = []
 
@@ -114,7 +73,7 @@ class PricesApp(faust.App):
     @cached_property
     def coins(self) -> tuple[Coin, ...]:
         """The coins of CRYPTO_SYMBOLS. A started worker resolves them through CoinGecko's catalogue
-        (resolve_coins); before that, and in commands, through the built-in list."""
+        (cryptoapp.sources.catalogue.resolve_coins); before that, and in commands, through the built-in list."""
         return resolve_all(self.settings.symbols)
 
     @cached_property
@@ -146,6 +105,16 @@ class PricesApp(faust.App):
                              max_backoff=s.alert_max_backoff, give_up_after=s.alert_give_up_after)
 
     @cached_property
+    def leader_stream(self) -> LeaderStream:
+        """The exchange stream, run while this worker leads (follow_leadership)."""
+        return LeaderStream(self.settings, lambda: self.coins, self.publish)
+
+    @property
+    def exchange_source(self) -> Optional[ExchangeSource]:
+        """The exchange source while this worker leads and streams, else None."""
+        return self.leader_stream.source
+
+    @cached_property
     def stages(self):
         """The batch's stages and their per-partition state (cryptoapp/pipeline.py, which imports this module)."""
         from cryptoapp.pipeline import Stages
@@ -153,9 +122,7 @@ class PricesApp(faust.App):
 
     async def publish(self, ticks: list[PriceTick]) -> None:
         """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
-        pending = [await prices_topic.send(key=t.ticker, value=t.encode()) for t in ticks]
-        for fut in pending:
-            await fut
+        await send_all((prices_topic, t.ticker, t.encode()) for t in ticks)
 
     def declared_topics(self) -> list:
         """Every topic this app creates: its own (internal) ones and its tables' changelogs."""
@@ -171,59 +138,14 @@ class PricesApp(faust.App):
         # The alert services start after the store and before the agents (Faust's own dependencies).
         return [self.store, self.rulebook, self.alert_delivery, *super().on_init_dependencies()]
 
-    async def resolve_coins(self) -> tuple[Coin, ...]:
-        """The coins through CoinGecko's catalogue (/coins/markets, cached a day in CRYPTO_COINS_CACHE) when
-        CoinGecko is a source; else, or when it does not answer in time, the cached catalogue or the built-in
-        list (load_catalogue and this method log one warning when CoinGecko was asked and did not answer)."""
-        s = self.settings
-        path = Path(s.coins_cache)
-        if COINGECKO not in s.sources:
-            catalogue = read_catalogue(path)  # what CoinGecko said last time, if it ever did; no call
-        else:
-            try:
-                async with asyncio.timeout(CATALOGUE_WAIT):
-                    async with CoinGeckoClient(s.coingecko_api_url, s.api_key, self.request_budget,
-                                               timeout=s.coingecko_timeout) as client:
-                        catalogue = await load_catalogue(client, path, s.symbols)
-            except TimeoutError:
-                catalogue = read_catalogue(path)
-                log.warning("CoinGecko's coin list did not come within %.0f s; using %s", CATALOGUE_WAIT,
-                            f"the cached one of {catalogue.fetched_at:%Y-%m-%d}" if catalogue else "the built-in list")
-        coins = resolve_all(s.symbols, catalogue)
-        log.info("coins (%s): %s", f"CoinGecko's list of {catalogue.fetched_at:%Y-%m-%d}" if catalogue else
-                 "the built-in list", ", ".join(c.ticker for c in coins))
-        return coins
-
     async def follow_leadership(self, leading: Optional[bool] = None) -> None:
         """Streams from the exchange while this worker is the leader, and only then: started when it becomes
         the leader, stopped when it is not any more (`leading` False: stop now, e.g. partitions revoked)."""
-        if EXCHANGE not in self.settings.sources:
-            return
-        if leading is None:
+        if leading is None and self.leader_stream.on:
             # Not while a rebalance runs: until its end the old assignment may still say "leader" here while
             # the new one already makes another worker the leader.
             leading = self.is_leader() and not self.rebalancing
-        wanted = leading and not self.should_stop
-        if wanted and self.exchange_source is None:
-            s = self.settings
-            source = self.exchange_source = ExchangeSource(
-                s.exchange, self.coins, self.publish, max_hz=s.exchange_max_hz, stall_s=s.exchange_stall_s,
-                ws_url=s.exchange_ws_url, rest_url=s.exchange_rest_url,
-                other_sources=(s.polled_source,) if s.polled_source else ())
-            log.info("this worker leads: streaming %s quotes (at most %g a second per coin)", s.exchange,
-                     s.exchange_max_hz)
-            try:
-                await source.start()
-            except Exception:  # a bug: logged once; the instance stays, so it is not retried every second
-                log.exception("the %s stream failed to start; the other sources go on", s.exchange)
-        elif not wanted and self.exchange_source is not None:
-            source, self.exchange_source = self.exchange_source, None
-            log.info("%s: stopping the stream (%s)", source.exchange_id,
-                     "the worker stops" if self.should_stop else "this worker no longer leads")
-            try:
-                await asyncio.wait_for(source.stop(), STREAM_STOP_TIMEOUT)
-            except Exception as exc:  # a timeout too: stopping must never hold up a rebalance or the worker's stop
-                log.warning("%s: the stream did not close cleanly (%r)", source.exchange_id, exc)
+        await self.leader_stream.follow(bool(leading), stopping=self.should_stop)
 
     @property
     def worker_id(self) -> str:
@@ -241,13 +163,11 @@ class PricesApp(faust.App):
         # Faust pauses every stream, with a warning, when over 100 table writes wait to be sent; a sink batch writes
         # up to a few per tick (latest price, its minute, the candles' marks), flushed at the batch's end.
         self.producer.buffer.max_messages = TABLE_WRITES_PER_BATCH
-        repeated = RepeatedClientLines()
-        for handler in logging.getLogger().handlers:  # the worker's handlers exist by now (-l info)
-            handler.addFilter(repeated)
-        await self._wait_for_kafka()
+        RepeatedClientLines.install()  # the worker's handlers exist by now (-l info)
+        await wait_for_kafka(self.conf.broker, self)
         if self.should_stop:
             return
-        await self._check_partitions()
+        await check_partitions(self.conf.broker, self.settings.topic, self.settings.partitions)
         # Faust creates the topics while its consumer joins the group; a topic created a moment too
         # late is left unassigned ("Ignoring missing topic") until a metadata refresh minutes later.
         try:
@@ -255,7 +175,7 @@ class PricesApp(faust.App):
                 await topic.maybe_declare()
         except Exception as exc:  # Faust declares them again as it starts: only the head start is lost
             log.warning("could not create the topics ahead of the consumer (%r); Faust creates them", exc)
-        self.coins = await self.resolve_coins()
+        self.coins = await resolve_coins(self.settings, self.request_budget)
         if self.source is not None:
             await self.add_runtime_dependency(self.source)
 
@@ -272,56 +192,6 @@ class PricesApp(faust.App):
     def _new_transport(self):
         # Faust picks its transport by URL scheme; this is its aiokafka one with the fix in recovery.py.
         return KafkaTransport(self.conf.broker_consumer, self)
-
-    async def _check_partitions(self) -> None:
-        """A prices topic made with another partition count than CRYPTO_PARTITIONS stops the worker with one line:
-        its tables' changelogs must match it, and Kafka never shrinks a topic."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=[f"{u.host}:{u.port or 9092}" for u in self.conf.broker])
-        try:
-            await admin.start()
-            # Listed first: describing a topic that does not exist would have the broker create it (one partition).
-            if self.settings.topic not in await admin.list_topics():
-                return
-            described = await admin.describe_topics([self.settings.topic])
-        except Exception as exc:  # Faust's own start-up reports an unusable broker more precisely
-            log.warning("could not read the prices topic's partitions (%r); going on", exc)
-            return
-        finally:
-            await admin.close()
-        count = len(described[0].get("partitions") or []) if described and not described[0].get("error_code") else 0
-        if count and count != self.settings.partitions:
-            log.critical("the topic %s has %d partitions but CRYPTO_PARTITIONS=%d: set CRYPTO_PARTITIONS=%d (or "
-                         "delete the app's topics to start afresh)", self.settings.topic, count,
-                         self.settings.partitions, count)
-            logging.shutdown()
-            os._exit(78)
-
-    async def _wait_for_kafka(self) -> None:
-        urls = self.conf.broker
-        where = ", ".join(f"{u.host}:{u.port or 9092}" for u in urls)
-        if await _kafka_answers(urls):
-            return
-        # Faust's producer gives up at once on a broker that does not answer; waiting here lets the
-        # worker be started before Kafka (boot order, a broker restarting) and go on when it arrives.
-        log.warning("Kafka at %s is not reachable: waiting for it (start it with `make services`, or "
-                    "fix KAFKA_BROKER); the worker goes on as soon as it answers", where)
-        started = last_log = time.monotonic()
-
-        def still_waiting(state) -> None:
-            nonlocal last_log
-            if time.monotonic() - last_log >= BROKER_WAIT_LOG_EVERY:
-                last_log = time.monotonic()
-                log.warning("still waiting for Kafka at %s (%.0f s)", where, last_log - started)
-
-        async for attempt in AsyncRetrying(retry=retry_if_result(lambda answered: not answered),
-                                           wait=wait_exponential(multiplier=0.5, max=5.0),
-                                           sleep=self.sleep, before_sleep=still_waiting):
-            with attempt:
-                answered = self.should_stop or await _kafka_answers(urls)
-            if not attempt.retry_state.outcome.failed:
-                attempt.retry_state.set_result(answered)
-        if not self.should_stop:
-            log.warning("Kafka at %s answers after %.0f s: starting", where, time.monotonic() - started)
 
 
 def check_sources(s: Settings) -> None:

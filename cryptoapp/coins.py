@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from cryptoapp.schema import UTC
+from cryptoapp.schema import UTC, is_finite_number
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def parse_coins_markets(payload: Any) -> list[Listing]:
         if not isinstance(coin_id, str) or not coin_id or not isinstance(symbol, str) or not symbol:
             continue
         cap, rank = row.get("market_cap"), row.get("market_cap_rank")
-        cap = float(cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) and math.isfinite(cap) else None
+        cap = float(cap) if is_finite_number(cap) else None
         rank = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 0 else None
         out.append(Listing(coin_id, symbol, str(row.get("name") or coin_id), cap, rank))
     return out

@@ -17,9 +17,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from cryptoapp.coins import Coin
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC, gap_threshold
-from cryptoapp.sources.coingecko import (
-    CoinGeckoClient, RateLimited, Retryable, SourceError, Span, chart_range_request, parse_market_chart_range,
-    rate_limit_pause)
+from cryptoapp.sources.coingecko import CoinGeckoClient, RateLimited, Retryable, rate_limit_pause
+from cryptoapp.sources.coingecko_answers import SourceError, Span, chart_range_request, parse_market_chart_range
 
 log = logging.getLogger(__name__)
 

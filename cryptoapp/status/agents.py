@@ -10,6 +10,7 @@ import time
 
 from cryptoapp import __version__
 from cryptoapp.app import app
+from cryptoapp.logs import Throttle
 from cryptoapp.metrics import CONSUMER_LAG
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
@@ -20,7 +21,7 @@ STATUS_EVERY = 10.0    # seconds between two status writes; the dashboard calls 
 WATCH_EVERY = 5.0      # seconds between two looks at the Kafka consumer
 STORE_WARN_EVERY = 300.0
 STARTED_AT = dt.datetime.now(UTC)
-_last_warning = 0.0
+_store_warnings = Throttle(STORE_WARN_EVERY)  # one 'not written' line per interval while MongoDB is away
 
 
 async def consumer_lag() -> dict[int, int]:
@@ -57,15 +58,14 @@ async def status_document() -> dict:
 @app.timer(interval=STATUS_EVERY)
 async def report_status() -> None:
     """This worker's status document: written by every worker, each its own."""
-    global _last_warning
     if app.should_stop or app.rebalancing:
         return
     try:
         await app.store.save_status(await status_document())
     except StorageError as exc:
-        if time.monotonic() - _last_warning > STORE_WARN_EVERY:
-            _last_warning = time.monotonic()
-            log.warning("pipeline status not written (%s); the dashboard will say the worker is gone", exc)
+        if (passed := _store_warnings.check()) is not None:
+            log.warning("pipeline status not written (%s)%s; the dashboard will say the worker is gone", exc,
+                        passed.note())
 
 
 def consumer_failure() -> str | None:

@@ -10,7 +10,8 @@ import pytest
 
 from cryptoapp.coins import resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
-from cryptoapp.sources.exchange import AlreadyStreaming, ExchangeSource
+from cryptoapp.sources.ccxt_stream import AlreadyStreaming
+from cryptoapp.sources.exchange import ExchangeSource
 from tests.support.fake_exchange import FakeBinanceUS, running
 from cryptoapp.testing.processes import async_wait_for
 

@@ -11,8 +11,9 @@ from cryptoapp.backfill.history import LONGEST_CALL, HistoryBackfill, backfill_r
 from cryptoapp.coins import resolve
 from cryptoapp.schema import COINGECKO_BACKFILL, gap_threshold
 from cryptoapp.settings import ConfigError, load
-from cryptoapp.sources.coingecko import (
-    RateLimited, Retryable, SourceError, Span, chart_range_request, granularity_of, parse_market_chart_range)
+from cryptoapp.sources.coingecko import RateLimited, Retryable
+from cryptoapp.sources.coingecko_answers import (
+    SourceError, Span, chart_range_request, granularity_of, parse_market_chart_range)
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc

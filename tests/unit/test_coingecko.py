@@ -7,7 +7,7 @@ import pytest
 
 from cryptoapp.coins import resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
-from cryptoapp.sources.coingecko import SourceError, parse_simple_price, simple_price_params
+from cryptoapp.sources.coingecko_answers import SourceError, parse_simple_price, simple_price_params
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc

@@ -6,8 +6,9 @@ import pytest
 
 from cryptoapp.coins import Coin, resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
-from cryptoapp.sources.exchange import (Conflator, ExchangeConfigError, InvalidQuote, MarketChoice, choose_markets,
-                                        event_time_ms, exchange_class, tick_from_ticker)
+from cryptoapp.sources.ccxt_stream import ExchangeConfigError, exchange_class
+from cryptoapp.sources.markets import (Conflator, InvalidQuote, MarketChoice, choose_markets, event_time_ms,
+                                       tick_from_ticker)
 from tests.support.fake_coingecko import reference
 
 UTC = dt.timezone.utc
