@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
 
 from cryptoapp import __version__
 from cryptoapp.app import app
