@@ -46,8 +46,8 @@ _views: ViewWriter | None = None
 def view_writer() -> ViewWriter:
     """The rings this worker writes, on the app's store (a test may give the app another one)."""
     global _views
-    if _views is None or _views.store is not app.store:
-        _views = ViewWriter(app.store)
+    if _views is None or _views.store is not app.store.candles:
+        _views = ViewWriter(app.store.candles)
     return _views
 
 
@@ -234,11 +234,11 @@ async def views_batch(events: Sequence[EventT]) -> None:
             bars[bar.id] = (bar, closed or bars.get(bar.id, (bar, False))[1])
         else:
             ticks += [decode_tick(json.dumps(item).encode()) for item in json.loads(event.value)]
-    await app.store.store_candles(bar for bar, closed in bars.values() if closed)
+    await app.store.candles.store_candles(bar for bar, closed in bars.values() if closed)
     views = view_writer()
     await views.put_bars(bar for bar, _ in bars.values())
     await views.put_ticks(ticks)
-    await app.store.save_latest(ticks)
+    await app.store.ticks.save_latest(ticks)
 
 
 if settings.candles:
@@ -261,7 +261,7 @@ if settings.candles:
         """An archive without views (stored before candles existed) gets its candles and views made once, at
         start-up, so the first page shows its history without waiting for new ticks."""
         try:
-            if await app.store.has_views() or not await app.store.has_ticks():
+            if await app.store.candles.has_views() or not await app.store.ticks.has_ticks():
                 return
             log.warning("candles: the archive holds ticks but there are no views: making them from the archive once "
                         "(`cryptoapp candles rebuild` does the same); the page fills when it is done")
@@ -275,10 +275,10 @@ if settings.candles:
         """crypto.candles keeps each resolution as long as schema.CANDLE_RETENTION_DAYS says; the archive keeps its
         ticks CRYPTO_ARCHIVE_DAYS if set (candles and views keep their bars)."""
         try:
-            removed = await app.store.trim_candles(retention_starts(time.time()))
+            removed = await app.store.candles.trim_candles(retention_starts(time.time()))
             if settings.archive_days:
                 cutoff = dt.datetime.now(UTC) - dt.timedelta(days=settings.archive_days)
-                ticks = await app.store.delete_ticks_before(cutoff)
+                ticks = await app.store.ticks.delete_ticks_before(cutoff)
                 if ticks:
                     log.info("archive retention: %d ticks older than %g days removed", ticks, settings.archive_days)
         except StorageError as exc:

@@ -202,10 +202,10 @@ async def _documents_written() -> None:
 
     async def write() -> None:
         if _unwritten:
-            await app.store.write_forecasts(list(_unwritten.values()))
+            await app.store.forecasts.write_forecasts(list(_unwritten.values()))
             _unwritten.clear()
         if _unwritten_scores:
-            await app.store.write_forecast_scores(list(_unwritten_scores.values()))
+            await app.store.forecasts.write_forecast_scores(list(_unwritten_scores.values()))
             _unwritten_scores.clear()
 
     await app.store.until_written(write, f"{len(_unwritten)} forecasts and {len(_unwritten_scores)} forecast scores")
@@ -248,7 +248,7 @@ if settings.forecasts and settings.candles:
         before = dt.datetime.now(UTC) - dt.timedelta(seconds=FORECASTS_KEPT_S)
         started = time.perf_counter()
         try:
-            removed = await app.store.prune_forecasts(before)
+            removed = await app.store.forecasts.prune_forecasts(before)
         except StorageError as exc:
             log.warning("forecasts: old forecasts not pruned this time: %s", exc)
             return

@@ -144,7 +144,7 @@ async def archive(decoded: list[tuple], poison: list[tuple]) -> list[tuple]:
     """Writes the decoded ticks until stored; those MongoDB refuses join `poison`; returns the stored ones."""
     stored = []
     while decoded:
-        result = await app.store.upsert_until_stored([tick for _, tick in decoded])
+        result = await app.store.ticks.upsert_until_stored([tick for _, tick in decoded])
         # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
         # same _id were not written either and get their own try.
         kept: dict[str, tuple] = {}

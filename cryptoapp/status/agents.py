@@ -61,7 +61,7 @@ async def report_status() -> None:
     if app.should_stop or app.rebalancing:
         return
     try:
-        await app.store.save_status(await status_document())
+        await app.store.ticks.save_status(await status_document())
     except StorageError as exc:
         if time.monotonic() - _last_warning > STORE_WARN_EVERY:
             _last_warning = time.monotonic()

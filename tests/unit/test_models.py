@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick, to_document
+from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
 from cryptoapp.schema import tick_id
+from cryptoapp.storage.ticks import to_document
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
