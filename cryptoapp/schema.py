@@ -96,7 +96,7 @@ def replaces(new_granularity: Optional[str], held_granularity: Optional[str]) ->
 
 
 def one_tick_per_id(items: Iterable[T], tick_of: Callable[[T], Any] = lambda item: item) -> dict[str, T]:
-    """The item of each tick _id that the archive keeps by `replaces` (the last live tick, else the first
+    """The item of each tick _id that the archive keeps by `replaces` (the last live tick, else the last
     backfilled one), keyed by _id in the order the _ids first came; `tick_of` finds an item's tick (it has
     `tick_id` and `granularity`), by default the item is the tick. The store and the sink both follow it."""
     kept: dict[str, T] = {}
