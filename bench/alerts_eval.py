@@ -125,8 +125,8 @@ async def delivery_latency(firings: int = 300, rate: float = 100.0) -> dict:
         batch = [evaluate(rule, RuleState(), t, dt.datetime.now(UTC)) for t in ticks]
         async with PriceStore(uri, database) as store:
             try:
-                async with AlertDelivery(store, sweep_interval=3600) as delivery:
-                    await store.insert_firings([])  # connect before timing
+                async with AlertDelivery(store.alerts, sweep_interval=3600) as delivery:
+                    await store.alerts.insert_firings([])  # connect before timing
                     for firing in batch:
                         t0 = time.monotonic()
                         started[firing.id] = t0

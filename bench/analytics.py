@@ -15,9 +15,10 @@ from bench import harness
 from cryptoapp.analytics import submit
 from cryptoapp.analytics.export import READ_TIMEOUT_S, export_parquet
 from cryptoapp.analytics.load import load_results
-from cryptoapp.prices.models import UTC, PriceTick, to_document
+from cryptoapp.prices.models import UTC, PriceTick
 from cryptoapp.schema import SIMULATED, iso_z
 from cryptoapp.storage import PriceStore
+from cryptoapp.storage.ticks import to_document
 
 # A fixed window end: the seeded year stays valid between runs (and is never "today" for the export).
 WINDOW_END = dt.datetime(2025, 11, 21, tzinfo=UTC)
@@ -72,8 +73,8 @@ def ensure_seeded(client, data: Dataset) -> dict:
 async def _export_and_load(database: str, out: Path, results: Path | None):
     async with PriceStore(harness.MONGO_URI, database, socket_timeout_s=READ_TIMEOUT_S) as store:
         if results is not None:
-            return await load_results(store, results)
-        return await export_parquet(store, out, progress=False)
+            return await load_results(store.analytics, results)
+        return await export_parquet(store.analytics, out, progress=False)
 
 
 def _export_one_changed_day(client, data: Dataset, out: Path):

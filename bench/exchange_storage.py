@@ -12,8 +12,9 @@ import bson
 from bench import harness
 from bench.storage_cost import _sqlite_files
 from cryptoapp.coins import Coin
-from cryptoapp.prices.models import UTC, PriceTick, to_document
+from cryptoapp.prices.models import UTC, PriceTick
 from cryptoapp.sources.markets import MarketChoice, tick_from_ticker
+from cryptoapp.storage.ticks import to_document
 
 MONTH_AT_1_HZ = 30 * 24 * 3600
 MONTH_AT_ONE_A_MINUTE = 30 * 24 * 60

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from bench import harness
 from cryptoapp.candles.archive import rebuild
-from cryptoapp.prices.models import to_document
 from cryptoapp.schema import DEFAULT_SYMBOLS, DEFAULT_TICKERS, PRICES, UTC
 from cryptoapp.settings import load
 from cryptoapp.storage import PriceStore
+from cryptoapp.storage.ticks import to_document
 from dashboard import data
 
 SIZES = (10_080, 604_800, 2_628_000)  # five coins, one tick a minute: 33.6 hours, 12 weeks, a year

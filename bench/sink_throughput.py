@@ -13,10 +13,11 @@ from pymongo import AsyncMongoClient
 
 from bench import harness
 from bench.profiling import Profiler
-from cryptoapp.prices.models import decode_tick, to_document
+from cryptoapp.prices.models import decode_tick
 from cryptoapp.schema import PRICES_INDEXES, UTC
 from cryptoapp.settings import load
 from cryptoapp.storage import PriceStore
+from cryptoapp.storage.ticks import to_document
 from cryptoapp.testing.processes import Worker
 
 SINK_BATCH = 500  # the sink's take_events batch size, so the no-Kafka baseline writes batches the sink could
@@ -47,7 +48,7 @@ async def _store_batches(database: str, ticks, time_cap: float) -> dict:
     try:
         stored, started = 0, time.perf_counter()
         for i in range(0, len(ticks), SINK_BATCH):
-            result = await store.upsert_until_stored(ticks[i:i + SINK_BATCH])
+            result = await store.ticks.upsert_until_stored(ticks[i:i + SINK_BATCH])
             stored += result.inserted + result.updated
             if time.perf_counter() - started > time_cap:
                 break

@@ -93,13 +93,13 @@ class PricesApp(faust.App):
     @cached_property
     def rulebook(self) -> RuleBook:
         """The alert rules, read from MongoDB as it starts (before the agents) and polled for changes."""
-        return RuleBook(self.store, poll_interval=self.settings.alert_rules_poll)
+        return RuleBook(self.store.alerts, poll_interval=self.settings.alert_rules_poll)
 
     @cached_property
     def alert_delivery(self) -> AlertDelivery:
         """Webhook delivery of stored firings, off the price stream (cryptoapp/alerts/delivery.py)."""
         s = self.settings
-        return AlertDelivery(self.store, owner=f"{self.conf.id}-{self.worker_id}",
+        return AlertDelivery(self.store.alerts, owner=f"{self.conf.id}-{self.worker_id}",
                              timeout=s.alert_webhook_timeout, concurrency=s.alert_webhook_concurrency,
                              max_in_flight=s.alert_max_in_flight, sweep_interval=s.alert_outbox_sweep,
                              max_backoff=s.alert_max_backoff, give_up_after=s.alert_give_up_after)

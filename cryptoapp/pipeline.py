@@ -78,9 +78,9 @@ async def store_batch(events: Sequence[EventT]) -> None:
     BATCH_MESSAGES.observe(len(events))
     if app.rulebook.loaded.is_set():
         settle_alerts = await stages.alerts.judge(decoded)  # firings sent; their acknowledgement waited for below
-        stored = await sink.archive(app.store, decoded, poison)
+        stored = await sink.archive(app.store.ticks, decoded, poison)
     else:
-        stored = await sink.archive(app.store, decoded, poison)
+        stored = await sink.archive(app.store.ticks, decoded, poison)
         settle_alerts = await stages.alerts.judge(decoded)
     TICKS_STORED.inc(len(stored))
     batch_written(tick.fetched_at.timestamp() for _, tick in stored if tick.fetched_at is not None)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
+
+T = TypeVar("T")
 
 UTC = dt.timezone.utc
 
@@ -44,13 +46,15 @@ FORECAST_SCORES = "forecast_scores"
 ANALYTICS_DAILY = "analytics_daily"
 ANALYTICS_CORRELATION = "analytics_correlation"
 
-# --- the stored tick (shared/DESIGN.md) --------------------------------------------------------------
+# --- the stored tick (shared/DESIGN.md): its fields, declared here once ------------------------------
+# The price, then the numbers a source may lack (None where it gives nothing, never made up).
 TICK_NUMBERS = ("value", "volume_24h", "change_24h_pct", "market_cap", "bid_price", "ask_price", "bid_size", "ask_size")
+OPTIONAL_TICK_NUMBERS = TICK_NUMBERS[1:]
 TICK_TEXTS = ("sensor_id", "source", "granularity")
+# What a bar or a view needs of a stored tick (candles verify and rebuild read only these).
+BAR_FIELDS = ("timestamp", "currency", *TICK_NUMBERS, *TICK_TEXTS)
 # Every field of a stored tick; `granularity` only on backfilled ticks.
-TICK_FIELDS = ("_id", "timestamp", "value", "sensor_id", "bid_price", "ask_price", "volume_24h",
-               "change_24h_pct", "market_cap", "currency", "source", "inserted_at", "granularity", "bid_size",
-               "ask_size")
+TICK_FIELDS = ("_id", *BAR_FIELDS, "inserted_at")
 
 
 def is_finite_number(value: Any) -> bool:
@@ -89,6 +93,19 @@ def replaces(new_granularity: Optional[str], held_granularity: Optional[str]) ->
     """The archive's rule for two ticks of one _id: history (a tick with a granularity: backfilled, or the demo's)
     never replaces another tick; a live tick replaces what is held. The sink, the candles and the views follow it."""
     return new_granularity is None or held_granularity is not None
+
+
+def one_tick_per_id(items: Iterable[T], tick_of: Callable[[T], Any] = lambda item: item) -> dict[str, T]:
+    """The item of each tick _id that the archive keeps by `replaces` (the last live tick, else the last
+    backfilled one), keyed by _id in the order the _ids first came; `tick_of` finds an item's tick (it has
+    `tick_id` and `granularity`), by default the item is the tick. The store and the sink both follow it."""
+    kept: dict[str, T] = {}
+    for item in items:
+        tick = tick_of(item)
+        held = kept.get(tick.tick_id)
+        if held is None or replaces(tick.granularity, tick_of(held).granularity):
+            kept[tick.tick_id] = item
+    return kept
 
 
 # --- the gap rule and the granularity rule ----------------------------------------------------------

@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
+from cryptoapp.alerts import queries as rule_queries
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
@@ -302,7 +303,7 @@ FIRING_PROJECTION = {"webhook": 0, "owner": 0, "lease_until": 0}
 @_translated
 def list_rules(db: Database) -> list[dict]:
     """Every rule document, oldest first."""
-    return sorted(db[ALERT_RULES].find({}), key=lambda d: (str(d.get("created_at")), str(d["_id"])))
+    return rule_queries.oldest_first(db[ALERT_RULES].find(rule_queries.every_rule()))
 
 
 @_translated
@@ -314,13 +315,13 @@ def add_rule(db: Database, doc: dict) -> None:
 @_translated
 def set_rule_enabled(db: Database, rule_id: str, enabled: bool, now: dt.datetime) -> bool:
     """Pauses or resumes a rule (updated_at moves, so the worker's poll sees it); False when it is gone."""
-    return db[ALERT_RULES].update_one({"_id": rule_id}, {"$set": {"enabled": enabled, "updated_at": now}}
-                                      ).matched_count == 1
+    return db[ALERT_RULES].update_one(rule_queries.rule_by_id(rule_id),
+                                      rule_queries.set_enabled(enabled, now)).matched_count == 1
 
 
 @_translated
 def delete_rule(db: Database, rule_id: str) -> bool:
-    return db[ALERT_RULES].delete_one({"_id": rule_id}).deleted_count == 1
+    return db[ALERT_RULES].delete_one(rule_queries.rule_by_id(rule_id)).deleted_count == 1
 
 
 @_translated

@@ -60,7 +60,7 @@ async def drop_old_firings() -> None:
     if not days or app.should_stop:
         return
     try:
-        deleted = await app.store.delete_firings_before(dt.datetime.now(UTC) - dt.timedelta(days=days))
+        deleted = await app.store.alerts.delete_firings_before(dt.datetime.now(UTC) - dt.timedelta(days=days))
     except StorageError as exc:
         log.warning("alerts: could not delete old firings (%s); next try in %.0f s", exc, RETENTION_CHECK_S)
         return

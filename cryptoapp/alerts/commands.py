@@ -81,7 +81,7 @@ async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], windo
         rule = new_rule(coin, kind, threshold, window=window, webhook=webhook, format=payload_format,
                         enabled=not paused, coins_with_bid_ask=with_book)
         async with _store() as store:
-            await store.add_rule(rule.to_document())
+            await store.alerts.add_rule(rule.to_document())
         shown = rule.shown()
         where = f" -> {shown['webhook']} ({shown['format']})" if shown["webhook"] else " (stored only: no --webhook)"
         command.say(f"added rule {rule.id}: {rule.describe()}{where}{' [paused]' if paused else ''}; "
@@ -91,7 +91,7 @@ async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], windo
         if args:
             raise UserError("list takes no arguments")
         async with _store() as store:
-            docs = await store.list_rules()
+            docs = await store.alerts.list_rules()
         command.say(_listing(docs, as_json=command.json))
         return
     if len(args) != 1:
@@ -101,9 +101,9 @@ async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], windo
         raise UserError(f"id: {args[0]!r} is not a rule id (8 hex digits, as `cryptoapp alerts list` shows)")
     async with _store() as store:
         if action == "delete":
-            found = await store.delete_rule(rule_id)
+            found = await store.alerts.delete_rule(rule_id)
         else:
-            found = await store.set_rule_enabled(rule_id, action == "resume", dt.datetime.now(UTC))
+            found = await store.alerts.set_rule_enabled(rule_id, action == "resume", dt.datetime.now(UTC))
     if not found:
         raise UserError(f"id: no rule {rule_id}; `cryptoapp alerts list` shows the rules")
     done = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[action]

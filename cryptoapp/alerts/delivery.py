@@ -193,8 +193,8 @@ async def deliver(session: aiohttp.ClientSession, firing: Firing, *, timeout: fl
 class AlertDelivery(Service):
     """Stores firings in the outbox and delivers them with worker tasks, never on the price stream's path.
 
-    `store` is the worker's PriceStore. At most `max_in_flight` firings are being delivered (or waiting
-    for a retry) at once, with at most `concurrency` POSTs open; more are left in the outbox
+    `store` is the worker's alerts storage (PriceStore.alerts). At most `max_in_flight` firings are being
+    delivered (or waiting for a retry) at once, with at most `concurrency` POSTs open; more are left in the outbox
     (crypto.alert_outbox), where the sweep every `sweep_interval` s (and at start) finds them.
 
     Several workers share one outbox: each firing carries the `owner` delivering it and a lease (three sweep

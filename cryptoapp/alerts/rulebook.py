@@ -25,7 +25,8 @@ class RuleBook(Service):
     the partition it was written from, which the rule's coin tells). `loaded` is set once the rules were read.
 
     The first read happens as the service starts, so a worker's agents, started after it, never judge a tick
-    without the rules; with MongoDB down it is retried every `poll_interval` and `loaded` waits for it."""
+    without the rules; with MongoDB down it is retried every `poll_interval` and `loaded` waits for it.
+    `store` is the worker's alerts storage (PriceStore.alerts)."""
 
     def __init__(self, store, poll_interval: float = 2.0, **kwargs):
         super().__init__(**kwargs)

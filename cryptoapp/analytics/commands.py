@@ -50,7 +50,7 @@ async def export(self: AppCommand, what: str, since: Optional[str], out: str, re
     try:
         day = parse_day(since)
         async with PriceStore(app.settings.mongo_uri, app.settings.mongo_db, socket_timeout_s=READ_TIMEOUT_S) as store:
-            report = await export_parquet(store, Path(out), since=day, rewrite=rewrite)
+            report = await export_parquet(store.analytics, Path(out), since=day, rewrite=rewrite)
     except (UserError, StorageError) as exc:
         _fail(self, "export parquet", exc)
     except OSError as exc:
@@ -72,7 +72,7 @@ async def analytics(self: AppCommand, action: str, results: str) -> None:
     """Load the Spark jobs' results into MongoDB (analytics_daily, analytics_correlation, analytics_runs)."""
     try:
         async with PriceStore(app.settings.mongo_uri, app.settings.mongo_db) as store:
-            report = await load_results(store, Path(results))
+            report = await load_results(store.analytics, Path(results))
     except (ResultsMissing, StorageError) as exc:
         _fail(self, "analytics load", exc)
     except OSError as exc:

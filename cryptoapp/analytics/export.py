@@ -16,7 +16,7 @@ A day is written to a hidden temporary directory and renamed into place, so a re
 whole and a reader never sees half a day or the same tick twice.
 
 Reading: when nothing of the range is exported yet (or with rewrite), one pass over it; otherwise one
-count pass (PriceStore.tick_days), then one pass over the chosen days' time range. Each pass takes all
+count pass (the store's analytics.tick_days), then one pass over the chosen days' time range. Each pass takes all
 coins at once, in the server's order; the chosen days are held as Arrow tables (~125 bytes a tick) until
 the pass ends, then sorted by time and written. A first export of a very large archive can be made in
 slices, newest first, with --since (memory holds only the days being written).
@@ -68,7 +68,7 @@ Partition = tuple[str, dt.date]  # (ticker, UTC day)
 
 
 class TickReader(Protocol):
-    """What the export needs from the archive (cryptoapp.storage.PriceStore has it)."""
+    """What the export needs from the archive (cryptoapp.storage's analytics family, PriceStore.analytics, has it)."""
 
     async def tick_days(self, since: Optional[dt.datetime] = None) -> dict[Partition, int]: ...
 

@@ -35,7 +35,7 @@ class ResultsMissing(Exception):
 
 
 class ResultWriter(Protocol):
-    """What the loader needs from MongoDB (cryptoapp.storage.PriceStore has it)."""
+    """What the loader needs from MongoDB (cryptoapp.storage's analytics family, PriceStore.analytics, has it)."""
 
     async def sync_results(self, collection: str, docs: list[dict], same: Any = ...) -> tuple[int, int, int]: ...
 

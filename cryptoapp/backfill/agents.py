@@ -34,7 +34,7 @@ async def backfill_history() -> None:
         # Its calls go through the live source's request budget.
         async with CoinGeckoClient(settings.coingecko_api_url, settings.api_key, app.request_budget,
                                    timeout=settings.coingecko_timeout) as client:
-            await HistoryBackfill(app.store, client, app.publish, interval=settings.interval,
+            await HistoryBackfill(app.store.ticks, client, app.publish, interval=settings.interval,
                                   requests_per_minute=settings.requests_per_minute,
                                   progress=app.backfill_progress).run(app.coins,
                                                                                         settings.backfill_hours)
@@ -55,7 +55,7 @@ async def _simulated_history(hours: float) -> None:
     published = 0
     try:
         for coin in app.coins:
-            gaps = find_gaps(await app.store.stored_times(coin.ticker, start), start, end, app.settings.interval)
+            gaps = find_gaps(await app.store.ticks.stored_times(coin.ticker, start), start, end, app.settings.interval)
             filling = ticks_in([t for t in history if t.ticker == coin.ticker], gaps)
             for first in range(0, len(filling), 1000):
                 await app.publish(filling[first:first + 1000])

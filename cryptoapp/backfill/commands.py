@@ -31,7 +31,7 @@ async def missing_from_store(store: PriceStore, published: dict[str, list[dt.dat
     missing = 0
     for ticker, times in published.items():
         if times:
-            stored = {timestamp for timestamp, _ in await store.stored_times(ticker, min(times))}
+            stored = {timestamp for timestamp, _ in await store.ticks.stored_times(ticker, min(times))}
             missing += sum(1 for t in times if t not in stored)
     return missing
 
@@ -85,7 +85,7 @@ async def _backfill(command: AppCommand, hours: Optional[float], symbols: Option
     async with app.store as store, CoinGeckoClient(settings.coingecko_api_url, settings.api_key,
                                                    app.request_budget, timeout=settings.coingecko_timeout) as client:
         try:
-            report = await HistoryBackfill(store, client, publish_declared, interval=settings.interval,
+            report = await HistoryBackfill(store.ticks, client, publish_declared, interval=settings.interval,
                                            requests_per_minute=settings.requests_per_minute,
                                            say=say).run(coins, hours)
             if report.ticks:

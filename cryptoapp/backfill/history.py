@@ -32,7 +32,7 @@ def find_gaps(stored: Sequence[tuple[dt.datetime, Optional[str]]], start: dt.dat
               interval: float) -> list[Span]:
     """The spans of [start, end] with no stored tick for longer than gap_threshold().
 
-    `stored` holds (source time, granularity or None) pairs sorted by time, as PriceStore.stored_times gives them.
+    `stored` holds (source time, granularity or None) pairs sorted by time, as PriceStore.ticks.stored_times gives them.
     """
     gaps = []
     previous, previous_granularity = start, None
@@ -115,7 +115,7 @@ class GiveUp(Exception):
 class HistoryBackfill:
     """One pass over the coins: reads stored times, calls market_chart/range per planned chunk, publishes
     the points that fall into gaps. Its calls go through the shared request budget, paced to leave the
-    live polls their share."""
+    live polls their share. `store` is the ticks storage (PriceStore.ticks): it reads stored_times."""
 
     def __init__(self, store, client: CoinGeckoClient, publish: Callable[[list[PriceTick]], Awaitable[None]], *,
                  interval: float, requests_per_minute: int, say: Callable[..., None] = log.info,

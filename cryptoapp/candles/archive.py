@@ -20,8 +20,9 @@ from cryptoapp.candles.bars import BarAccumulator, StoredTick
 from cryptoapp.candles.models import Bar
 from cryptoapp.candles.rings import BAR_ARRAYS, RING_SIZE, TICK_RING_SIZE, BarRing, TickRing, view_id
 from cryptoapp.candles.serving import ViewWriter
-from cryptoapp.prices.models import PriceTick, from_document
+from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import CANDLE_RETENTION_DAYS, RESOLUTIONS, UTC, bar_start, series_id
+from cryptoapp.storage.ticks import from_document
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ async def recompute(store, since: Optional[dt.datetime], until: Optional[dt.date
     newest ticks: one read of the archive, holding bars, never the ticks."""
     out = Recomputed()
     bars = BarAccumulator(since=retention_starts(time.time()))
-    async for doc in store.ticks_between(since, until, tickers):
+    async for doc in store.ticks.ticks_between(since, until, tickers):
         tick = StoredTick.from_document(doc)
         if tick is None:
             continue
@@ -104,8 +105,8 @@ async def rebuild(store, *, since: Optional[dt.datetime] = None, until: Optional
     closed = [bar for bar in rec.bars.values() if is_closed(bar, now, grace_s)]
     low = since or dt.datetime(1970, 1, 1, tzinfo=UTC)
     high = until or dt.datetime.now(UTC) + dt.timedelta(days=1)
-    candles = await store.replace_candles(closed, low, high, series)
-    writer = ViewWriter(store)
+    candles = await store.candles.replace_candles(closed, low, high, series)
+    writer = ViewWriter(store.candles)
     fresh = since is None
     saved = 0
     for s in series:
@@ -122,7 +123,7 @@ async def rebuild(store, *, since: Optional[dt.datetime] = None, until: Optional
             saved += await writer.update(view_id(s, "ticks"), lambda: TickRing(s, first.ticker, first.currency, source),
                                          lambda ring: _reset(ring) | True)
         saved += await writer.put_ticks(ticks)
-        await store.save_latest(ticks[-1:])
+        await store.ticks.save_latest(ticks[-1:])
         if replay is not None and replay_since is not None:
             await replay([t for t in ticks if t.timestamp >= replay_since])
     say("candles rebuild: %d ticks -> %d closed candles, %d views of %d series in %.0f s", rec.ticks, candles, saved,
@@ -150,7 +151,8 @@ async def verify(store, *, since: dt.datetime, until: Optional[dt.datetime] = No
     now = time.time() - WRITE_DELAY_S
     expected = {bar.id: bar for bar in rec.bars.values() if bar.start >= since and is_closed(bar, now, grace_s)}
     series = rec.series() if tickers is None else None
-    stored = {doc["_id"]: doc async for doc in store.stored_candles(since, until or dt.datetime.now(UTC), series)}
+    stored = {doc["_id"]: doc
+              async for doc in store.candles.stored_candles(since, until or dt.datetime.now(UTC), series)}
     problems = []
     for ident, bar in sorted(expected.items()):
         doc = stored.get(ident)
@@ -182,7 +184,7 @@ async def _verify_views(store, expected: dict[str, Bar], since: dt.datetime) -> 
     for bar in expected.values():
         wanted.setdefault(view_id(bar.series, bar.resolution), []).append(bar)
     for ident, bars in sorted(wanted.items()):
-        doc = await store.load_view(ident)
+        doc = await store.candles.load_view(ident)
         if doc is None:
             problems.append(f"view {ident}: missing (the archive gives {len(bars)} closed bars)")
             continue

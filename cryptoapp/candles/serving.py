@@ -29,7 +29,7 @@ def tick_numbers(tick: PriceTick) -> dict[str, Optional[float]]:
 
 
 class ViewWriter:
-    """The rings this process writes, cached by view id."""
+    """The rings this process writes, cached by view id, on `store`: the candles storage (PriceStore.candles)."""
 
     def __init__(self, store):
         self.store = store

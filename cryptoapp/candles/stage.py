@@ -198,8 +198,8 @@ class ViewStage:
 
     @property
     def writer(self) -> ViewWriter:
-        if self._writer is None or self._writer.store is not self.app.store:  # a test may give the app another store
-            self._writer = ViewWriter(self.app.store)
+        if self._writer is None or self._writer.store is not self.app.store.candles:  # a test may give the app another store
+            self._writer = ViewWriter(self.app.store.candles)
         return self._writer
 
     def forget(self) -> None:
@@ -216,7 +216,7 @@ class ViewStage:
             else:
                 ticks += [tick_from_json(item) for item in json.loads(event.value)]
         store = self.app.store
-        await store.store_candles(bar for bar, closed in bars.values() if closed)
+        await store.candles.store_candles(bar for bar, closed in bars.values() if closed)
         await self.writer.put_bars(bar for bar, _ in bars.values())
         await self.writer.put_ticks(ticks)
-        await store.save_latest(ticks)
+        await store.ticks.save_latest(ticks)

@@ -31,7 +31,7 @@ async def views_from_archive(app) -> None:
     """An archive without views (stored before candles existed) gets its candles and views made once, at start-up,
     so the first page shows its history without waiting for new ticks."""
     try:
-        if await app.store.has_views() or not await app.store.has_ticks():
+        if await app.store.candles.has_views() or not await app.store.ticks.has_ticks():
             return
         log.warning("candles: the archive holds ticks but there are no views: making them from the archive once "
                     "(`cryptoapp candles rebuild` does the same); the page fills when it is done")
@@ -46,10 +46,10 @@ async def retention(app) -> None:
     CRYPTO_ARCHIVE_DAYS if set (candles and views keep their bars)."""
     settings = app.settings
     try:
-        removed = await app.store.trim_candles(retention_starts(time.time()))
+        removed = await app.store.candles.trim_candles(retention_starts(time.time()))
         if settings.archive_days:
             cutoff = dt.datetime.now(UTC) - dt.timedelta(days=settings.archive_days)
-            ticks = await app.store.delete_ticks_before(cutoff)
+            ticks = await app.store.ticks.delete_ticks_before(cutoff)
             if ticks:
                 log.info("archive retention: %d ticks older than %g days removed", ticks, settings.archive_days)
     except StorageError as exc:

@@ -73,7 +73,7 @@ async def _backtest(command: AppCommand, symbols: Optional[str], days: float, ho
     async with PriceStore(settings.mongo_uri, settings.mongo_db) as store:
         for coin in coins:
             try:
-                ticks = await store.coin_ticks(coin.ticker, start, end)
+                ticks = await store.forecasts.coin_ticks(coin.ticker, start, end)
             except StorageError as exc:
                 raise UserError(exc) from None
             coin_bars = bars_from_ticks(coin.ticker, ticks)

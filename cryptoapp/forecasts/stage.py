@@ -192,10 +192,10 @@ class ForecastStage:
 
         async def write() -> None:
             if self._unwritten:
-                await store.write_forecasts(list(self._unwritten.values()))
+                await store.forecasts.write_forecasts(list(self._unwritten.values()))
                 self._unwritten.clear()
             if self._unwritten_scores:
-                await store.write_forecast_scores(list(self._unwritten_scores.values()))
+                await store.forecasts.write_forecast_scores(list(self._unwritten_scores.values()))
                 self._unwritten_scores.clear()
 
         await store.until_written(write, f"{len(self._unwritten)} forecasts and "
@@ -218,7 +218,7 @@ class ForecastStage:
         before = dt.datetime.now(UTC) - dt.timedelta(seconds=FORECASTS_KEPT_S)
         started = time.perf_counter()
         try:
-            removed = await self.app.store.prune_forecasts(before)
+            removed = await self.app.store.forecasts.prune_forecasts(before)
         except StorageError as exc:
             log.warning("forecasts: old forecasts not pruned this time: %s", exc)
             return

@@ -1,17 +1,14 @@
-"""The PriceTick record that travels on the crypto-prices topic, and its MongoDB document form."""
+"""The PriceTick record that travels on the crypto-prices topic, and the parser of its messages."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from typing import Any, Optional
 
 import faust
 
-from cryptoapp.schema import TICKER_RE, UTC, iso_z, series_id, tick_id
-
-_OPTIONAL_NUMBERS = ("bid_price", "ask_price", "volume_24h", "change_24h_pct", "market_cap", "bid_size", "ask_size")
+from cryptoapp.schema import OPTIONAL_TICK_NUMBERS, TICKER_RE, UTC, is_finite_number, iso_z, series_id, tick_id
 
 
 class InvalidTick(ValueError):
@@ -70,7 +67,7 @@ def _number(data: dict, field: str, required: bool) -> Optional[float]:
     value = data.get(field)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise InvalidTick(f"field {field!r} is {value!r}, not a finite number")
     return float(value)
 
@@ -120,37 +117,6 @@ def tick_from_json(data: Any) -> PriceTick:
         currency=str(data.get("currency") or "usd"),
         granularity=data.get("granularity"),
         fetched_at=_timestamp(data, "fetched_at", required=False),
-        **{field: _number(data, field, required=False) for field in _OPTIONAL_NUMBERS},
+        **{field: _number(data, field, required=False) for field in OPTIONAL_TICK_NUMBERS},
     )
 
-
-def to_document(tick: PriceTick, inserted_at: dt.datetime) -> dict[str, Any]:
-    """The stored form in crypto.prices (shared/DESIGN.md); `inserted_at` is set once, on insert."""
-    doc = {
-        "_id": tick.tick_id,
-        "timestamp": tick.timestamp,
-        "value": tick.value,
-        "sensor_id": tick.ticker,
-        "bid_price": tick.bid_price,
-        "ask_price": tick.ask_price,
-        "bid_size": tick.bid_size,
-        "ask_size": tick.ask_size,
-        "volume_24h": tick.volume_24h,
-        "change_24h_pct": tick.change_24h_pct,
-        "market_cap": tick.market_cap,
-        "currency": tick.currency,
-        "source": tick.source,
-        "inserted_at": inserted_at,
-    }
-    if tick.granularity:
-        doc["granularity"] = tick.granularity
-    return doc
-
-
-def from_document(doc: dict[str, Any]) -> PriceTick:
-    """The tick a stored document holds (the inverse of to_document; fields it lacks stay None)."""
-    return PriceTick(
-        ticker=doc["sensor_id"], timestamp=doc["timestamp"], value=float(doc["value"]), source=doc.get("source") or "",
-        currency=doc.get("currency") or "usd", granularity=doc.get("granularity"),
-        **{field: (float(doc[field]) if isinstance(doc.get(field), (int, float)) and not isinstance(doc.get(field), bool)
-                   else None) for field in _OPTIONAL_NUMBERS})

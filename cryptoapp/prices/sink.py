@@ -12,7 +12,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from cryptoapp.metrics import DEAD_LETTERS, WRITE_SECONDS
 from cryptoapp.prices.models import InvalidTick, decode_tick
-from cryptoapp.schema import replaces
+from cryptoapp.schema import one_tick_per_id
 from cryptoapp.streams import in_partition_of
 
 log = logging.getLogger(__name__)
@@ -63,13 +63,9 @@ async def archive(store, decoded: list[tuple], poison: list[tuple]) -> list[tupl
     stored = []
     while decoded:
         result = await store.upsert_until_stored([tick for _, tick in decoded])
-        # The store keeps one tick of each _id (schema.replaces); when that one is refused, the others with the
-        # same _id were not written either and get their own try.
-        kept: dict[str, tuple] = {}
-        for event, tick in decoded:
-            held = kept.get(tick.tick_id)
-            if held is None or replaces(tick.granularity, held[1].granularity):
-                kept[tick.tick_id] = (event, tick)
+        # The store keeps one tick of each _id (schema.one_tick_per_id); when that one is refused, the others with
+        # the same _id were not written either and get their own try.
+        kept = one_tick_per_id(decoded, tick_of=lambda pair: pair[1])
         last = {tick_id: event for tick_id, (event, _) in kept.items()}
         poison += [(last[tick_id], reason) for tick_id, reason in result.rejected.items()]
         stored += [(event, tick) for event, tick in decoded if tick.tick_id not in result.rejected]

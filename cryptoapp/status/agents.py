@@ -60,7 +60,7 @@ async def report_status() -> None:
     if app.should_stop or app.rebalancing:
         return
     try:
-        await app.store.save_status(await status_document())
+        await app.store.ticks.save_status(await status_document())
     except StorageError as exc:
         if (passed := _store_warnings.check()) is not None:
             log.warning("pipeline status not written (%s)%s; the dashboard will say the worker is gone", exc,

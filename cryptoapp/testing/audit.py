@@ -139,7 +139,7 @@ async def audit(bootstrap: str, topic: str, mongo_uri: str, database: str, group
         result.dlq_intact &= bool(headers.get("reason")) and headers.get("topic") == topic
     async with PriceStore(mongo_uri, database) as store:
         pairs = set()
-        async for doc in store.documents({"sensor_id": 1, "timestamp": 1}):
+        async for doc in store.ticks.documents({"sensor_id": 1, "timestamp": 1}):
             result.documents += 1
             result.doc_ids.add(doc["_id"])
             pairs.add((doc["sensor_id"], doc["timestamp"]))

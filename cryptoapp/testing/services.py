@@ -113,7 +113,7 @@ class PrivateServices:
         """How many documents worker `name` has stored (matching `query`)."""
         async def count() -> int:
             async with PriceStore(self.mongo_uri, name) as store:
-                return await store.count(**(query or {}))
+                return await store.ticks.count(**(query or {}))
 
         with ThreadPoolExecutor(1) as pool:  # a loop of its own: the caller may have one running
             return pool.submit(asyncio.run, count()).result()

@@ -26,8 +26,9 @@ FAST = {"initial_backoff": 0.05, "max_backoff": 0.2, "timeout": 2.0, "sweep_inte
 
 @pytest.fixture
 async def store(db):
+    """The alerts' storage (PriceStore.alerts, what RuleBook and AlertDelivery are given) on this test's database."""
     async with PriceStore(MONGO_URI, db.name) as store:
-        yield store
+        yield store.alerts
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ async def test_a_receiver_answering_500_then_200_gets_each_firing_once_and_it_is
     async with AlertDelivery(store, **FAST) as delivery:
         assert await delivery.accept([firing]) == [firing.id]
         # Redelivered by Kafka while in flight: not queued, not sent again (a finished one would be sent again,
-        # and receivers deduplicate it: crypto.alerts is not read back on this path, see PriceStore's alerts).
+        # and receivers deduplicate it: crypto.alerts is not read back on this path, see cryptoapp/storage/alerts.py).
         await async_wait_for(lambda: receiver.requests, 5, "the first POST")
         assert await delivery.accept([firing]) == []
         await async_wait_for(lambda: db.alerts.find_one({"_id": firing.id, "status": "delivered"}), 10, "delivered")

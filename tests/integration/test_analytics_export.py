@@ -10,8 +10,9 @@ import pytest
 from pymongo import MongoClient
 
 from cryptoapp.analytics.export import TICKS_SCHEMA, export_parquet, partition_path
-from cryptoapp.prices.models import PriceTick, to_document
+from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
+from cryptoapp.storage.ticks import to_document
 from cryptoapp.testing.processes import ROOT
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def archive(services, unique_name):
 
 async def export(database: str, out, **kwargs):
     async with PriceStore(os.environ.get("MONGO_URI", "mongodb://localhost:27017"), database) as store:
-        return await export_parquet(store, out, now=NOW, progress=False, **kwargs)
+        return await export_parquet(store.analytics, out, now=NOW, progress=False, **kwargs)
 
 
 def files(out) -> dict:

@@ -15,8 +15,9 @@ import subprocess
 import pytest
 from pymongo import MongoClient
 
-from cryptoapp.prices.models import PriceTick, to_document
+from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
+from cryptoapp.storage.ticks import to_document
 from cryptoapp.testing.processes import ROOT
 
 pytestmark = pytest.mark.integration

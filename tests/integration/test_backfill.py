@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from pymongo import MongoClient
 
-from cryptoapp.prices.models import PriceTick, to_document
+from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
+from cryptoapp.storage.ticks import to_document
 from cryptoapp.testing.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import Call, FakeCoinGecko, FakeCoinGeckoServer, reference
 
@@ -122,17 +123,17 @@ async def test_a_backfilled_tick_never_overwrites_a_stored_one_and_a_live_one_re
                          source="coingecko" if live else "coingecko-backfill", granularity=None if live else "5m")
 
     async with PriceStore(os.environ.get("MONGO_URI", "mongodb://localhost:27017"), db.name) as store:
-        await store.upsert([tick(0, live=True)])
-        await store.upsert([tick(i, live=False) for i in range(90)])
+        await store.ticks.upsert([tick(0, live=True)])
+        await store.ticks.upsert([tick(i, live=False) for i in range(90)])
         first = db.prices.find_one({"_id": tick(0, True).tick_id})
         assert (first["value"], first["source"], "granularity" in first) == (81450.5, "coingecko", False)
-        await store.upsert([tick(1, live=True)])  # a live tick at a backfilled time: live wins, label and all
+        await store.ticks.upsert([tick(1, live=True)])  # a live tick at a backfilled time: live wins, label and all
         second = db.prices.find_one({"_id": tick(1, True).tick_id})
         assert (second["value"], second["source"], "granularity" in second) == (81450.5, "coingecko", False)
         # The same backfilled ticks again (a second run, a replay): nothing changes. Fewer than 100, as
         # FerretDB 1.24 hangs a database on one command updating 100 stored documents.
         before = list(db.prices.find().sort("_id", 1))
-        await store.upsert([tick(i, live=False) for i in range(90)])
+        await store.ticks.upsert([tick(i, live=False) for i in range(90)])
         assert list(db.prices.find().sort("_id", 1)) == before
         assert db.prices.count_documents({"granularity": "5m"}) == 88
 

@@ -30,17 +30,17 @@ async def test_forecasts_and_scores_are_stored_once_rewritten_in_place_pruned_an
     docs = forecast_documents(made)
     async with PriceStore(services["mongo_uri"], db.name) as store:
         started = time.perf_counter()
-        assert await store.write_forecasts(docs[:-4]) == len(docs) - 4
+        assert await store.forecasts.write_forecasts(docs[:-4]) == len(docs) - 4
         first_write_s = time.perf_counter() - started
         # A restart replays the last bars: their forecasts come again with the new ones.
-        assert await store.write_forecasts(docs[-40:]) == 4
+        assert await store.forecasts.write_forecasts(docs[-40:]) == 4
         assert db.forecasts.count_documents({}) == len(docs)
         started = time.perf_counter()
-        await store.write_forecast_scores(score_documents(forecaster.score_rows()))
+        await store.forecasts.write_forecast_scores(score_documents(forecaster.score_rows()))
         scores_write_s = time.perf_counter() - started
         for bar in bars(sine(401))[-1:]:
             forecaster.update(bar)
-        await store.write_forecast_scores(score_documents(forecaster.score_rows()))
+        await store.forecasts.write_forecast_scores(score_documents(forecaster.score_rows()))
         assert sorted(d["_id"] for d in db.forecast_scores.find()) == [
             "BTC_linear_5m", "BTC_linear_60m", "BTC_snarimax_5m", "BTC_snarimax_60m"]
         assert db.forecast_scores.find_one({"_id": "BTC_linear_5m"})["total_points"] == 401 - 5 - 5
@@ -56,7 +56,7 @@ async def test_forecasts_and_scores_are_stored_once_rewritten_in_place_pruned_an
         linear_5 = scores[(scores["model"] == "linear") & (scores["horizon_min"] == 5)]
         assert linear_5["verdict"].item() == "beats naive"
 
-        pruned = await store.prune_forecasts(newest - dt.timedelta(minutes=30))
+        pruned = await store.forecasts.prune_forecasts(newest - dt.timedelta(minutes=30))
         assert pruned > 0 and db.forecasts.count_documents({}) == len(docs) - pruned
         assert db.forecasts.count_documents({"target_at": {"$lt": newest - dt.timedelta(minutes=30)}}) == 0
     print(f"\nforecast writes on {services['mongo_uri']}: {len(docs) - 4} forecasts {first_write_s * 1000:.0f} ms, "

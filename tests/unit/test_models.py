@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick, to_document
-from cryptoapp.schema import tick_id
+from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
+from cryptoapp.schema import one_tick_per_id, tick_id
+from cryptoapp.storage.ticks import to_document
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -89,3 +90,15 @@ def test_encode_decode_round_trip():
 def test_poison_messages_are_named(raw, reason):
     with pytest.raises(InvalidTick, match=reason):
         decode_tick(raw)
+
+
+def test_of_ticks_sharing_an_id_the_last_live_one_is_kept_and_history_never_replaces_a_tick():
+    first, last = tick(value=1.0), tick(value=2.0)
+    backfilled = tick(value=3.0, source="coingecko-backfill", granularity="5m")
+    other = tick(timestamp=T0 + dt.timedelta(minutes=1))
+    assert one_tick_per_id([first, backfilled, last, other]) == {first.tick_id: last, other.tick_id: other}
+    refilled = tick(value=4.0, granularity="5m")
+    assert one_tick_per_id([first, backfilled, refilled]) == {first.tick_id: first}
+    assert one_tick_per_id([backfilled, refilled]) == {first.tick_id: refilled}  # no live tick: the last of history
+    pairs = [("a", backfilled), ("b", first)]  # the sink's (event, tick) pairs
+    assert one_tick_per_id(pairs, tick_of=lambda pair: pair[1]) == {first.tick_id: ("b", first)}
