@@ -25,8 +25,8 @@ from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.coins import Coin, load_catalogue, read_catalogue, resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
-from cryptoapp.schema import COINGECKO
-from cryptoapp.settings import EXCHANGE, ConfigError, Settings, apply_flags, settings
+from cryptoapp.schema import COINGECKO, EXCHANGE
+from cryptoapp.settings import ConfigError, Settings, apply_flags, settings
 from cryptoapp.sources import PriceSource, make_source
 from cryptoapp.sources.budget import request_budget
 from cryptoapp.sources.coingecko import CoinGeckoClient

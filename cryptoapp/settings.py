@@ -21,11 +21,9 @@ from cryptoapp.coins import parse_top
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, parse_models
 from cryptoapp.forecasts.online import DEFAULT_HORIZONS, parse_horizons
 from cryptoapp.forecasts.scoring import WINDOW
-from cryptoapp.schema import COINGECKO, DEFAULT_SYMBOLS, SIMULATED
+from cryptoapp.schema import COINGECKO, DEFAULT_SYMBOLS, SIMULATED, SOURCES
 from cryptoapp.uris import mask_uri, mongo_servers
 
-EXCHANGE = "exchange"  # the CRYPTO_SOURCES name of the exchange stream; its ticks carry the exchange's id
-SOURCES = (COINGECKO, SIMULATED, EXCHANGE)
 # Binance US lists all five default coins against USD (USDT as USDT/USD), reachable without a key
 # (shared/reference/exchanges.md); its @ticker stream carries bid, ask, their sizes, last and event time.
 DEFAULT_EXCHANGE = "binanceus"
