@@ -6,6 +6,7 @@ import pytest
 
 from cryptoapp.coins import Coin, resolve, resolve_all
 from cryptoapp.settings import ConfigError, apply_flags, load, parse_symbols
+from cryptoapp.settings import dashboard
 from cryptoapp.uris import kafka_servers, mask_uri, mongo_servers
 
 
@@ -97,8 +98,8 @@ def test_coins_resolve_from_ids_or_tickers():
 
 
 def test_dashboard_environment_wins_over_streamlit_secrets_which_win_over_defaults():
-    s = load({"MONGO_DB": "env", "DASHBOARD_REFRESH": "5"},
-             {"MONGO_DB": "secret", "MONGO_URI": "mongodb://db.example:27018", "CRYPTO_INTERVAL": 2})
+    s = dashboard.load({"MONGO_DB": "env", "DASHBOARD_REFRESH": "5"},
+                       {"MONGO_DB": "secret", "MONGO_URI": "mongodb://db.example:27018", "CRYPTO_INTERVAL": 2})
     assert (s.mongo_db, s.mongo_uri, s.refresh, s.interval) == ("env", "mongodb://db.example:27018", 5.0, 2.0)
 
 
@@ -109,7 +110,13 @@ def test_dashboard_environment_wins_over_streamlit_secrets_which_win_over_defaul
 ])
 def test_unusable_dashboard_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
-        load(env)
+        dashboard.load(env)
+
+
+def test_the_dashboard_reads_only_its_own_settings():
+    s = dashboard.load({"CRYPTO_SOURCE": "binance", "CRYPTO_FORECASTS": "0", "CRYPTO_CANDLES": "0", "WEB_PORT": "x"})
+    assert (s.interval, s.refresh, s.forecasts, s.server) == (60.0, 10.0, False, "localhost:27017")
+    assert not hasattr(s, "symbols") and not hasattr(s, "topic")
 
 
 @pytest.mark.parametrize("uri, masked", [
