@@ -58,7 +58,7 @@ class Settings(SharedSettings):
     web_port: Count = Field(6066, alias="WEB_PORT")
     web_bind: str = Field("127.0.0.1", alias="WEB_BIND")
     app_id: str = Field("cryptoapp", alias="CRYPTO_APP_ID")
-    topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")
+    topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")  # the prices topic; the others are named below
     partitions: Count = Field(8, alias="CRYPTO_PARTITIONS")  # fixed once the topics exist; more workers share them
     datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
     # How long Kafka waits for a worker that stopped answering before its partitions go to the others (static
@@ -166,22 +166,47 @@ class Settings(SharedSettings):
         """The CoinGecko key itself; everywhere else it is a SecretStr that prints as **********."""
         return self.coingecko_api_key.get_secret_value() if self.coingecko_api_key else None
 
+    # --- the topics' names: every topic the app declares is named here and nowhere else ---
+
+    def _beside_prices(self, kind: str) -> str:
+        """crypto-prices -> crypto-<kind> (a test's own <name>-prices -> <name>-<kind>)."""
+        return f"{self.topic.removesuffix('prices').rstrip('-')}-{kind}"
+
     @property
     def dlq_topic(self) -> str:
+        """The prices topic's dead letters, the messages that are not a PriceTick (crypto-prices-dlq)."""
         return f"{self.topic}-dlq"
 
     @property
     def candles_topic(self) -> str:
-        """crypto-prices -> crypto-candles (a test's own <name>-prices -> <name>-candles)."""
-        return f"{self.topic.removesuffix('prices').rstrip('-')}-candles"
+        """Every bar the candles agent updates or closes (crypto-candles)."""
+        return self._beside_prices("candles")
 
     @property
     def alerts_topic(self) -> str:
         """CRYPTO_ALERTS_TOPIC, else the prices topic's name with -prices made -alerts (crypto-alerts), so a
         second pipeline with its own CRYPTO_TOPIC never reads another's firings."""
-        if self.alerts_topic_name:
-            return self.alerts_topic_name
-        return f"{self.topic.removesuffix('prices').rstrip('-')}-alerts"
+        return self.alerts_topic_name or self._beside_prices("alerts")
+
+    @property
+    def candle_replay_topic(self) -> str:
+        """Stored ticks for the candles alone, never archived again (`cryptoapp candles rebuild`)."""
+        return f"{self.app_id}-candle-replay"
+
+    @property
+    def candle_clock_topic(self) -> str:
+        """The leader's time, sent to every partition so that a quiet coin's bars close too."""
+        return f"{self.app_id}-candle-clock"
+
+    @property
+    def view_ticks_topic(self) -> str:
+        """The sink's stored ticks, a message per series and batch, for the serving views."""
+        return f"{self.app_id}-view-ticks"
+
+    @property
+    def forecast_minutes_topic(self) -> str:
+        """The closed minutes the views agent relays to the forecasting agent, its one reader."""
+        return f"{self.app_id}-forecast-minutes"
 
 
 def load(environ: Mapping[str, Any] | None = None) -> Settings:

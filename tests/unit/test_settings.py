@@ -119,6 +119,18 @@ def test_the_dashboard_reads_only_its_own_settings():
     assert not hasattr(s, "symbols") and not hasattr(s, "topic")
 
 
+def test_every_topic_is_named_by_the_worker_settings():
+    s = load({})
+    assert (s.topic, s.dlq_topic, s.candles_topic, s.alerts_topic) == (
+        "crypto-prices", "crypto-prices-dlq", "crypto-candles", "crypto-alerts")
+    assert (s.candle_replay_topic, s.candle_clock_topic, s.view_ticks_topic, s.forecast_minutes_topic) == (
+        "cryptoapp-candle-replay", "cryptoapp-candle-clock", "cryptoapp-view-ticks", "cryptoapp-forecast-minutes")
+    s = load({"CRYPTO_TOPIC": "t1-prices", "CRYPTO_APP_ID": "t1"})
+    assert (s.dlq_topic, s.candles_topic, s.alerts_topic, s.view_ticks_topic) == (
+        "t1-prices-dlq", "t1-candles", "t1-alerts", "t1-view-ticks")
+    assert load({"CRYPTO_ALERTS_TOPIC": "mine"}).alerts_topic == "mine"
+
+
 @pytest.mark.parametrize("uri, masked", [
     ("mongodb://localhost:27017", "mongodb://localhost:27017"),
     ("mongodb://bob:hunter2@db:27017/crypto", "mongodb://bob:***@db:27017/crypto"),
