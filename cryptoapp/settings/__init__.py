@@ -9,20 +9,16 @@ from cryptoapp.settings.base import ConfigError
 from cryptoapp.uris import mask_uri
 
 __all__ = ["ConfigError", "mask_uri"]
-_WORKER_NAMES = frozenset({"Settings", "load", "apply_flags", "parse_symbols", "parse_sources",
+_WORKER_NAMES = frozenset({"Settings", "UnusableSettings", "load", "apply_flags", "parse_symbols", "parse_sources",
                            "DEFAULT_EXCHANGE", "DEFAULT_MAX_HZ", "DEFAULT_STALL_S"})
 
 
 def __getattr__(name: str):
-    """The worker's names; `settings` is the worker's settings, read from the environment on first use."""
+    """The worker's names; `settings` is the worker's settings, read from the environment on first use (a bad
+    setting raises UnusableSettings, a ConfigError)."""
     if name == "settings":
-        from cryptoapp.settings.worker import load
-        try:
-            value = load()
-        except ConfigError as exc:  # a bad setting is the user's to fix: one line, no traceback
-            raise SystemExit(f"cryptoapp: {exc}") from None
-        globals()["settings"] = value
-        return value
+        from cryptoapp.settings.worker import from_environment
+        return from_environment()
     if name in _WORKER_NAMES:
         from cryptoapp.settings import worker
         return getattr(worker, name)

@@ -3,6 +3,7 @@
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Optional
 
+import click
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode
 
@@ -209,9 +210,35 @@ class Settings(SharedSettings):
         return f"{self.app_id}-forecast-minutes"
 
 
+class UnusableSettings(ConfigError, click.ClickException):
+    """A ConfigError as the worker starts: Python code that imports the app can catch it, and Faust's command line
+    (click: `faust -A cryptoapp.app worker`) prints it as one line, `cryptoapp: <message>`, and exits with 1."""
+
+    def __init__(self, message: str):
+        click.ClickException.__init__(self, message)
+
+    def show(self, file=None) -> None:
+        click.echo(f"cryptoapp: {self.message}", file=file, err=file is None)
+
+
 def load(environ: Mapping[str, Any] | None = None) -> Settings:
     """The worker's settings from `environ` (default os.environ), then the defaults."""
     return load_settings(Settings, environ)
+
+
+_from_environment: Optional[Settings] = None
+
+
+def from_environment() -> Settings:
+    """The worker's settings, read from os.environ on first use and shared from then on (the app, its agents and
+    commands, `from cryptoapp.settings import settings`); raises UnusableSettings on a bad setting."""
+    global _from_environment
+    if _from_environment is None:
+        try:
+            _from_environment = load()
+        except ConfigError as exc:
+            raise UnusableSettings(str(exc)) from None
+    return _from_environment
 
 
 def apply_flags(s: Settings, argv: Sequence[str]) -> list[str]:

@@ -1,6 +1,10 @@
 """Configuration: environment defaults, coin names, sources, the seed's flags, password masking."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -129,6 +133,24 @@ def test_every_topic_is_named_by_the_worker_settings():
     assert (s.dlq_topic, s.candles_topic, s.alerts_topic, s.view_ticks_topic) == (
         "t1-prices-dlq", "t1-candles", "t1-alerts", "t1-view-ticks")
     assert load({"CRYPTO_ALERTS_TOPIC": "mine"}).alerts_topic == "mine"
+
+
+def test_importing_the_app_with_a_bad_setting_raises_a_config_error_not_system_exit():
+    # A fresh interpreter: this one has imported the app already, with the tests' own settings.
+    code = ("import cryptoapp.app, cryptoapp.settings\n"
+            "try:\n    from cryptoapp.app import app\n"
+            "except cryptoapp.settings.ConfigError as exc:\n    print('ConfigError:', exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_INTERVAL": "fast"})
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == "ConfigError: CRYPTO_INTERVAL='fast' is not a number: set it to a number above 0 s\n"
+
+
+@pytest.mark.parametrize("command", [["-m", "cryptoapp", "worker"], ["-m", "faust", "-A", "cryptoapp.app", "worker"]])
+def test_a_bad_setting_stops_the_worker_with_one_line_whichever_command_starts_it(command):
+    out = subprocess.run([sys.executable, *command, "-l", "info"], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_PARTITIONS": "0"})
+    assert (out.returncode, out.stdout, out.stderr) == (1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive\n")
 
 
 @pytest.mark.parametrize("uri, masked", [
