@@ -1,14 +1,12 @@
-"""cryptoapp's settings: a shared base (base.py) and one class per process, the worker's and the dashboard's.
-
-`from cryptoapp.settings import Settings, load, apply_flags, settings, ...` names the worker's. They are imported on
-first use, so the dashboard, which imports cryptoapp.settings.dashboard, never loads the worker's settings nor the
-domain modules (coins, forecasts) they parse with.
-"""
+"""cryptoapp's settings: a shared base (base.py) and one class per process, the worker's and the dashboard's."""
 
 from cryptoapp.settings.base import ConfigError
 from cryptoapp.uris import mask_uri
 
 __all__ = ["ConfigError", "mask_uri"]
+# `from cryptoapp.settings import Settings, load, apply_flags, settings, ...` names the worker's. They are imported on
+# first use, so the dashboard, which imports cryptoapp.settings.dashboard, never loads the worker's settings nor the
+# domain modules (coins, forecasts) they parse with.
 _WORKER_NAMES = frozenset({"Settings", "UnusableSettings", "load", "apply_flags", "parse_symbols", "parse_sources",
                            "DEFAULT_EXCHANGE", "DEFAULT_MAX_HZ", "DEFAULT_STALL_S"})
 
