@@ -22,7 +22,9 @@ from cryptoapp.coins import Coin, resolve_all
 from cryptoapp.logs import RepeatedClientLines
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
-from cryptoapp.settings import EXCHANGE, ConfigError, Settings, apply_flags, settings
+from cryptoapp.schema import EXCHANGE
+from cryptoapp.settings import ConfigError
+from cryptoapp.settings.worker import Settings, UnusableSettings, apply_flags, from_environment
 from cryptoapp.sources import PriceSource, make_source
 from cryptoapp.sources.budget import request_budget
 from cryptoapp.sources.catalogue import resolve_coins
@@ -201,59 +203,74 @@ def check_sources(s: Settings) -> None:
         exchange_class(s.exchange)
 
 
+# A bad setting is the user's to fix: one line, no traceback, before anything starts. Importing this module never
+# raises: without usable settings the app, its topics and its table are not made, and whatever asks for them gets
+# the error (__getattr__ below): code gets a ConfigError, `cryptoapp` and `python -m cryptoapp` print it (main),
+# and so does `faust -A cryptoapp.app worker` (click, Faust's command line, prints an UnusableSettings itself).
+_unusable: Optional[UnusableSettings] = None
 try:
+    settings = from_environment()
     check_sources(settings)
-except ConfigError as exc:  # the user's to fix: one line, no traceback, before anything starts
-    raise SystemExit(f"cryptoapp: {exc}") from None
+except ConfigError as exc:
+    _unusable = UnusableSettings(str(exc))
+else:
+    app = PricesApp(
+        settings.app_id,
+        settings=settings,
+        broker=settings.kafka_broker,
+        autodiscover=True,
+        origin="cryptoapp",
+        store="memory://",  # the table is rebuilt from its changelog topic at start-up
+        datadir=settings.datadir,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
+        producer_acks=-1,
+        # A topic created as the worker starts can be missing from the first metadata its consumer reads ("Ignoring
+        # missing topic"); aiokafka only rejoins when a later metadata read shows it. At the 5-minute default a new
+        # worker could stay without the leader topic (no prices fetched) that long; 10 s costs one small request.
+        consumer_metadata_max_age_ms=10_000,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        TableManager=ResumeLastTableManager,  # with KafkaTransport below: Faust's own lost ticks on restarts
+    )
 
-app = PricesApp(
-    settings.app_id,
-    settings=settings,
-    broker=settings.kafka_broker,
-    autodiscover=True,
-    origin="cryptoapp",
-    store="memory://",  # the table is rebuilt from its changelog topic at start-up
-    datadir=settings.datadir,
-    topic_partitions=settings.partitions,
-    consumer_auto_offset_reset="earliest",  # a new consumer group reads every tick already in Kafka
-    producer_acks=-1,
-    # A topic created as the worker starts can be missing from the first metadata its consumer reads ("Ignoring
-    # missing topic"); aiokafka only rejoins when a later metadata read shows it. At the 5-minute default a new
-    # worker could stay without the leader topic (no prices fetched) that long; 10 s costs one small request.
-    consumer_metadata_max_age_ms=10_000,
-    broker_session_timeout=settings.session_timeout,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
-    web_port=settings.web_port,
-    web_bind=settings.web_bind,
-    web_host=settings.web_bind,
-    TableManager=ResumeLastTableManager,  # with KafkaTransport below: Faust's own lost ticks on restarts
-)
+    # Faust's own metrics (messages, tables, commits, send latency) and cryptoapp's (cryptoapp/metrics.py) at /metrics.
+    setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
 
-# Faust's own metrics (messages, tables, commits, send latency) and cryptoapp's (cryptoapp/metrics.py) at /metrics.
-setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
+    # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
+    # not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,
+    # and a key that is not UTF-8 would crash the agent and stall the stream.
+    prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", value_type=bytes,
+                             value_serializer="raw", partitions=settings.partitions, internal=True)
+    dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
+                             value_type=bytes, value_serializer="raw", partitions=1, internal=True)
 
-# Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
-# not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,
-# and a key that is not UTF-8 would crash the agent and stall the stream.
-prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", value_type=bytes,
-                         value_serializer="raw", partitions=settings.partitions, internal=True)
-dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
-                         value_type=bytes, value_serializer="raw", partitions=1, internal=True)
+    latest_prices = app.Table(
+        "latest_prices",
+        key_type=str,
+        value_type=PriceTick,
+        partitions=settings.partitions,
+        # The changelog is compacted, but Kafka only compacts closed segments (default: after 7 days), so a
+        # restart re-read every tick since; a segment a minute keeps it near one record per coin.
+        extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
+        help="Ticker -> its newest PriceTick (by source timestamp); restored from the changelog on restart.",
+    )
 
-latest_prices = app.Table(
-    "latest_prices",
-    key_type=str,
-    value_type=PriceTick,
-    partitions=settings.partitions,
-    # The changelog is compacted, but Kafka only compacts closed segments (default: after 7 days), so a
-    # restart re-read every tick since; a segment a minute keeps it near one record per coin.
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
-    help="Ticker -> its newest PriceTick (by source timestamp); restored from the changelog on restart.",
-)
+
+def __getattr__(name: str):
+    # Only reached when a name above was not made: the settings were unusable, and the importer is told why.
+    if _unusable is not None and name in ("settings", "app", "prices_topic", "dead_letters", "latest_prices"):
+        raise _unusable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """`cryptoapp worker -l info [--symbols ...] [--interval S] [--mongo-uri URI]`."""
+    if _unusable is not None:
+        sys.exit(f"cryptoapp: {_unusable}")
     try:
         sys.argv[1:] = apply_flags(settings, sys.argv[1:])
     except ConfigError as exc:

@@ -24,6 +24,8 @@ DEFAULT_TICKERS = ("BTC", "ETH", "BNB", "USDT", "USDC")  # the tickers of DEFAUL
 COINGECKO = "coingecko"
 COINGECKO_BACKFILL = "coingecko-backfill"  # history from market_chart/range, with a `granularity`
 SIMULATED = "simulated"  # offline demo data; labelled as such wherever it is shown
+EXCHANGE = "exchange"  # the CRYPTO_SOURCES name of the exchange stream; its ticks carry the exchange's id
+SOURCES = (COINGECKO, SIMULATED, EXCHANGE)  # what CRYPTO_SOURCE and CRYPTO_SOURCES may name
 # Sources whose ticks keep the seed's `_id` (<TICKER>_<time>): CoinGecko's live and backfilled ticks of
 # one moment are one observation, and the offline demo stands in for CoinGecko. Any other source
 # (an exchange) puts its name in the `_id`, so no two sources' ticks ever share one.

@@ -8,7 +8,7 @@ import datetime as dt
 import streamlit as st
 
 from cryptoapp.alerts.rules import KINDS, RuleError, new_rule
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import cache, data, formatting, ui
 from dashboard.alert_tables import coins_with_bid_ask, firings_frame, rules_frame
 
@@ -23,7 +23,7 @@ TOASTED = "alerts_toasted"  # session state: ids of the recent firings this sess
 BADGE_NAMES = 3  # rules named in the badge; the Alerts tab lists them all
 
 
-def _form(settings: Settings, db) -> None:
+def _form(settings: DashboardSettings, db) -> None:
     latest = cache.series(settings.mongo_uri, settings.mongo_db)  # the newest tick of every series
     coins = list(dict.fromkeys(latest["sensor_id"]))
     with st.form("new_alert", clear_on_submit=False, border=True):
@@ -86,7 +86,7 @@ def _rules(db) -> None:
         delete.button("Delete", key=f"delete_{row.id}", on_click=_act, args=(db, row.id, "delete"))
 
 
-def _firings(settings: Settings) -> None:
+def _firings(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "alerts list"):
         firings = firings_frame(data.recent_firings(cache.database(settings)))
         st.markdown("**Recent alerts**")
@@ -99,7 +99,7 @@ def _firings(settings: Settings) -> None:
                                     "threshold": st.column_config.NumberColumn(format="%.6g")})
 
 
-def render(settings: Settings) -> None:
+def render(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "alerts tab"):
         db = cache.database(settings)
         _form(settings, db)
@@ -114,7 +114,7 @@ def _recent(uri: str, db_name: str, end: dt.datetime) -> list[dict]:
     return data.recent_firings(cache.client(uri)[db_name], since=end - dt.timedelta(seconds=RECENT_S))
 
 
-def recent_badge(settings: Settings) -> None:
+def recent_badge(settings: DashboardSettings) -> None:
     """On the real-time tab: a badge counting the firings of the last 10 minutes with the newest rules named,
     and a toast for each firing that arrives while the page is open (the ones there at first load only count)."""
     now = dt.datetime.now(dt.timezone.utc)

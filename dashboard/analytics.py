@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analytics_charts, cache, data, formatting, ui
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 
 RESULTS_TTL_S = 60  # results change only when `make analytics` runs
 REFRESH_HINT = ("Refresh with `make analytics` (export to Parquet, Spark jobs, load into MongoDB; "
@@ -35,7 +35,7 @@ def run_caption(run: dict, now: dt.datetime) -> str:
     return " · ".join(parts)
 
 
-def render(settings: Settings) -> None:
+def render(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "analytics tab"):
         with st.spinner("Reading the analytics results…"):
             run, daily, pairs = results(settings.mongo_uri, settings.mongo_db)

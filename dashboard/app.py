@@ -4,7 +4,8 @@ import os
 
 import streamlit as st
 
-from cryptoapp.settings import ConfigError, load
+from cryptoapp.settings import ConfigError
+from cryptoapp.settings.dashboard import load
 from dashboard import alerts, analytics, cache, data, history, realtime, ui
 
 

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import data
 
 # Every read is one or two small view documents (milliseconds); a server that takes this long is stuck or overloaded,
@@ -23,7 +23,7 @@ def client(uri: str):
     return data.connect(uri, query_timeout_s=QUERY_TIME_LIMIT_S)
 
 
-def database(settings: Settings):
+def database(settings: DashboardSettings):
     return client(settings.mongo_uri)[settings.mongo_db]
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import cache, data, forecast_charts
 
 READ_MINUTES = 120  # forecasts made in the last two hours are read: the newest bar's are among them
@@ -50,7 +50,7 @@ def _reach(fig: go.Figure, until: pd.Timestamp) -> None:
         fig.update_xaxes(range=[shown[0], until])
 
 
-def render(settings: Settings, ticker: str, frame: pd.DataFrame, fig: go.Figure, *, series: str | None = None
+def render(settings: DashboardSettings, ticker: str, frame: pd.DataFrame, fig: go.Figure, *, series: str | None = None
            ) -> go.Figure:
     """Adds `ticker`'s forecasts that beat naive to `fig` (its history chart, of the data in `frame`, whose
     attrs start and end are the window) and writes the forecast panel at the point of the call; returns `fig`.

@@ -10,7 +10,7 @@ import functools
 import pandas as pd
 import streamlit as st
 
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import alert_tables, cache, charts, export, forecasts, indicators, resolution, ui
 from dashboard.data import MAX_HOURS, RESOLUTION_CHOICES
 
@@ -78,7 +78,7 @@ def downloads(frame: pd.DataFrame, lines, fig, choice: Choice) -> None:
                         icon=":material/download:", on_click="ignore", key="history_csv")
 
 
-def load(settings: Settings, choice: Choice, end: dt.datetime) -> tuple[pd.DataFrame, int | None]:
+def load(settings: DashboardSettings, choice: Choice, end: dt.datetime) -> tuple[pd.DataFrame, int | None]:
     """The frame to draw, and the number of bars found when auto candlesticks fell back to the ticks."""
     asked = resolution.requested(choice.resolution, choice.mode, choice.hours)
     frame = cache.history(settings.mongo_uri, settings.mongo_db, choice.series, choice.hours, asked, end)
@@ -89,7 +89,7 @@ def load(settings: Settings, choice: Choice, end: dt.datetime) -> tuple[pd.DataF
     return frame, None
 
 
-def render(settings: Settings) -> None:
+def render(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "history tab"):
         latest = cache.series(settings.mongo_uri, settings.mongo_db)
         if latest.empty:

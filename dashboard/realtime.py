@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from cryptoapp.schema import SIMULATED
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import alerts, cache, charts, formatting, ui
 
 CARDS_PER_ROW = 5
@@ -64,7 +64,7 @@ def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[st
             _updated(tick, "last" + (", bid, ask" if quoted else ""), name, now, interval_s)
 
 
-def _live_panel(settings: Settings) -> None:
+def _live_panel(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "real-time tab"):
         state = ui.pipeline_status(settings)
         alerts.recent_badge(settings)
@@ -109,6 +109,6 @@ def _live_panel(settings: Settings) -> None:
                    "their quote currency (USDT is not the dollar).")
 
 
-def render(settings: Settings) -> None:
+def render(settings: DashboardSettings) -> None:
     # Only this panel reruns on the timer; the rest of the page (and the user's widgets) stay put.
     st.fragment(_live_panel, run_every=settings.refresh)(settings)

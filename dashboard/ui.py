@@ -9,7 +9,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from cryptoapp.settings import Settings
+from cryptoapp.settings.dashboard import DashboardSettings
 from cryptoapp.uris import mask_uri
 from dashboard import cache, data, status
 from dashboard.charts import SOURCE_NAMES
@@ -21,7 +21,7 @@ START_WORKER = ("Start the worker with `make run` (live CoinGecko prices), or `m
                 "(simulated prices), and wait one poll interval.")
 
 
-def unreachable(settings: Settings, exc: DataUnavailable) -> str:
+def unreachable(settings: DashboardSettings, exc: DataUnavailable) -> str:
     return (f"Cannot reach MongoDB at {settings.server} (database `{settings.mongo_db}`): {exc}. "
             f"Start it with `make services` (or `scripts/services.sh up mongo`), or point MONGO_URI at "
             f"your server (now `{mask_uri(settings.mongo_uri)}`).")
@@ -30,7 +30,7 @@ def unreachable(settings: Settings, exc: DataUnavailable) -> str:
 MONGODB_ERROR = "mongodb_error"  # session state: the start-up ping's error, shown without a second ping
 
 
-def mongodb_unreachable(settings: Settings) -> None:
+def mongodb_unreachable(settings: DashboardSettings) -> None:
     """The page while MongoDB cannot be reached (a fragment rerun every refresh): the error, or the whole
     page again once the server answers."""
     error = st.session_state.pop(MONGODB_ERROR, None)
@@ -45,7 +45,7 @@ def mongodb_unreachable(settings: Settings) -> None:
     st.caption(f"Trying again every {settings.refresh:g} s; the page comes back by itself once MongoDB answers.")
 
 
-def no_data(settings: Settings, what: str) -> str:
+def no_data(settings: DashboardSettings, what: str) -> str:
     return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
 
 
@@ -68,7 +68,7 @@ def sources_of(frame: pd.DataFrame) -> list[str]:
 
 
 @contextlib.contextmanager
-def guarded(settings: Settings, what: str):
+def guarded(settings: DashboardSettings, what: str):
     """Known failures become one clear line; a bug is logged with its traceback and the page says where."""
     try:
         yield
@@ -84,7 +84,7 @@ def guarded(settings: Settings, what: str):
                  "(.local/logs/dashboard.log when started by `make run`).")
 
 
-def pipeline_status(settings: Settings) -> status.Status:
+def pipeline_status(settings: DashboardSettings) -> status.Status:
     """The workers' status as one line under the title: green, or what needs the user's attention."""
     now = dt.datetime.now(dt.timezone.utc)
     try:

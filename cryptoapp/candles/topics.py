@@ -19,10 +19,10 @@ def raw_topic(*names: str, declare: bool = True):
 candles_topic = raw_topic(settings.candles_topic)
 # Ticks for the candles only, never archived: what `cryptoapp candles rebuild` reads back from the archive for a
 # running worker's open bars (a worker started on an archive it never saw).
-replay_topic = raw_topic(f"{settings.app_id}-candle-replay")
-clock_topic = raw_topic(f"{settings.app_id}-candle-clock")
+replay_topic = raw_topic(settings.candle_replay_topic)
+clock_topic = raw_topic(settings.candle_clock_topic)
 # The sink's stored ticks, a message per series and batch, for the views (rings of recent ticks, crypto.latest).
-view_ticks_topic = raw_topic(f"{settings.app_id}-view-ticks")
+view_ticks_topic = raw_topic(settings.view_ticks_topic)
 
 candle_minutes = app.Table(
     "candle_minutes", key_type=str, partitions=settings.partitions,

@@ -8,7 +8,8 @@ import logging
 from typing import Callable, Optional
 
 from cryptoapp.coins import Coin
-from cryptoapp.settings import EXCHANGE, Settings
+from cryptoapp.schema import EXCHANGE
+from cryptoapp.settings.worker import Settings
 from cryptoapp.sources.exchange import ExchangeSource, Publish
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ def db(page_db):
 def alerts_tab():
     import os
 
-    from cryptoapp.settings import load
+    from cryptoapp.settings.dashboard import load
     from dashboard import alerts
 
     alerts.render(load(os.environ))
@@ -35,7 +35,7 @@ def alerts_tab():
 def recent_badge():
     import os
 
-    from cryptoapp.settings import load
+    from cryptoapp.settings.dashboard import load
     from dashboard import alerts
 
     alerts.recent_badge(load(os.environ))

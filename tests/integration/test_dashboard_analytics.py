@@ -17,7 +17,7 @@ def tab():
     import os
 
     from dashboard import analytics
-    from cryptoapp.settings import load
+    from cryptoapp.settings.dashboard import load
 
     analytics.render(load(os.environ))
 

@@ -45,7 +45,7 @@ def history_tab():
     import pandas as pd
     import streamlit as st
 
-    from cryptoapp.settings import load
+    from cryptoapp.settings.dashboard import load
     from dashboard import charts, forecasts
     from dashboard.data import BAR_COLUMNS
 

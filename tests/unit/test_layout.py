@@ -38,11 +38,22 @@ def test_one_module_per_process_imports_the_driver():
 
 
 @pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.indicators", "dashboard.export", "cryptoapp.schema",
-                                    "cryptoapp.settings"])
+                                    "cryptoapp.settings", "cryptoapp.settings.worker", "cryptoapp.settings.dashboard"])
 def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
     code = f"import sys, {module}; print(sorted(m for m in ('pymongo', 'faust', 'streamlit') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_the_dashboards_settings_pull_in_no_worker_module():
+    # The dashboard's settings and the modules every page imports: none of the worker's libraries (Faust, River,
+    # ccxt) nor the worker's settings and the domain modules they parse with.
+    worker_only = "('cryptoapp.settings.worker', 'cryptoapp.coins', 'cryptoapp.forecasts', 'cryptoapp.app')"
+    code = ("import sys, dashboard.ui, dashboard.cache, cryptoapp.settings.dashboard; print(sorted(m for m in "
+            f"sys.modules if m.split('.')[0] in ('faust', 'river', 'ccxt', 'aiokafka') "
+            f"or m.startswith({worker_only})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_nothing_outside_tests_imports_the_tests():

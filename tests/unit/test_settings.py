@@ -1,11 +1,16 @@
 """Configuration: environment defaults, coin names, sources, the seed's flags, password masking."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cryptoapp.coins import Coin, resolve, resolve_all
 from cryptoapp.settings import ConfigError, apply_flags, load, parse_symbols
+from cryptoapp.settings import dashboard
 from cryptoapp.uris import kafka_servers, mask_uri, mongo_servers
 
 
@@ -97,8 +102,8 @@ def test_coins_resolve_from_ids_or_tickers():
 
 
 def test_dashboard_environment_wins_over_streamlit_secrets_which_win_over_defaults():
-    s = load({"MONGO_DB": "env", "DASHBOARD_REFRESH": "5"},
-             {"MONGO_DB": "secret", "MONGO_URI": "mongodb://db.example:27018", "CRYPTO_INTERVAL": 2})
+    s = dashboard.load({"MONGO_DB": "env", "DASHBOARD_REFRESH": "5"},
+                       {"MONGO_DB": "secret", "MONGO_URI": "mongodb://db.example:27018", "CRYPTO_INTERVAL": 2})
     assert (s.mongo_db, s.mongo_uri, s.refresh, s.interval) == ("env", "mongodb://db.example:27018", 5.0, 2.0)
 
 
@@ -109,7 +114,43 @@ def test_dashboard_environment_wins_over_streamlit_secrets_which_win_over_defaul
 ])
 def test_unusable_dashboard_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
-        load(env)
+        dashboard.load(env)
+
+
+def test_the_dashboard_reads_only_its_own_settings():
+    s = dashboard.load({"CRYPTO_SOURCE": "binance", "CRYPTO_FORECASTS": "0", "CRYPTO_CANDLES": "0", "WEB_PORT": "x"})
+    assert (s.interval, s.refresh, s.forecasts, s.server) == (60.0, 10.0, False, "localhost:27017")
+    assert not hasattr(s, "symbols") and not hasattr(s, "topic")
+
+
+def test_every_topic_is_named_by_the_worker_settings():
+    s = load({})
+    assert (s.topic, s.dlq_topic, s.candles_topic, s.alerts_topic) == (
+        "crypto-prices", "crypto-prices-dlq", "crypto-candles", "crypto-alerts")
+    assert (s.candle_replay_topic, s.candle_clock_topic, s.view_ticks_topic, s.forecast_minutes_topic) == (
+        "cryptoapp-candle-replay", "cryptoapp-candle-clock", "cryptoapp-view-ticks", "cryptoapp-forecast-minutes")
+    s = load({"CRYPTO_TOPIC": "t1-prices", "CRYPTO_APP_ID": "t1"})
+    assert (s.dlq_topic, s.candles_topic, s.alerts_topic, s.view_ticks_topic) == (
+        "t1-prices-dlq", "t1-candles", "t1-alerts", "t1-view-ticks")
+    assert load({"CRYPTO_ALERTS_TOPIC": "mine"}).alerts_topic == "mine"
+
+
+def test_importing_the_app_with_a_bad_setting_raises_a_config_error_not_system_exit():
+    # A fresh interpreter: this one has imported the app already, with the tests' own settings.
+    code = ("import cryptoapp.app, cryptoapp.settings\n"
+            "try:\n    from cryptoapp.app import app\n"
+            "except cryptoapp.settings.ConfigError as exc:\n    print('ConfigError:', exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_INTERVAL": "fast"})
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == "ConfigError: CRYPTO_INTERVAL='fast' is not a number: set it to a number above 0 s\n"
+
+
+@pytest.mark.parametrize("command", [["-m", "cryptoapp", "worker"], ["-m", "faust", "-A", "cryptoapp.app", "worker"]])
+def test_a_bad_setting_stops_the_worker_with_one_line_whichever_command_starts_it(command):
+    out = subprocess.run([sys.executable, *command, "-l", "info"], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_PARTITIONS": "0"})
+    assert (out.returncode, out.stdout, out.stderr) == (1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive\n")
 
 
 @pytest.mark.parametrize("uri, masked", [
