@@ -12,30 +12,23 @@ import datetime as dt
 import functools
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.alerts import queries as rule_queries
-from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of, view_id
+from cryptoapp.candles.rings import view_id
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
-    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, RESOLUTIONS, SEED_ID_SOURCES, STATUS,
-    TICK_NUMBERS, TICKER_RE, UTC, VIEWS, bson_time)
-
-MAX_HOURS = 168
-MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
-LIVE_HOURS = 24
-RESOLUTION_CHOICES = ("auto", "ticks", *RESOLUTIONS)
-SERIES_RE = re.compile(r"[A-Z0-9]{1,15}(_[a-z0-9][a-z0-9.-]{0,39})?")
-TICK_COLUMNS = ("timestamp", "sensor_id", "series", *TICK_NUMBERS, "spread", "spread_bps", "source", "granularity",
-                "currency")
-BAR_COLUMNS = ("timestamp", "sensor_id", "series", "open", "high", "low", "close", "ticks", "volume_24h", "sources",
-               "currency")
+    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, SEED_ID_SOURCES, STATUS, TICKER_RE,
+    VIEWS)
+from dashboard.frames import (
+    ANALYTICS_CORRELATION_COLUMNS, ANALYTICS_DAILY_COLUMNS, LIVE_HOURS, MAX_POINTS, RESOLUTION_CHOICES, bars_in,
+    check_series, check_ticker, coins_of, covers, fitting_resolution, oldest_held, tick_frame, ticks_in, time_window,
+    typed)
 
 
 class DataUnavailable(Exception):
@@ -83,61 +76,6 @@ def ping(client: MongoClient) -> None:
     client.admin.command("ping")
 
 
-def check_ticker(ticker: object) -> str:
-    """The ticker itself when it is one (A-Z, 0-9, up to 15); anything else never reaches a query."""
-    if not isinstance(ticker, str) or not TICKER_RE.fullmatch(ticker):
-        raise ValueError(f"{ticker!r} is not a ticker (1-15 capital letters or digits, e.g. BTC)")
-    return ticker
-
-
-def check_series(series: object) -> str:
-    """A series id (BTC, BTC_binanceus) when it is one; anything else never reaches a query."""
-    if not isinstance(series, str) or not SERIES_RE.fullmatch(series):
-        raise ValueError(f"{series!r} is not a series (a ticker, or ticker_source such as BTC_binanceus)")
-    return series
-
-
-def time_window(hours: float, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """[now - hours, now] in UTC; hours between 1 and 168."""
-    if not 1 <= hours <= MAX_HOURS:
-        raise ValueError(f"the window is {hours!r} h: choose 1 to {MAX_HOURS} hours")
-    end = now or dt.datetime.now(UTC)
-    if end.tzinfo is None:
-        raise ValueError("`now` needs a time zone (UTC)")
-    end = bson_time(end)  # a bound finer than BSON's milliseconds would be rounded by the server
-    return end - dt.timedelta(hours=hours), end
-
-
-# --- frames ------------------------------------------------------------------------------------------------------
-
-def _with_spread(frame: pd.DataFrame) -> pd.DataFrame:
-    frame["spread"] = frame["ask_price"] - frame["bid_price"]
-    mid = (frame["ask_price"] + frame["bid_price"]) / 2
-    frame["spread_bps"] = frame["spread"] / mid * 10_000
-    return frame
-
-
-def tick_frame(rows: Iterable[dict]) -> pd.DataFrame:
-    """Tick rows as a typed frame: UTC times, floats with NaN for null (never a made-up value), text columns."""
-    frame = pd.DataFrame(list(rows), columns=[c for c in TICK_COLUMNS if c not in ("spread", "spread_bps")])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for column in TICK_NUMBERS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in ("sensor_id", "series", "source", "granularity", "currency"):
-        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
-    frame["points"] = 1
-    return _with_spread(frame)[[*TICK_COLUMNS, "points"]].sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=list(BAR_COLUMNS))
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for column in ("open", "high", "low", "close", "volume_24h"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    frame["ticks"] = pd.to_numeric(frame["ticks"], errors="coerce").fillna(0).astype("int64")
-    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
 # --- the views ----------------------------------------------------------------------------------------------------
 
 @_translated
@@ -159,11 +97,6 @@ def worker_status(db: Database) -> list[dict]:
     return list(db[STATUS].find({}))
 
 
-def coins_of(frame: pd.DataFrame) -> list[str]:
-    """The tickers of a `latest()` frame, in its order."""
-    return list(dict.fromkeys(frame["sensor_id"]))
-
-
 @_translated
 def list_coins(db: Database) -> list[str]:
     """The tickers stored, the default coins first in their usual order; malformed names are left out."""
@@ -173,62 +106,6 @@ def list_coins(db: Database) -> list[str]:
 def _view(db: Database, series: str, kind: str) -> dict | None:
     """One view document (a ring): one read by _id."""
     return db[VIEWS].find_one({"_id": view_id(check_series(series), kind)})
-
-
-def _times(seconds: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime((seconds * 1000).round().astype("int64"), unit="ms", utc=True)
-
-
-def _held_from(doc: dict | None, unit: float) -> dt.datetime | None:
-    t = columns(doc)["t"] if doc else np.array([])
-    t = t[~np.isnan(t)]
-    return dt.datetime.fromtimestamp(float(t.min()) / unit, UTC) if len(t) else None
-
-
-def _covers(doc: dict | None, start: dt.datetime) -> bool:
-    """Whether a tick ring holds every tick since `start`: it reaches back that far, or was never full."""
-    if doc is None:
-        return False
-    t = columns(doc)["t"]
-    return len(t) > 0 and (len(t) < TICK_RING_SIZE or float(t.min()) <= start.timestamp() * 1000)
-
-
-def ticks_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """The ticks of a tick ring with start <= time <= end, as a tick frame."""
-    if doc is None:
-        return tick_frame([])
-    cols = columns(doc)
-    keep = (cols["t"] >= start.timestamp() * 1000) & (cols["t"] <= end.timestamp() * 1000)
-    sources = np.array(doc.get("sources") or ["unknown"], dtype=object)
-    frame = pd.DataFrame({"timestamp": _times(cols["t"][keep] / 1000), "sensor_id": doc["sensor_id"],
-                          "series": doc["series"],
-                          **{name: cols[name][keep] if name in cols else np.nan for name in TICK_NUMBERS},
-                          "source": sources[cols["src"][keep].astype("int64")] if keep.any() else [],
-                          "granularity": [label_of(g) for g in cols["g"][keep]], "currency": doc.get("currency")})
-    frame["points"] = 1
-    return _with_spread(frame)[[*TICK_COLUMNS, "points"]].reset_index(drop=True)
-
-
-def bars_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """The bars of a bar ring with start <= bar start < end, oldest first, as a bar frame."""
-    if doc is None:
-        return bar_frame([])
-    cols = columns(doc)
-    seconds = RESOLUTIONS[doc["kind"]]
-    keep = ~np.isnan(cols["t"]) & (cols["t"] > start.timestamp() - seconds) & (cols["t"] < end.timestamp())
-    order = np.argsort(cols["t"][keep], kind="stable")
-    pick = {name: values[keep][order] for name, values in cols.items()}
-    names = {bits: bit_sources(int(bits), doc.get("source")) for bits in np.unique(pick["src"])}
-    return pd.DataFrame({"timestamp": _times(pick["t"]), "sensor_id": doc["sensor_id"], "series": doc["series"],
-                         "open": pick["o"], "high": pick["h"], "low": pick["l"], "close": pick["c"],
-                         "ticks": pick["n"].astype("int64"), "volume_24h": pick["v"],
-                         "sources": [names[bits] for bits in pick["src"]], "currency": doc.get("currency")},
-                        columns=list(BAR_COLUMNS))
-
-
-def fitting_resolution(hours: float, max_points: int = MAX_POINTS) -> str:
-    """The finest bar resolution that draws `hours` in at most `max_points` bars."""
-    return next(res for res, seconds in RESOLUTIONS.items() if hours * 3600 / seconds <= max_points or res == "1d")
 
 
 @_translated
@@ -248,13 +125,13 @@ def load_history(db: Database, series: str, hours: float, now: dt.datetime | Non
     if resolution in ("auto", "ticks"):
         doc = _view(db, series, "ticks")
         ticks = ticks_in(doc, start, end)
-        if resolution == "ticks" or (_covers(doc, start) and len(ticks) <= max_points):
-            frame, used, held_from, count = ticks, "ticks", _held_from(doc, 1000), len(ticks)
+        if resolution == "ticks" or (covers(doc, start) and len(ticks) <= max_points):
+            frame, used, held_from, count = ticks, "ticks", oldest_held(doc, 1000), len(ticks)
     if frame is None:
         used = fitting_resolution(hours, max_points) if resolution in ("auto", "ticks") else resolution
         doc = _view(db, series, used)
         frame = bars_in(doc, start, end)
-        held_from, count = _held_from(doc, 1), int(frame["ticks"].sum()) if len(frame) else 0
+        held_from, count = oldest_held(doc, 1), int(frame["ticks"].sum()) if len(frame) else 0
     frame.attrs.update(resolution=used, start=start, end=end, held_from=held_from, ticks=count,
                        query_ms=(time.perf_counter() - started) * 1000)
     return frame
@@ -274,7 +151,7 @@ def load_live(db: Database, coins: Sequence[str], now: dt.datetime | None = None
     parts = []
     for series, source in zip(newest["series"], newest["source"]):
         doc = _view(db, series, "ticks")
-        if _covers(doc, start):
+        if covers(doc, start):
             ticks = ticks_in(doc, start, end)
             part = pd.DataFrame({"timestamp": ticks["timestamp"], "value": ticks["value"], "source": ticks["source"],
                                  "resolution": "ticks"})
@@ -346,17 +223,6 @@ _FORECAST_TIMES = ("made_at", "target_at")
 _SCORE_TEXTS = ("sensor_id", "model", "verdict")
 
 
-def _typed(frame: pd.DataFrame, times: Sequence[str], texts: Sequence[str]) -> pd.DataFrame:
-    for column in frame.columns:
-        if column in times:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        elif column == "beats_naive":
-            frame[column] = frame[column].fillna(False).astype(bool)
-        elif column not in texts:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
-
-
 @_translated
 def load_forecasts(db: Database, ticker: str, since: dt.datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(`ticker`'s forecasts made at or after `since`, oldest first; its scores, one row per model and horizon).
@@ -371,19 +237,13 @@ def load_forecasts(db: Database, ticker: str, since: dt.datetime | None = None) 
                              columns=list(FORECAST_FIELDS[1:]))
     scores = pd.DataFrame(list(db[FORECAST_SCORES].find({"sensor_id": ticker}, {"_id": 0})),
                           columns=list(FORECAST_SCORE_FIELDS[1:]))
-    forecasts = _typed(forecasts, _FORECAST_TIMES, ("sensor_id", "model"))
-    scores = _typed(scores, ("as_of",), _SCORE_TEXTS)
+    forecasts = typed(forecasts, _FORECAST_TIMES, ("sensor_id", "model"))
+    scores = typed(scores, ("as_of",), _SCORE_TEXTS)
     scores = scores.sort_values(["horizon_min", "model"], kind="stable").reset_index(drop=True)
     return forecasts.sort_values("made_at", kind="stable").reset_index(drop=True), scores
 
 
 # --- batch analytics (`make analytics`; docs/analytics.md): small collections, read whole -------------------
-
-ANALYTICS_DAILY_COLUMNS = ("sensor_id", "date", "open", "high", "low", "close", "return", "volatility",
-                           "volatility_annualized", "max_drawdown", "ticks", "minutes", "coverage", "returns_1m",
-                           "first_tick", "last_tick", "sources")
-ANALYTICS_CORRELATION_COLUMNS = ("frequency", "coin_a", "coin_b", "correlation", "observations", "start", "end")
-
 
 @_translated
 def load_analytics_run(db: Database) -> dict | None:

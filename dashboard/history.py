@@ -12,7 +12,7 @@ import streamlit as st
 
 from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import alert_tables, cache, charts, export, forecasts, indicators, resolution, ui
-from dashboard.data import MAX_HOURS, RESOLUTION_CHOICES
+from dashboard.frames import MAX_HOURS, RESOLUTION_CHOICES
 
 PNG_SIZE = (1400, 900)
 MODES = {"Candlesticks": resolution.CANDLES, "Line": resolution.LINE}

@@ -1,7 +1,7 @@
 """The history chart's resolution: what "auto" asks the views for, and the sentences that say what it picked and why.
 
 Pure (no streamlit, no I/O). The rule: a line draws raw ticks while the window's ticks fit in one chart (at most
-data.MAX_POINTS) and the tick view reaches back over the whole window, else the finest bars that draw the window in
+frames.MAX_POINTS) and the tick view reaches back over the whole window, else the finest bars that draw the window in
 at most MAX_POINTS. Candlesticks need bars, and stay readable only while a candle is a few pixels wide: the finest
 resolution that draws the window in at most MAX_CANDLES bars (24 h: 5m; 168 h: 1h); while the window has fewer than
 MIN_CANDLES of them (a database a minute old), the ticks are drawn as a line instead.
@@ -15,7 +15,7 @@ import pandas as pd
 
 from cryptoapp.schema import RESOLUTIONS
 from dashboard import formatting
-from dashboard.data import MAX_POINTS, fitting_resolution
+from dashboard.frames import MAX_POINTS, fitting_resolution
 
 MAX_CANDLES = 300  # about 3 px a candle across a 1,000 px chart; CoinGecko's 1m bars are single ticks anyway
 MIN_CANDLES = 10  # fewer bars make no readable candlestick chart: a fresh database's ticks say more

@@ -47,7 +47,7 @@ def history_tab():
 
     from cryptoapp.settings.dashboard import load
     from dashboard import charts, forecasts
-    from dashboard.data import BAR_COLUMNS
+    from dashboard.frames import BAR_COLUMNS
 
     end = dt.datetime.now(dt.timezone.utc)
     closes = st.session_state["closes"][-120:]

@@ -7,7 +7,7 @@ import pandas as pd
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from dashboard import charts, data
+from dashboard import charts, frames
 from dashboard.alert_tables import coins_with_bid_ask, firing_layer, firing_markers, firings_frame, rules_frame
 
 UTC = dt.timezone.utc
@@ -55,7 +55,7 @@ def test_firing_markers_sit_at_the_tick_that_fired():
 
 
 def test_firing_layer_marks_the_history_charts_price_panel_and_adds_nothing_without_firings():
-    frame = data.bar_frame([{"timestamp": T0 + dt.timedelta(minutes=m), "sensor_id": "BTC", "series": "BTC",
+    frame = frames.bar_frame([{"timestamp": T0 + dt.timedelta(minutes=m), "sensor_id": "BTC", "series": "BTC",
                              "open": 100.0, "high": 102.0, "low": 99.0, "close": 101.0, "ticks": 3,
                              "volume_24h": 1e9, "sources": ["coingecko"], "currency": "usd"} for m in range(5)])
     frame.attrs["resolution"] = "1m"

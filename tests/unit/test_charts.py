@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cryptoapp import schema
-from dashboard import charts, data, indicators
+from dashboard import charts, frames, indicators
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 11, 21, 0, 0, tzinfo=UTC)
@@ -26,7 +26,7 @@ def ticks(minutes, source="coingecko", ticker="BTC", granularity=None, value=100
 
 
 def frame(*groups):
-    return data.tick_frame([doc for group in groups for doc in group])
+    return frames.tick_frame([doc for group in groups for doc in group])
 
 
 def bars(minutes, sources=("coingecko",), resolution="1m", start_value=100.0):
@@ -34,7 +34,7 @@ def bars(minutes, sources=("coingecko",), resolution="1m", start_value=100.0):
              "open": start_value + m, "high": start_value + m + 2, "low": start_value + m - 1,
              "close": start_value + m + 1, "ticks": 3, "volume_24h": 1e9 + m, "sources": list(sources),
              "currency": "usd"} for m in minutes]
-    result = data.bar_frame(rows)
+    result = frames.bar_frame(rows)
     result.attrs["resolution"] = resolution
     return result
 

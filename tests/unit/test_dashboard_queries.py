@@ -8,46 +8,46 @@ import pandas as pd
 import pytest
 
 from cryptoapp import schema
-from dashboard import data, export, indicators, resolution
+from dashboard import export, frames, indicators, resolution
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2025, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def test_window_ends_now_to_the_millisecond_and_spans_the_hours():
-    start, end = data.time_window(24, NOW)
+    start, end = frames.time_window(24, NOW)
     assert end == dt.datetime(2025, 11, 21, 12, 0, 0, 123000, tzinfo=UTC)  # BSON dates keep ms
     assert end - start == dt.timedelta(hours=24)
-    assert data.time_window(168, NOW)[0] == end - dt.timedelta(days=7)
+    assert frames.time_window(168, NOW)[0] == end - dt.timedelta(days=7)
 
 
 @pytest.mark.parametrize("hours", [0, 0.5, 169, -1])
 def test_window_outside_1_to_168_hours_is_refused(hours):
     with pytest.raises(ValueError, match="choose 1 to 168 hours"):
-        data.time_window(hours, NOW)
+        frames.time_window(hours, NOW)
 
 
 def test_window_needs_an_aware_now():
     with pytest.raises(ValueError, match="time zone"):
-        data.time_window(1, dt.datetime(2025, 11, 21, 12, 0))
+        frames.time_window(1, dt.datetime(2025, 11, 21, 12, 0))
 
 
 @pytest.mark.parametrize("series", ["btc", "", "BTC ", "A" * 16, "$where", "BTC|ETH", {"$ne": None}, None, 7,
                                     "BTC_Binance US", "BTC_"])
 def test_text_that_is_not_a_series_never_reaches_a_query(series):
     with pytest.raises(ValueError, match="is not a series"):
-        data.check_series(series)
+        frames.check_series(series)
 
 
 def test_series_are_tickers_or_ticker_and_source():
-    assert data.check_series("BTC") == "BTC" and data.check_series("BTC_binanceus") == "BTC_binanceus"
+    assert frames.check_series("BTC") == "BTC" and frames.check_series("BTC_binanceus") == "BTC_binanceus"
 
 
 def test_tick_frames_keep_nulls_missing_and_compute_the_spread_only_from_both_quotes():
     rows = [{"timestamp": NOW, "sensor_id": "BTC", "value": 100.0, "bid_price": 99.5, "ask_price": 100.5},
             {"timestamp": NOW + dt.timedelta(seconds=1), "sensor_id": "BTC", "value": None, "bid_price": 99.0},
             {"timestamp": NOW + dt.timedelta(seconds=2), "sensor_id": "BTC", "value": 101.0, "volume_24h": "n/a"}]
-    frame = data.tick_frame(rows)
+    frame = frames.tick_frame(rows)
     assert frame["spread"].tolist()[0] == 1.0 and frame["spread"].isna().tolist() == [False, True, True]
     assert frame["spread_bps"].iloc[0] == pytest.approx(100.0)  # 1 on a mid of 100
     assert frame["value"].isna().tolist() == [False, True, False]
@@ -58,7 +58,7 @@ def test_tick_frames_keep_nulls_missing_and_compute_the_spread_only_from_both_qu
                                                      (168, 2016, "5m"), (24, 300, "5m"), (168, 300, "1h"),
                                                      (1, 300, "1m"), (168, 5, "1d")])
 def test_the_finest_resolution_that_fits(hours, points, expected):
-    assert data.fitting_resolution(hours, points) == expected
+    assert frames.fitting_resolution(hours, points) == expected
 
 
 # --- the resolution rule and what the page says -----------------------------------------------------------------
@@ -67,7 +67,7 @@ def framed(rows, **attrs):
     frame = pd.DataFrame(rows, columns=["timestamp", "close"]) if attrs.get("resolution") != "ticks" else \
         pd.DataFrame(rows, columns=["timestamp", "value"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    start, end = data.time_window(attrs.pop("hours", 24), NOW)
+    start, end = frames.time_window(attrs.pop("hours", 24), NOW)
     frame.attrs.update({"start": start, "end": end, "held_from": None, "ticks": None, **attrs})
     return frame
 
@@ -107,7 +107,7 @@ def test_the_page_says_what_auto_picked_and_why():
 
 
 def test_the_page_says_when_the_window_reaches_past_what_the_view_holds():
-    start, _ = data.time_window(168, NOW)
+    start, _ = frames.time_window(168, NOW)
     held = framed([], resolution="1m", hours=168)
     held.attrs["held_from"] = NOW - dt.timedelta(hours=33)
     note = resolution.reach_note(held, "BTC", "CoinGecko", "1m")
@@ -130,7 +130,7 @@ def test_the_csv_holds_the_bars_drawn_and_the_indicator_values():
     rows = [{"timestamp": NOW + dt.timedelta(minutes=5 * i), "sensor_id": "BTC", "series": "BTC", "open": 1.0 + i,
              "high": 2.0 + i, "low": 0.5 + i, "close": 1.5 + i, "ticks": 5, "volume_24h": 3e10,
              "sources": [schema.COINGECKO, schema.COINGECKO_BACKFILL], "currency": "usd"} for i in range(25)]
-    frame = data.bar_frame(rows)
+    frame = frames.bar_frame(rows)
     frame.attrs["resolution"] = "5m"
     lines = indicators.compute(frame["close"], [indicators.SMA])
     table = pd.read_csv(io.StringIO(export.csv(frame, lines)))

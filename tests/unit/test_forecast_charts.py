@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 
 from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.online import CoinForecaster
-from dashboard import data, forecast_charts, formatting
+from dashboard import forecast_charts, formatting
+from dashboard.frames import typed
 from tests.unit.test_forecasts import bars, minute, random_walk, sine
 
 
@@ -18,10 +19,10 @@ def frames(closes, horizons=(5, 60)) -> tuple[CoinForecaster, pd.DataFrame, pd.D
     for bar in bars(closes):
         made.extend(forecaster.update(bar).forecasts)
     forecasts = pd.DataFrame([{k: v for k, v in d.items() if k != "_id"} for d in forecast_documents(made)])
-    forecasts = data._typed(forecasts, ("made_at", "target_at"), ("sensor_id", "model"))
+    forecasts = typed(forecasts, ("made_at", "target_at"), ("sensor_id", "model"))
     scores = pd.DataFrame([{k: v for k, v in d.items() if k != "_id"}
                            for d in score_documents(forecaster.score_rows())])
-    scores = data._typed(scores, ("as_of",), ("sensor_id", "model", "verdict"))
+    scores = typed(scores, ("as_of",), ("sensor_id", "model", "verdict"))
     return forecaster, forecasts, scores
 
 
