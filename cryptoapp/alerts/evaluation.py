@@ -1,39 +1,17 @@
-"""Evaluates price ticks against alert rules: no I/O and no clock, each rule's state passed in and kept up to date.
-
-A rule fires once per crossing. After firing it is disarmed, and it re-arms only when the observed value
-has gone back past the threshold by the hysteresis band, so a price dancing on the line fires once.
-
-The band (`hysteresis`, a fraction, default 0.005 = 0.5 %) is measured in the price's own terms:
-- `above` / `below` / `spread_bps`: that fraction of the threshold (above 100,000 re-arms under 99,500;
-  spread above 20 bps re-arms under 19.9 bps).
-- `change_pct` / `volume_spike`: that many percent of the price (volume), i.e. 0.5 percentage points of
-  change: +3 % re-arms when the rise from the window's low is back under 2.5 %. (0.5 % of a 3 % threshold,
-  0.015 points, would be far inside a price's tick-to-tick noise.) At most half the threshold, so a
-  small threshold can always re-arm.
-
-State (RuleState) is one small JSON-serializable record per rule, for a changelog-backed table keyed by
-rule id. Ticks are judged in source time: a tick no newer than the last one a rule has seen (out of order,
-or redelivered after a crash) is ignored, so it cannot fire again; when a redelivered tick meets state
-older than itself it fires again with the same firing id (rule id + the tick's _id), which the store and
-the webhook receivers deduplicate.
-
-Windows (change_pct, volume_spike) keep at most WINDOW_BUCKETS + 1 buckets of (low, high) with their
-times, whatever the tick rate: the window's edge is exact to one bucket (1/60 of the window).
-"""
+"""What an alert rule means tick by tick: its state, its firing, its band, and `evaluate`, the per-tick reference."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Optional
 
 from cryptoapp.alerts.rules import AlertRule
+from cryptoapp.alerts.windows import observe
 from cryptoapp.schema import UTC, bson_time, iso_z, tick_id as stored_tick_id
 
 DEFAULT_HYSTERESIS = 0.005
-WINDOW_BUCKETS = 60
 # The tick fields a firing keeps (what the receiver and the dashboard need to see what fired it).
 TICK_FIELDS = ("timestamp", "value", "currency", "source", "bid_price", "ask_price", "volume_24h")
 # Delivery states of a stored firing (`status`): `pending` (in crypto.alert_outbox) until its webhook answered
@@ -44,7 +22,8 @@ PENDING, DELIVERED, FAILED, STORED_ONLY = "pending", "delivered", "failed", "sto
 
 @dataclasses.dataclass(slots=True)
 class RuleState:
-    """What one rule remembers between ticks. `revision` counts the changes worth persisting at once
+    """What one rule remembers between ticks (one small JSON record per rule; its window, for change_pct and
+    volume_spike, in `buckets`: see windows.py). `revision` counts the changes worth persisting at once
     (arming, disarming, a window bucket opened or dropped); the in-bucket low/high moves between them."""
 
     armed: bool = True
@@ -69,42 +48,8 @@ class RuleState:
                    revision=int(data.get("revision", 0)))
 
     def observe(self, value: float, at: float, window_s: int) -> None:
-        """Adds a value seen at `at` (Unix s) and drops the buckets that lie wholly before the window."""
-        width = window_s / WINDOW_BUCKETS
-        start = math.floor(at / width) * width
-        buckets = self.buckets
-        if buckets and buckets[-1][0] == start:
-            current = buckets[-1]
-            if value < current[1]:
-                current[1], current[2] = value, at
-            if value > current[3]:
-                current[3], current[4] = value, at
-        else:
-            buckets.append([start, value, at, value, at])
-            self.revision += 1
-        cutoff = at - window_s
-        dropped = False
-        while buckets[0][0] + width <= cutoff:
-            del buckets[0]
-            dropped = True
-        if dropped or self.low is None:
-            self.revision += dropped
-            lowest = min(buckets, key=_low)
-            highest = max(buckets, key=_high)
-            self.low, self.low_at, self.high, self.high_at = lowest[1], lowest[2], highest[3], highest[4]
-        else:
-            if value < self.low:
-                self.low, self.low_at = value, at
-            if value > self.high:
-                self.high, self.high_at = value, at
-
-
-def _low(bucket: list[float]) -> float:
-    return bucket[1]
-
-
-def _high(bucket: list[float]) -> float:
-    return bucket[3]
+        """Adds a value seen at `at` (Unix s) to the rule's own window (windows.observe)."""
+        observe(self, value, at, window_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +129,17 @@ def firing_id(rule_id: str, tick_id: str) -> str:
 
 
 def band(rule: AlertRule, hysteresis: float = DEFAULT_HYSTERESIS) -> float:
-    """How far back past the threshold the observed value must go before the rule re-arms (module docstring)."""
+    """How far back past the threshold the observed value must go before the rule re-arms.
+
+    A rule fires once per crossing: after firing it is disarmed, and it re-arms only when the observed value has
+    gone back past the threshold by this band, so a price dancing on the line fires once. The band (`hysteresis`,
+    a fraction, default 0.005 = 0.5 %) is measured in the price's own terms:
+    - `above` / `below` / `spread_bps`: that fraction of the threshold (above 100,000 re-arms under 99,500;
+      spread above 20 bps re-arms under 19.9 bps).
+    - `change_pct` / `volume_spike`: that many percent of the price (volume), i.e. 0.5 percentage points of
+      change: +3 % re-arms when the rise from the window's low is back under 2.5 %. (0.5 % of a 3 % threshold,
+      0.015 points, would be far inside a price's tick-to-tick noise.) At most half the threshold, so a small
+      threshold can always re-arm."""
     if rule.kind in ("change_pct", "volume_spike"):
         return min(hysteresis * 100, abs(rule.threshold) / 2)
     return hysteresis * abs(rule.threshold)
@@ -193,6 +148,14 @@ def band(rule: AlertRule, hysteresis: float = DEFAULT_HYSTERESIS) -> float:
 def evaluate(rule: AlertRule, state: RuleState, tick, now: dt.datetime, hysteresis: float = DEFAULT_HYSTERESIS,
              *, tick_id: Optional[str] = None, at: Optional[float] = None) -> Optional[Firing]:
     """The firing `tick` (a PriceTick) causes under `rule`, or None; updates `state` in place.
+
+    Ticks are judged in source time: a tick no newer than the last one a rule has seen (out of order, or
+    redelivered after a crash) is ignored, so it cannot fire again; when a redelivered tick meets state older
+    than itself it fires again with the same firing id (rule id + the tick's _id), which the store and the
+    webhook receivers deduplicate. The stream does not call this for each rule and tick: it judges a batch per
+    coin with the rules indexed by threshold (cryptoapp/alerts/coinrules.py), held to the same firings and states
+    as this function by tests/unit/test_alert_batches.py; this stays the plain statement of the rules (and makes
+    single firings).
 
     `now` is the firing's fired_at. `tick_id` and `at` (the tick's source time in Unix s) may be given
     when one tick is evaluated against many rules, so they are computed once.
@@ -238,9 +201,16 @@ def evaluate(rule: AlertRule, state: RuleState, tick, now: dt.datetime, hysteres
     state.revision += 1
     if tick_id is None:
         tick_id = stored_tick_id(tick.ticker, tick.timestamp, tick.source)
+    return fire(rule, tick, tick_id, observed, reference, reference_at, now, hysteresis)
+
+
+def fire(rule: AlertRule, tick, tick_id: str, observed: float, reference: Optional[float],
+         reference_at: Optional[float], now: dt.datetime, hysteresis: float = DEFAULT_HYSTERESIS) -> Firing:
+    """The firing of `rule` by `tick` (stored under `tick_id`), which showed `observed` against `reference` (the
+    window's low or high, seen at `reference_at` in Unix s; None for the kinds without a window)."""
     return Firing(
-        id=firing_id(rule.id, tick_id), rule_id=rule.id, coin=rule.coin, kind=kind, rule=rule.describe(),
-        threshold=threshold, unit=rule.unit, observed=observed, reference=reference,
+        id=firing_id(rule.id, tick_id), rule_id=rule.id, coin=rule.coin, kind=rule.kind, rule=rule.describe(),
+        threshold=rule.threshold, unit=rule.unit, observed=observed, reference=reference,
         reference_at=None if reference_at is None else dt.datetime.fromtimestamp(reference_at, UTC),
         window_s=rule.window_s, band=band(rule, hysteresis), tick_id=tick_id,
         tick={field: getattr(tick, field) for field in TICK_FIELDS} | {"timestamp": bson_time(tick.timestamp)},

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cryptoapp.alerts.evaluation import WINDOW_BUCKETS, Firing, RuleState, band, evaluate, evaluate_tick
+from cryptoapp.alerts.evaluation import Firing, RuleState, band, evaluate, evaluate_tick
+from cryptoapp.alerts.windows import WINDOW_BUCKETS
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 
