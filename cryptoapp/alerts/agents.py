@@ -3,7 +3,7 @@ handed to the webhook delivery, and old firings deleted.
 
     crypto-prices ──the sink's batch (cryptoapp/pipeline.py) judges──> crypto-alerts ──store_alerts──>
         crypto.alert_outbox (pending) ──AlertDelivery, off the stream──> webhooks ──> crypto.alerts (final)
-    alert_states: rule id -> RuleState JSON, changelog-backed (cryptoapp/alerts/topics.py)
+    alert_states: rule id -> its armed state, coin/value/window -> a shared window; changelog-backed (topics.py)
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ alert_states = app.Table(
     key_type=str,  # values are JSON objects: the app's default value serializer
     partitions=app.settings.partitions,
     extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},  # compacted soon: see latest_prices
-    help="Rule id -> RuleState.to_json() (armed, last tick time, window buckets). Written while a tick of the "
-         "rule's coin is processed, so into that coin's partition (Faust writes a table's changelog to the "
-         "current event's partition): the state moves with the coin when partitions move between workers.",
+    help="Rule id -> {armed, last_tick_at}; <coin>/<price|volume>/<window s> -> the coin's window (buckets of low "
+         "and high, shared by its rules of that length). Written while a tick of the coin is processed, so into "
+         "that coin's partition (Faust writes a table's changelog to the current event's partition): the state "
+         "moves with the coin when partitions move between workers.",
 )
