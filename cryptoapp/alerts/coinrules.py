@@ -9,11 +9,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from cryptoapp.alerts.evaluation import Firing, band, fire
+from cryptoapp.alerts.evaluation import Firing, band, fire, rule_fields, tick_fields
 from cryptoapp.alerts.rules import AlertRule
 from cryptoapp.alerts.thresholds import ThresholdIndex
 from cryptoapp.alerts.windows import Window, window_key
-from cryptoapp.schema import tick_id as stored_tick_id
+from cryptoapp.schema import bson_time, tick_id as stored_tick_id
 
 Series = tuple[str, Optional[int], int]  # (price | spread | rise | fall | volume, window length, orientation)
 
@@ -68,6 +68,7 @@ class CoinRules:
         self.coin, self.rules, self.hysteresis = coin, rules, hysteresis
         self.windows, self.last_at = windows, last_at
         self._where: dict[str, tuple[Series, int]] = {}  # rule id -> (its series, its slot there)
+        self._abouts: dict[int, dict[str, Any]] = {}  # position -> evaluation.rule_fields of the rule
         columns: dict[Series, tuple[list, ...]] = {}
         for position, rule in enumerate(rules):
             if not rule.enabled:
@@ -112,7 +113,7 @@ class CoinRules:
         revisions = {key: window.revision for key, window in self.windows.items()}
         paths = self._paths([tick for _, tick, _ in judged], [at for _, _, at in judged])
         ats = np.array([at for _, _, at in judged])
-        firings, changed, tick_ids = [], set(), {}
+        firings, changed, fired_ticks, stamped = [], set(), {}, bson_time(now)
         for series, index in self.series.items():
             observed, reference = paths[series]
             oriented = observed if series[2] > 0 else -observed
@@ -127,14 +128,22 @@ class CoinRules:
             for slot, step in zip(fired.tolist(), fired_at.tolist()):
                 position = int(index.positions[slot])
                 batch_index, tick, _ = judged[step]
-                if step not in tick_ids:
-                    tick_ids[step] = stored_tick_id(tick.ticker, tick.timestamp, tick.source)
+                if step not in fired_ticks:  # the tick's _id and fields, once for all the rules it fires
+                    fired_ticks[step] = (stored_tick_id(tick.ticker, tick.timestamp, tick.source), tick_fields(tick))
+                tick_id, fields = fired_ticks[step]
                 seen = (None, None) if reference is None else (float(reference[0][step]), float(reference[1][step]))
-                firings.append(((batch_index, position), fire(self.rules[position], tick, tick_ids[step],
-                                                              float(observed[step]), *seen, now, self.hysteresis)))
+                firings.append(((batch_index, position), fire(self._about(position), fields, tick_id,
+                                                              float(observed[step]), *seen, stamped)))
         self.last_at = last
         changed.update(key for key, window in self.windows.items() if window.revision != revisions[key])
         return firings, changed
+
+    def _about(self, position: int) -> dict[str, Any]:
+        """What the firings of the rule at `position` say of it, worked out at its first firing."""
+        about = self._abouts.get(position)
+        if about is None:
+            about = self._abouts[position] = rule_fields(self.rules[position], self.hysteresis)
+        return about
 
     def _paths(self, ticks: list, ats: list[float]) -> dict[Series, tuple[np.ndarray, Optional[tuple]]]:
         """Each series' values over the judged ticks (NaN where a tick gives nothing to compare), with the window's

@@ -201,20 +201,30 @@ def evaluate(rule: AlertRule, state: RuleState, tick, now: dt.datetime, hysteres
     state.revision += 1
     if tick_id is None:
         tick_id = stored_tick_id(tick.ticker, tick.timestamp, tick.source)
-    return fire(rule, tick, tick_id, observed, reference, reference_at, now, hysteresis)
+    return fire(rule_fields(rule, hysteresis), tick_fields(tick), tick_id, observed, reference, reference_at,
+                bson_time(now))
 
 
-def fire(rule: AlertRule, tick, tick_id: str, observed: float, reference: Optional[float],
-         reference_at: Optional[float], now: dt.datetime, hysteresis: float = DEFAULT_HYSTERESIS) -> Firing:
-    """The firing of `rule` by `tick` (stored under `tick_id`), which showed `observed` against `reference` (the
-    window's low or high, seen at `reference_at` in Unix s; None for the kinds without a window)."""
-    return Firing(
-        id=firing_id(rule.id, tick_id), rule_id=rule.id, coin=rule.coin, kind=rule.kind, rule=rule.describe(),
-        threshold=rule.threshold, unit=rule.unit, observed=observed, reference=reference,
-        reference_at=None if reference_at is None else dt.datetime.fromtimestamp(reference_at, UTC),
-        window_s=rule.window_s, band=band(rule, hysteresis), tick_id=tick_id,
-        tick={field: getattr(tick, field) for field in TICK_FIELDS} | {"timestamp": bson_time(tick.timestamp)},
-        fired_at=bson_time(now), webhook=rule.delivery.webhook, format=rule.delivery.format)
+def fire(about: dict[str, Any], fields: dict[str, Any], tick_id: str, observed: float, reference: Optional[float],
+         reference_at: Optional[float], fired_at: dt.datetime) -> Firing:
+    """The firing of a rule (`about`: its rule_fields) by a tick (`fields`: its tick_fields, stored under `tick_id`)
+    that showed `observed` against `reference` (the window's low or high, seen at `reference_at` in Unix s; None
+    for the kinds without a window); `fired_at` as MongoDB stores it."""
+    return Firing(id=firing_id(about["rule_id"], tick_id), **about, observed=observed, reference=reference,
+                  reference_at=None if reference_at is None else dt.datetime.fromtimestamp(reference_at, UTC),
+                  tick_id=tick_id, tick=dict(fields), fired_at=fired_at)
+
+
+def rule_fields(rule: AlertRule, hysteresis: float = DEFAULT_HYSTERESIS) -> dict[str, Any]:
+    """What every firing of a rule says of it."""
+    return {"rule_id": rule.id, "coin": rule.coin, "kind": rule.kind, "rule": rule.describe(),
+            "threshold": rule.threshold, "unit": rule.unit, "window_s": rule.window_s, "band": band(rule, hysteresis),
+            "webhook": rule.delivery.webhook, "format": rule.delivery.format}
+
+
+def tick_fields(tick) -> dict[str, Any]:
+    """What a firing keeps of the tick that fired it (TICK_FIELDS, the time as MongoDB stores it)."""
+    return {field: getattr(tick, field) for field in TICK_FIELDS} | {"timestamp": bson_time(tick.timestamp)}
 
 
 def evaluate_tick(rules: Iterable[AlertRule], states: MutableMapping[str, RuleState], tick, now: dt.datetime,
