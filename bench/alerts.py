@@ -1,4 +1,4 @@
-"""`python -m bench.alerts [--quick]`: tick -> alert stored and webhook received through the real worker, 10,000 rules."""
+"""`python -m bench.alerts [--quick]`: tick -> alert stored and webhook received, through the real worker."""
 
 # Issue 21's target: p99 < 1 s at 1,000 ticks/s with 10,000 rules, the worker as users run it (candles on).
 # A bench producer publishes the simulated source's ticks of 10 coins at a steady rate into the worker's topic (as

@@ -1,4 +1,4 @@
-"""`python -m bench.alerts_eval [--delivery]`: CPU per tick of judging 10,000 alert rules, tick by tick and per batch."""
+"""`python -m bench.alerts_eval [--delivery]`: CPU per tick of judging 10,000 alert rules, per tick and per batch."""
 
 # The part of the alerts that runs on the price stream for every batch: the per-tick reference
 # (evaluation.evaluate_tick, what the worker ran before: every rule of the tick's coin visited for every tick) beside

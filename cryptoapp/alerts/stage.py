@@ -37,7 +37,8 @@ class AlertStage:
         self.topic = topic
         # ticker -> the coin's rules and states, built for the rule book's list of the coin: rebuilt when it changes
         self._books: dict[str, CoinRules] = {}
-        self._unsaved: dict[str, tuple] = {}  # table key -> (an event of its coin, the book holding it), not written yet
+        # table key -> (an event of its coin, the book holding its state): changed, not written yet
+        self._unsaved: dict[str, tuple] = {}
 
     def forget(self) -> None:
         """Partitions were revoked: a coin that comes back later may have had its rules' state moved on elsewhere."""

@@ -1,4 +1,4 @@
-"""Alert windows shared by a coin's rules of one window length: buckets of the low and high its price or volume reached."""
+"""Alert windows shared by a coin's rules of one window length: buckets of the low and high its price or volume hit."""
 
 from __future__ import annotations
 
