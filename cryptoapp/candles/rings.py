@@ -31,6 +31,7 @@ OTHER_SOURCE = 8
 BAR_ARRAYS = ("t", "o", "h", "l", "c", "n", "v")          # float64 each; t = bar start (Unix s), NaN = none
 TICK_ARRAYS = ("t", "value", "bid_price", "ask_price", "bid_size", "ask_size", "volume_24h", "change_24h_pct",
                "market_cap", "g")                          # float64 each; t in Unix ms, g = granularity seconds
+RING_NUMBERS = TICK_ARRAYS[1:-1]                           # the numbers of a tick, in a tick ring's order
 LITTLE = sys.byteorder == "little"
 
 
@@ -166,10 +167,14 @@ class TickRing:
 
         O(1) for ticks that come in time order, as a series' ticks do: the dict is kept in time order, so its first
         key is the oldest; a late tick puts it out of order, and it is sorted once when the oldest is next needed."""
+        return self.add_values(time_ms, tuple(numbers.get(name) for name in RING_NUMBERS), source, granularity)
+
+    def add_values(self, time_ms: int, values: tuple, source: str, granularity: Optional[str]) -> bool:
+        """add() with the numbers as a tuple in RING_NUMBERS order (None where the source gave none)."""
         held = self.ticks.get(time_ms)
         if held is not None and not replaces(granularity, _label(held[0][-1])):
             return False
-        row = tuple(_num(numbers.get(name)) for name in TICK_ARRAYS[1:-1]) + (float(granularity_seconds(granularity)),)
+        row = tuple(math.nan if x is None else float(x) for x in values) + (float(granularity_seconds(granularity)),)
         if held is not None and held == (row, source):
             return False
         if held is None and len(self.ticks) >= TICK_RING_SIZE and time_ms < self._oldest_ms():

@@ -21,6 +21,7 @@ from faust.types import EventT
 
 from cryptoapp.candles.bars import COMPACT_AFTER_S, MINUTE, Minute, fold, grew, merge, minute_key, parents
 from cryptoapp.candles.models import Bar, bar_from_json, bar_to_json, time_ms
+from cryptoapp.candles.rings import RING_NUMBERS
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, view_ticks_topic
 from cryptoapp.prices.models import PriceTick, decode_tick, tick_from_json
@@ -224,9 +225,8 @@ def tick_columns(series: str, group: list[PriceTick]) -> dict:
 
 
 def tick_rows(data: dict) -> list[tuple]:
-    """A view-ticks message's columns as the rows ViewWriter.put_rows takes."""
-    numbers = [dict(zip(TICK_NUMBERS, values)) for values in zip(*(data[name] for name in TICK_NUMBERS))]
-    return list(zip(data["t"], numbers, data["source"], data["granularity"]))
+    """A view-ticks message's columns as the rows ViewWriter.put_rows takes (TickRing.add_values' arguments)."""
+    return list(zip(data["t"], zip(*(data[name] for name in RING_NUMBERS)), data["source"], data["granularity"]))
 
 
 class ViewStage:
