@@ -13,7 +13,6 @@ from typing import Optional
 
 import faust
 from faust.app.base import SCAN_IGNORE
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.rulebook import RuleBook
@@ -23,6 +22,7 @@ from cryptoapp.logs import RepeatedClientLines
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.recovery import KafkaTransport, ResumeLastTableManager
 from cryptoapp.schema import EXCHANGE
+from cryptoapp.sensors import setup_metrics
 from cryptoapp.settings import ConfigError
 from cryptoapp.settings.worker import Settings, UnusableSettings, apply_flags, from_environment
 from cryptoapp.sources import PriceSource, make_source
@@ -238,7 +238,7 @@ else:
     )
 
     # Faust's own metrics (messages, tables, commits, send latency) and cryptoapp's (cryptoapp/metrics.py) at /metrics.
-    setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
+    setup_metrics(app, per_event=settings.faust_event_metrics)
 
     # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
     # not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,

@@ -119,6 +119,26 @@ def merge(children: Sequence[Bar], resolution: str) -> Bar:
                currency=last.currency, first_at=first.first_at, last_at=last.last_at)
 
 
+def grew(old: Optional[Bar], new: Bar) -> bool:
+    """Whether minute bar `new` only added ticks to `old` (its range and sources contain old's), so a coarser bar
+    holding `old` can take `new` by fold(); a tick that replaced another at its time may shrink a bar instead."""
+    return old is None or (new.high >= old.high and new.low <= old.low and new.ticks >= old.ticks
+                           and new.first_at <= old.first_at and new.last_at >= old.last_at
+                           and set(old.sources) <= set(new.sources))
+
+
+def fold(coarse: Bar, old: Optional[Bar], new: Bar) -> Bar:
+    """`coarse` (a merge of minutes, `old` among them or absent) with minute `old` grown into `new` (grew(old, new)):
+    the same bar merge() makes of the children with `new` in place of `old`, at the cost of one child."""
+    first = new if new.first_at <= coarse.first_at else coarse
+    last = new if new.last_at >= coarse.last_at else coarse
+    return dataclasses.replace(
+        coarse, open=first.open, first_at=first.first_at, close=last.close, last_at=last.last_at,
+        volume_24h=last.volume_24h, currency=last.currency, high=max(coarse.high, new.high),
+        low=min(coarse.low, new.low), ticks=coarse.ticks - (old.ticks if old is not None else 0) + new.ticks,
+        sources=tuple(sorted(set(coarse.sources) | set(new.sources))))
+
+
 def parents(start_s: int) -> dict[str, int]:
     """The start (Unix seconds) of the bar holding minute `start_s` at every resolution."""
     return {res: start_s // seconds * seconds for res, seconds in RESOLUTIONS.items()}

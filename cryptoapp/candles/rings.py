@@ -31,6 +31,7 @@ OTHER_SOURCE = 8
 BAR_ARRAYS = ("t", "o", "h", "l", "c", "n", "v")          # float64 each; t = bar start (Unix s), NaN = none
 TICK_ARRAYS = ("t", "value", "bid_price", "ask_price", "bid_size", "ask_size", "volume_24h", "change_24h_pct",
                "market_cap", "g")                          # float64 each; t in Unix ms, g = granularity seconds
+RING_NUMBERS = TICK_ARRAYS[1:-1]                           # the numbers of a tick, in a tick ring's order
 LITTLE = sys.byteorder == "little"
 
 
@@ -153,28 +154,50 @@ class TickRing:
     source: Optional[str] = None
     rev: int = 0
     ticks: dict[int, tuple] = dataclasses.field(default_factory=dict)  # ms -> (numbers by TICK_ARRAYS[1:], source)
+    _in_order: bool = dataclasses.field(default=False, repr=False, compare=False)  # ticks' keys ascending
+    _newest_ms: float = dataclasses.field(default=-math.inf, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._newest_ms = max(self.ticks, default=-math.inf)
+        self._in_order = False
 
     def add(self, time_ms: int, numbers: Mapping[str, Optional[float]], source: str,
             granularity: Optional[str]) -> bool:
-        """Adds a tick (schema.replaces decides between two at one time); drops the oldest past the size."""
+        """Adds a tick (schema.replaces decides between two at one time); drops the oldest past the size.
+
+        O(1) for ticks that come in time order, as a series' ticks do: the dict is kept in time order, so its first
+        key is the oldest; a late tick puts it out of order, and it is sorted once when the oldest is next needed."""
+        return self.add_values(time_ms, tuple(numbers.get(name) for name in RING_NUMBERS), source, granularity)
+
+    def add_values(self, time_ms: int, values: tuple, source: str, granularity: Optional[str]) -> bool:
+        """add() with the numbers as a tuple in RING_NUMBERS order (None where the source gave none)."""
         held = self.ticks.get(time_ms)
         if held is not None and not replaces(granularity, _label(held[0][-1])):
             return False
-        row = tuple(_num(numbers.get(name)) for name in TICK_ARRAYS[1:-1]) + (float(granularity_seconds(granularity)),)
+        row = tuple(math.nan if x is None else float(x) for x in values) + (float(granularity_seconds(granularity)),)
         if held is not None and held == (row, source):
             return False
-        if held is None and len(self.ticks) >= TICK_RING_SIZE and time_ms < min(self.ticks):
+        if held is None and len(self.ticks) >= TICK_RING_SIZE and time_ms < self._oldest_ms():
             return False
+        if held is None and self.ticks and time_ms < self._newest_ms:
+            self._in_order = False
+        self._newest_ms = max(self._newest_ms, time_ms)
         self.ticks[time_ms] = (row, source)
         while len(self.ticks) > TICK_RING_SIZE:
-            del self.ticks[min(self.ticks)]
+            del self.ticks[self._oldest_ms()]
         return True
+
+    def _oldest_ms(self) -> int:
+        if not self._in_order:
+            self.ticks = dict(sorted(self.ticks.items()))
+            self._in_order = True
+        return next(iter(self.ticks))
 
     def full(self) -> bool:
         return len(self.ticks) >= TICK_RING_SIZE
 
     def oldest(self) -> Optional[dt.datetime]:
-        return dt.datetime.fromtimestamp(min(self.ticks) / 1000, UTC) if self.ticks else None
+        return dt.datetime.fromtimestamp(self._oldest_ms() / 1000, UTC) if self.ticks else None
 
     def rows(self, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None) -> list[dict]:
         low = -math.inf if start is None else start.timestamp() * 1000
@@ -189,7 +212,9 @@ class TickRing:
         return out
 
     def document(self, updated_at: dt.datetime) -> dict:
-        times = sorted(self.ticks)
+        if self.ticks:
+            self._oldest_ms()  # sorts a ring a late tick put out of order
+        times = list(self.ticks)
         columns = {name: _pack(self.ticks[t][0][i] for t in times) for i, name in enumerate(TICK_ARRAYS[1:])}
         sources = sorted({self.ticks[t][1] for t in times})
         return {"_id": view_id(self.series, "ticks"), "series": self.series, "sensor_id": self.ticker, "kind": "ticks",
@@ -205,6 +230,7 @@ class TickRing:
         sources = doc.get("sources") or []
         for i, (t, code) in enumerate(zip(_unpack(doc["t"]), _unpack(doc["src"]))):
             ring.ticks[int(t)] = (tuple(column[i] for column in columns), sources[int(code)])
+        ring.__post_init__()
         return ring
 
 

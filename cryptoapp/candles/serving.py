@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from typing import Optional, Union
+from typing import Union
 
 from cryptoapp.candles.models import Bar
-from cryptoapp.candles.rings import BarRing, TickRing, view_id
+from cryptoapp.candles.rings import RING_NUMBERS, BarRing, TickRing, view_id
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import SEED_ID_SOURCES, UTC, series_id
 
@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 
 Ring = Union[BarRing, TickRing]
 SAVE_TRIES = 5
-
-
-def tick_numbers(tick: PriceTick) -> dict[str, Optional[float]]:
-    return {name: getattr(tick, name, None) for name in ("value", "bid_price", "ask_price", "bid_size", "ask_size",
-                                                         "volume_24h", "change_24h_pct", "market_cap")}
 
 
 class ViewWriter:
@@ -79,12 +74,17 @@ class ViewWriter:
         saved = 0
         for series, group in by_series.items():
             first = group[0]
-            source = None if first.source in SEED_ID_SOURCES else first.source
-            saved += await self.update(
-                view_id(series, "ticks"), lambda: TickRing(series, first.ticker, first.currency, source),
-                lambda ring: any([ring.add(round(t.timestamp.timestamp() * 1000), tick_numbers(t), t.source,
-                                           t.granularity) for t in group]))
+            rows = [(round(t.timestamp.timestamp() * 1000), tuple(getattr(t, name) for name in RING_NUMBERS), t.source,
+                     t.granularity) for t in group]
+            saved += await self.put_rows(series, first.ticker, first.currency, first.source, rows)
         return saved
+
+    async def put_rows(self, series: str, ticker: str, currency: str, source: str, rows: list[tuple]) -> int:
+        """Rows (time in ms, numbers in RING_NUMBERS order, source, granularity) of one series into its ring of recent
+        ticks, saved once if they changed it; returns 1 when saved."""
+        own = None if source in SEED_ID_SOURCES else source
+        return int(await self.update(view_id(series, "ticks"), lambda: TickRing(series, ticker, currency, own),
+                                     lambda ring: any([ring.add_values(*row) for row in rows])))
 
     def forget(self) -> None:
         """Drops the cached rings (after a rebalance: the next write reloads what it needs)."""

@@ -19,12 +19,13 @@ from collections.abc import Sequence
 
 from faust.types import EventT
 
-from cryptoapp.candles.bars import COMPACT_AFTER_S, MINUTE, Minute, merge, minute_key, parents
+from cryptoapp.candles.bars import COMPACT_AFTER_S, MINUTE, Minute, fold, grew, merge, minute_key, parents
 from cryptoapp.candles.models import Bar, bar_from_json, bar_to_json, time_ms
+from cryptoapp.candles.rings import RING_NUMBERS
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, view_ticks_topic
 from cryptoapp.prices.models import PriceTick, decode_tick, tick_from_json
-from cryptoapp.schema import RESOLUTIONS
+from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS
 from cryptoapp.streams import in_partition_of, send_all
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,13 @@ class CandleStage:
         self.app = app
         # Parsed minute bars, by key, with the table value they were parsed from: a 1d bar merges up to 1,440 minutes.
         self._bars: dict[str, tuple[object, Bar]] = {}
+        # The 5m/1h/1d bars made so far, by (series, resolution, start): a batch folds its changed minutes into them
+        # (bars.fold) instead of merging every minute of a day again; made afresh from the minutes when not held.
+        self._coarse: dict[tuple[str, str, int], Bar] = {}
 
     def forget(self) -> None:
         self._bars.clear()
+        self._coarse.clear()
 
     def minute_bar(self, key: str, batch: dict[str, Minute]) -> Bar | None:
         if key in batch:
@@ -123,13 +128,11 @@ class CandleStage:
         grace = settings.candle_grace_s
         ticks, clocks = self._inputs(stored, extra)
         batch, changed, too_old = self._absorb(ticks, oldest)
+        before = {key: self.minute_bar(key, {}) for key in changed}  # the table still holds the batch's start
         for key, event in changed.items():
             with in_partition_of(event):
                 candle_minutes[key] = batch[key].to_json()
-        touched = {(batch[key].series, res, start) for key in changed
-                   for res, start in parents(batch[key].start_s).items()}
-        out = [(bar, bar.end.timestamp() + grace <= now) for series, res, start in sorted(touched)
-               if (bar := self.bar_at(series, res, start, batch)) is not None]
+        out = [(bar, bar.end.timestamp() + grace <= now) for bar in self._changed_bars(batch, before)]
         for partition, event in clocks.items():
             out += self.close_due(partition, event, now, grace, oldest)
         # The table writes wait in Faust's producer buffer; sending them now keeps a burst (a backfill, the demo's
@@ -142,6 +145,26 @@ class CandleStage:
             log.warning("candles: %d ticks older than CRYPTO_CANDLES_HOURS=%g were left out of the candles (still "
                         "archived); `cryptoapp candles rebuild --hours ...` adds them", too_old, settings.candles_hours)
 
+    def _changed_bars(self, batch: dict[str, Minute], before: dict[str, Bar | None]) -> list[Bar]:
+        """Every bar the batch's changed minutes are in, once each: the minute itself, and each coarser bar folded
+        from its held copy (or merged afresh from its minutes when not held, or when a minute did not only grow)."""
+        coarse: dict[tuple[str, str, int], Bar | None] = {}
+        minutes: list[Bar] = []
+        for key in sorted(before, key=lambda k: batch[k].start_s):
+            new, old = batch[key].bar(), before[key]
+            minutes.append(new)
+            for res, start in parents(batch[key].start_s).items():
+                if res == "1m":
+                    continue
+                at = (new.series, res, start)
+                held = coarse[at] if at in coarse else self._coarse.get(at)
+                coarse[at] = fold(held, old, new) if held is not None and grew(old, new) else None
+        for at, bar in coarse.items():
+            if bar is None:
+                bar = self.bar_at(at[0], at[1], at[2], batch)
+            self._coarse[at] = bar
+        return sorted((*minutes, *(self._coarse[at] for at in coarse)), key=lambda b: (b.series, b.resolution, b.start))
+
     def close_due(self, partition: int, event: EventT, now: float, grace: float,
                   oldest: float) -> list[tuple[Bar, bool]]:
         """For every series of `partition`: the bars that ended over `grace` ago, closed; old minutes compacted, then
@@ -152,7 +175,8 @@ class CandleStage:
             for res, seconds in RESOLUTIONS.items():
                 start = mark["closed"][res]
                 while start + seconds + grace <= now:
-                    bar = self.bar_at(series, res, start, {})
+                    # The held bar is the merge of its minutes (folded exactly); closed, a late tick merges it afresh.
+                    bar = self._coarse.pop((series, res, start), None) or self.bar_at(series, res, start, {})
                     if bar is not None:
                         out.append((bar, True))
                     start += seconds
@@ -181,12 +205,28 @@ class CandleStage:
 
 def view_ticks(ticks) -> list[tuple]:
     """The batch's stored ticks as view-ticks messages, one per series, for the rings of recent ticks and
-    crypto.latest."""
+    crypto.latest: the ticks as columns (time in ms, source, granularity, each number), and the newest in full."""
     by_series: dict[str, list[PriceTick]] = {}
     for tick in ticks:
         by_series.setdefault(tick.series, []).append(tick)
-    return [(view_ticks_topic, group[0].ticker.encode(), json.dumps([t.to_json() for t in group]).encode())
-            for group in by_series.values()]
+    return [(view_ticks_topic, group[0].ticker.encode(), json.dumps(tick_columns(series, group)).encode())
+            for series, group in by_series.items()]
+
+
+def tick_columns(series: str, group: list[PriceTick]) -> dict:
+    newest = group[0]
+    for tick in group:
+        if tick.is_newer_than(newest):
+            newest = tick
+    return {"series": series, "ticker": newest.ticker, "currency": newest.currency, "latest": newest.to_json(),
+            "t": [time_ms(t.timestamp) for t in group], "source": [t.source for t in group],
+            "granularity": [t.granularity for t in group],
+            **{name: [getattr(t, name) for t in group] for name in TICK_NUMBERS}}
+
+
+def tick_rows(data: dict) -> list[tuple]:
+    """A view-ticks message's columns as the rows ViewWriter.put_rows takes (TickRing.add_values' arguments)."""
+    return list(zip(data["t"], zip(*(data[name] for name in RING_NUMBERS)), data["source"], data["granularity"]))
 
 
 class ViewStage:
@@ -208,15 +248,21 @@ class ViewStage:
     async def write(self, events: Sequence[EventT]) -> None:
         """Closed bars into crypto.candles; every bar, the ticks and the newest tick per series into the views."""
         bars: dict[str, tuple[Bar, bool]] = {}
-        ticks: list[PriceTick] = []
+        messages: dict[str, list[dict]] = {}  # series -> its view-ticks messages
         for event in events:
+            data = json.loads(event.value)
             if event.message.topic == candles_topic.get_topic_name():
-                bar, closed = bar_from_json(json.loads(event.value))
+                bar, closed = bar_from_json(data)
                 bars[bar.id] = (bar, closed or bars.get(bar.id, (bar, False))[1])
-            else:
-                ticks += [tick_from_json(item) for item in json.loads(event.value)]
+                continue
+            if isinstance(data, list):  # the form before columns, still in the topic after an upgrade
+                ticks = [tick_from_json(item) for item in data]
+                data = tick_columns(ticks[0].series, ticks)
+            messages.setdefault(data["series"], []).append(data)
         store = self.app.store
         await store.candles.store_candles(bar for bar, closed in bars.values() if closed)
         await self.writer.put_bars(bar for bar, _ in bars.values())
-        await self.writer.put_ticks(ticks)
-        await store.ticks.save_latest(ticks)
+        for series, group in messages.items():
+            rows = [row for data in group for row in tick_rows(data)]
+            await self.writer.put_rows(series, group[0]["ticker"], group[0]["currency"], rows[0][2], rows)
+        await store.ticks.save_latest(tick_from_json(data["latest"]) for group in messages.values() for data in group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any, Optional
 
@@ -34,11 +35,13 @@ class PriceTick(faust.Record, isodates=True, serializer="json", include_metadata
     bid_size: Optional[float] = None
     ask_size: Optional[float] = None
 
-    @property
+    # Worked out once per tick (the sink asks for both several times a batch); a tick is never changed after it is
+    # made, so the cached value cannot go stale.
+    @functools.cached_property
     def tick_id(self) -> str:
         return tick_id(self.ticker, self.timestamp, self.source)
 
-    @property
+    @functools.cached_property
     def series(self) -> str:
         """The series this tick belongs to (schema.series_id): BTC for CoinGecko, BTC_binanceus for an exchange."""
         return series_id(self.ticker, self.source)

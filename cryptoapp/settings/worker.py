@@ -67,6 +67,8 @@ class Settings(SharedSettings):
     session_timeout: number(minimum=6.0, strict=False, unit=" s") = Field(60.0, alias="CRYPTO_SESSION_TIMEOUT")
     simulated_seed: int = Field(42, alias="CRYPTO_SIMULATED_SEED")
     candles: bool = Field(True, alias="CRYPTO_CANDLES")  # 0/false: no candles and no views (the sink alone)
+    # 1: Faust's Prometheus sensor as it comes, a labelled update per message and event (cryptoapp/sensors.py)
+    faust_event_metrics: bool = Field(False, alias="CRYPTO_FAUST_EVENT_METRICS")
     # How late a tick may come and still count. A 1d bar is made of the minutes in its day: they have to be held
     # for at least a day and its grace.
     candles_hours: number(minimum=26.0, strict=False, unit=" h") = Field(170.0, alias="CRYPTO_CANDLES_HOURS")

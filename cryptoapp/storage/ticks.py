@@ -75,6 +75,19 @@ def upsert_for(tick: PriceTick, now: dt.datetime) -> UpdateOne | InsertOne:
                                        "$setOnInsert": {"inserted_at": inserted_at}}, upsert=True)
 
 
+def storable(docs: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """The documents BSON can encode, and the others' reasons by _id (e.g. a lone surrogate in a text)."""
+    kept, rejected = [], {}
+    for doc in docs:
+        try:
+            bson.encode(doc)
+        except (BSONError, ValueError, OverflowError) as exc:
+            rejected[doc["_id"]] = f"not storable as BSON ({exc.__class__.__name__}: {exc})"
+        else:
+            kept.append(doc)
+    return kept, rejected
+
+
 class Ticks(Family):
     """The archive, written idempotently by deterministic _id, and the small per-series and per-worker documents."""
 
@@ -98,19 +111,13 @@ class Ticks(Family):
         """
         by_id = one_tick_per_id(ticks)  # within a batch as across batches
         now = dt.datetime.now(UTC)
-        docs, rejected = [], {}
-        for tick in by_id.values():
-            doc = to_document(tick, inserted_at=now)
-            try:
-                bson.encode(doc)
-            except (BSONError, ValueError, OverflowError) as exc:  # e.g. a lone surrogate
-                rejected[doc["_id"]] = f"not storable as BSON ({exc.__class__.__name__}: {exc})"
-            else:
-                docs.append(doc)
-        if not docs:
-            return WriteResult(rejected=rejected)
+        docs, rejected = [to_document(tick, inserted_at=now) for tick in by_id.values()], {}
         await self.indexed()
-        written = await self.insert_new(self.prices, docs, "ticks", refusable=True)
+        try:
+            written = await self.insert_new(self.prices, docs, "ticks", refusable=True)
+        except (BSONError, ValueError, OverflowError):  # the driver encodes before it sends: nothing was written
+            docs, rejected = storable(docs)  # so each document is encoded alone once, only for such a batch
+            written = await self.insert_new(self.prices, docs, "ticks", refusable=True)
         updated = await self._refresh([by_id[i] for i in written.existing], now)
         return WriteResult(inserted=len(written.new), updated=updated, rejected={**rejected, **written.refused})
 

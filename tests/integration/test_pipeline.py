@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import urllib.request
 
 import pytest
 from pymongo import MongoClient
@@ -79,6 +80,24 @@ def test_web_views_serve_the_latest_prices(worker):
     assert worker.get("/table/latest_prices/")[1]["name"] == "latest_prices"  # Faust's own table views
     status, entry = worker.get("/table/latest_prices/BTC/")
     assert status == 200 and entry["value"] == 67187.3358936566
+
+
+def test_metrics_count_what_the_worker_did(worker, db):
+    # Faust's messages and events are counted per batch (cryptoapp/sensors.py), under Faust's own names.
+    wait_for(lambda: db.prices.count_documents({}) >= 5, 60, "five documents in MongoDB")
+
+    def metrics() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line and not line.startswith("#")}
+
+    seen = wait_for(lambda: (lambda m: m if m.get("cryptoapp_ticks_stored_total", 0) >= 5 else None)(metrics()),
+                    30, "/metrics counting the stored ticks")
+    assert seen["faust_messages_received_total"] >= 5 and seen["faust_total_events_total"] >= 5
+    topic = next(k for k in seen if k.startswith("faust_messages_received_per_topic_total{") and "-prices" in k)
+    assert seen[topic] >= 5
+    assert any(k.startswith("faust_table_operations_total{") and "latest_prices" in k for k in seen)
 
 
 def test_one_call_per_interval_for_all_coins(worker, fake):

@@ -145,3 +145,47 @@ def test_the_archive_accumulator_makes_the_same_bars_as_the_stream_without_holdi
     assert min(b.start for b in recent.bars().values() if b.resolution == "1m") >= T0 + dt.timedelta(hours=12)
     assert {b.id for b in recent.bars().values() if b.resolution != "1m"} == \
         {b.id for b in acc.bars().values() if b.resolution != "1m"}
+
+
+def test_a_coarse_bar_folded_minute_by_minute_equals_the_merge_of_its_minutes():
+    # The stream folds each batch's changed minutes into the 5m/1h/1d bars it holds (bars.fold) instead of merging
+    # every minute again: for any order of ticks, any batches, the folded bar is the merged one, to the last field.
+    import random
+
+    from cryptoapp.candles.bars import fold, grew
+
+    rng = random.Random(7)
+    for _ in range(200):
+        start = 1_764_000_000 // 3600 * 3600
+        minutes: dict[int, Minute] = {}
+        held = None
+        for _batch in range(rng.randint(1, 12)):
+            changed = {}
+            for _tick in range(rng.randint(1, 8)):
+                m = start + rng.randrange(60) * 60
+                minute = minutes.setdefault(m, Minute("BTC", "BTC", m, "usd"))
+                old = changed.get(m, (None, minute.bar() if minute.ticks else None))[1]
+                source = rng.choice(["coingecko", "coingecko-backfill"])
+                minute.absorb(m * 1000 + rng.randrange(60_000), rng.uniform(90, 110), rng.uniform(1, 2), source,
+                              "5m" if source == "coingecko-backfill" else None)
+                changed[m] = (old, old)
+            for m, (old, _) in sorted(changed.items()):  # as CandleStage: one that did not only grow merges afresh
+                new = minutes[m].bar()
+                held = fold(held, old, new) if held is not None and grew(old, new) else None
+            if held is None:
+                held = merge([minutes[k].bar() for k in sorted(minutes)], "1h")
+            assert held == merge([minutes[k].bar() for k in sorted(minutes)], "1h")
+
+
+def test_the_tick_ring_drops_its_oldest_tick_whatever_order_the_ticks_came_in():
+    ring = TickRing("BTC", "BTC")
+    for t in range(0, 2 * (TICK_RING_SIZE + 5), 2):  # in order: the five oldest are dropped as the newest come
+        ring.add(t, {"value": 1.0}, "coingecko", None)
+    assert len(ring.ticks) == TICK_RING_SIZE and ring.oldest().timestamp() * 1000 == 10
+    late = TICK_RING_SIZE + 1
+    ring.add(late, {"value": 2.0}, "coingecko", None)  # late: between two held ticks, so the oldest (10) goes
+    for t in (2 * (TICK_RING_SIZE + 5), 2 * (TICK_RING_SIZE + 6)):  # then two newer ones: 12 and 14 go
+        ring.add(t, {"value": 3.0}, "coingecko", None)
+    kept = [row["timestamp"].timestamp() * 1000 for row in TickRing.from_document(ring.document(T0)).rows()]
+    assert len(kept) == TICK_RING_SIZE and kept == sorted(kept)
+    assert kept[0] == 16 and late in kept
