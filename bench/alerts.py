@@ -5,7 +5,7 @@ A bench producer publishes the simulated source's ticks of 10 coins at a steady 
 the latency section does); the worker holds 1,000 rules, 100 per coin, in the kind mix of bench.alerts_eval,
 with thresholds placed so that the random walk keeps crossing some of them (tens of firings a second, after
 a first burst of rules whose condition holds from the start, which the warm-up leaves out). Every rule POSTs
-to a local receiver (cryptoapp.testing.webhook) in this process, which stamps each request's arrival.
+to a local receiver (testkit.webhook) in this process, which stamps each request's arrival.
 
 Per firing of a tick created inside the window: tick creation -> fired (the firing's fired_at, stamped by the
 evaluating agent) and tick creation -> webhook received. A firing is POSTed only after its insert into
@@ -35,9 +35,9 @@ from bench.profiling import Profiler
 from cryptoapp.alerts.rules import AlertRule, Delivery
 from cryptoapp.coins import resolve_all
 from cryptoapp.settings import load
-from cryptoapp.testing.audit import uncommitted
-from cryptoapp.testing.processes import Worker
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.audit import uncommitted
+from testkit.processes import Worker
+from testkit.webhook import FakeWebhookServer
 
 RULES = 1000
 COINS = tuple(f"sim{i:03d}" for i in range(10))  # the latency section's coins: a step of all ten every 10 ms

@@ -114,7 +114,7 @@ async def delivery_latency(firings: int = 300, rate: float = 100.0) -> dict:
     from cryptoapp.alerts.evaluation import evaluate
     from cryptoapp.alerts.rules import new_rule
     from cryptoapp.storage import PriceStore
-    from cryptoapp.testing.webhook import FakeWebhookServer
+    from testkit.webhook import FakeWebhookServer
 
     uri = os.environ.get("MONGO_URI", "mongodb://localhost:27017")
     database = f"bench-alerts-{os.getpid()}"

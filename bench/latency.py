@@ -16,7 +16,7 @@ from cryptoapp.coins import resolve_all
 from cryptoapp.schema import UTC
 from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
-from cryptoapp.testing.processes import Worker
+from testkit.processes import Worker
 
 
 async def produce_steadily(topic: str, coins: tuple[str, ...], rate: float, seconds: float) -> list[tuple[str, float]]:

@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Optional
 
-from cryptoapp.testing.processes import wait_for
-from cryptoapp.testing.services import ROOT, PrivateServices
+from testkit.processes import wait_for
+from testkit.services import ROOT, PrivateServices
 
 RETRYING = re.compile(r"WARNING.*MongoDB at .*; retry \d+ in")
 

@@ -14,7 +14,7 @@ from bench import harness
 from bench.sink_throughput import write_rate
 from cryptoapp.schema import UTC
 from cryptoapp.settings import load
-from cryptoapp.testing.processes import Worker, wait_for
+from testkit.processes import Worker, wait_for
 
 WORKERS = (1, 2, 4)
 TARGET = 1.6  # two workers at least 1.6 x one

@@ -17,7 +17,7 @@ from cryptoapp.prices.models import decode_tick, to_document
 from cryptoapp.schema import PRICES_INDEXES, UTC
 from cryptoapp.settings import load
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.processes import Worker
+from testkit.processes import Worker
 
 SINK_BATCH = 500  # the sink's take_events batch size, so the no-Kafka baseline writes batches the sink could
 

@@ -16,7 +16,7 @@ from cryptoapp.prices.agents import store_ticks
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.audit import records
+from testkit.audit import records
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2025, 11, 21, 10, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pymongo import MongoClient
 
-from cryptoapp.testing.processes import ROOT, free_port
+from testkit.processes import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.testing.processes import wait_for
+from testkit.processes import wait_for
 
 pytestmark = pytest.mark.integration
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

@@ -14,8 +14,8 @@ from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.processes import async_wait_for
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.processes import async_wait_for
+from testkit.webhook import FakeWebhookServer
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc

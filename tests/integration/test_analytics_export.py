@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from cryptoapp.analytics.export import TICKS_SCHEMA, export_parquet, partition_path
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.processes import ROOT
+from testkit.processes import ROOT
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc

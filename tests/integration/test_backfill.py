@@ -14,7 +14,7 @@ from pymongo import MongoClient
 
 from cryptoapp.prices.models import PriceTick, to_document
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import Call, FakeCoinGecko, FakeCoinGeckoServer, reference
 
 pytestmark = pytest.mark.integration

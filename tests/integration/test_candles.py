@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from cryptoapp.candles.rings import BarRing
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.processes import ROOT, Worker, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -271,7 +271,7 @@ def test_an_empty_database_says_how_to_start_the_worker(own_db):
 
 
 def test_a_running_worker_whose_source_fails_is_shown_as_such_not_as_missing(own_db):
-    from cryptoapp.testing.processes import Worker, free_port, wait_for
+    from testkit.processes import Worker, free_port, wait_for
 
     # CoinGecko unreachable (nothing listens on the port): the worker runs and says why nothing comes.
     dead = f"http://127.0.0.1:{free_port()}/api/v3"

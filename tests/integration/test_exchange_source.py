@@ -11,8 +11,8 @@ import pytest
 from cryptoapp.coins import resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
 from cryptoapp.sources.exchange import AlreadyStreaming, ExchangeSource
+from testkit.processes import async_wait_for
 from tests.support.fake_exchange import FakeBinanceUS, running
-from cryptoapp.testing.processes import async_wait_for
 
 COINS = resolve_all(DEFAULT_SYMBOLS)
 LOGGER = "cryptoapp.sources.exchange"

@@ -10,8 +10,8 @@ import pytest
 
 from cryptoapp.prices.models import decode_tick
 from cryptoapp.schema import tick_id
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.audit import records
+from testkit.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 from tests.support.fake_exchange import FakeBinanceUSServer
 

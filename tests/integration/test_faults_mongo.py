@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from cryptoapp.testing.processes import wait_for
-from cryptoapp.testing.services import assert_nothing_lost_or_doubled
+from testkit.processes import wait_for
+from testkit.services import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.integration
 RETRY = r"WARNING.*MongoDB at mongodb://127\.0\.0\.1:\d+ \(database '{name}'\) failed: \w+: .*; retry \d+ in [\d.]+ s " \

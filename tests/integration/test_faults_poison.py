@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import wait_for
+from testkit.audit import records
+from testkit.processes import wait_for
 
 pytestmark = pytest.mark.integration
 

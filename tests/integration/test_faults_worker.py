@@ -7,8 +7,8 @@ import signal
 import pytest
 
 from cryptoapp.schema import iso_z
-from cryptoapp.testing.processes import wait_for
-from cryptoapp.testing.services import assert_nothing_lost_or_doubled
+from testkit.processes import wait_for
+from testkit.services import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.integration
 

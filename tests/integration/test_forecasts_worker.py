@@ -13,8 +13,8 @@ import pytest
 from cryptoapp.forecasts.backtest import replay
 from cryptoapp.forecasts.features import Bar
 from cryptoapp.schema import UTC, candle_id, forecast_id, forecast_score_id
-from cryptoapp.testing.audit import committed_offsets, records
-from cryptoapp.testing.processes import Worker, wait_for
+from testkit.audit import committed_offsets, records
+from testkit.processes import Worker, wait_for
 from tests.integration.test_candles import publish, tick
 from tests.unit.test_forecasts import sine
 

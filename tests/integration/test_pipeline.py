@@ -6,8 +6,8 @@ import os
 import pytest
 from pymongo import MongoClient
 
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import Worker, wait_for
+from testkit.audit import records
+from testkit.processes import Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from pymongo import MongoClient
 
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
-from cryptoapp.testing.audit import audit
-from cryptoapp.testing.processes import Worker, free_port, wait_for
+from testkit.audit import audit
+from testkit.processes import Worker, free_port, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 
 pytestmark = pytest.mark.integration

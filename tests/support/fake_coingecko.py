@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from cryptoapp.testing.served import ServedInThread
+from testkit.served import ServedInThread
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 _LOCAL_REFERENCE = Path(__file__).resolve().parent / "reference"

@@ -12,7 +12,7 @@ from cryptoapp.alerts.delivery import DISCORD_MAX_CHARS, deliver, payload, retry
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.webhook import FakeWebhookServer
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)

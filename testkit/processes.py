@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".local" / "logs"
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "cryptoapp"
 T = TypeVar("T")

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.audit import Audit, audit
-from cryptoapp.testing.processes import ROOT, Worker
+from testkit.audit import Audit, audit
+from testkit.processes import ROOT, Worker
 
 SERVICES = ROOT / "scripts" / "services.sh"
 
