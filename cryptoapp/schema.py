@@ -46,7 +46,6 @@ ANALYTICS_CORRELATION = "analytics_correlation"
 
 # --- the stored tick (shared/DESIGN.md) --------------------------------------------------------------
 TICK_NUMBERS = ("value", "volume_24h", "change_24h_pct", "market_cap", "bid_price", "ask_price", "bid_size", "ask_size")
-TICK_TEXTS = ("sensor_id", "source", "granularity")
 # Every field of a stored tick; `granularity` only on backfilled ticks.
 TICK_FIELDS = ("_id", "timestamp", "value", "sensor_id", "bid_price", "ask_price", "volume_24h",
                "change_24h_pct", "market_cap", "currency", "source", "inserted_at", "granularity", "bid_size",

@@ -17,9 +17,9 @@ from talib import abstract
 
 SMA, EMA, BOLLINGER, RSI, MACD = "SMA", "EMA", "Bollinger bands", "RSI", "MACD"
 INDICATORS = (SMA, EMA, BOLLINGER, RSI, MACD)
+# SMA, EMA and the Bollinger bands share the price's panel; RSI and MACD have scales of their own: each gets a panel
+# below the price, named after it.
 PRICE_PANEL = "price"
-# RSI and MACD have scales of their own: each gets a panel below the price.
-PANEL_OF = {SMA: PRICE_PANEL, EMA: PRICE_PANEL, BOLLINGER: PRICE_PANEL, RSI: RSI, MACD: MACD}
 RSI_BANDS = (30.0, 70.0)  # the conventional oversold / overbought lines
 
 

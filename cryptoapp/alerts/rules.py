@@ -30,7 +30,6 @@ from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds
 from cryptoapp.uris import mask_webhook_url
 
 KINDS = ("above", "below", "change_pct", "volume_spike", "spread_bps")
-FORMATS = ("json", "slack", "discord")
 WINDOW_KINDS = frozenset({"change_pct", "volume_spike"})
 MIN_WINDOW_S = 60
 MAX_WINDOW_S = 86400  # the volume is already a 24 h figure; a longer price window belongs to the history
