@@ -46,7 +46,7 @@ def history_tab():
     import streamlit as st
 
     from cryptoapp.settings import load
-    from dashboard import charts, forecasts
+    from dashboard import forecasts, history_charts
     from dashboard.data import BAR_COLUMNS
 
     end = dt.datetime.now(dt.timezone.utc)
@@ -57,7 +57,7 @@ def history_tab():
                           "low": closes, "close": closes, "ticks": 1, "volume_24h": 1e9,
                           "sources": [("coingecko",)] * len(closes), "currency": "usd"}, columns=list(BAR_COLUMNS))
     frame.attrs.update(resolution="1m", start=end - dt.timedelta(hours=2), end=end)
-    fig = charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
+    fig = history_charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
     fig = forecasts.render(load(), "BTC", frame, fig, series=st.session_state.get("series", "BTC"))
     st.plotly_chart(fig, key="history_chart")
 

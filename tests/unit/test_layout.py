@@ -44,8 +44,8 @@ def pulled_in(module: str, libraries: tuple[str, ...]) -> list[str]:
     return json.loads(out)
 
 
-@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.indicators", "dashboard.export", "cryptoapp.schema",
-                                    "cryptoapp.settings"])
+@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.history_charts", "dashboard.chart_layout", "dashboard.png",
+                                    "dashboard.indicators", "dashboard.export", "cryptoapp.schema", "cryptoapp.settings"])
 def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
     assert pulled_in(module, ("pymongo", "faust", "streamlit")) == []
 
