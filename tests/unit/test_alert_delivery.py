@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 
-from cryptoapp.alerts.delivery import DISCORD_MAX_CHARS, deliver, payload, retry_after_seconds
+from cryptoapp.alerts.webhooks import DISCORD_MAX_CHARS, deliver, payload, retry_after_seconds
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
@@ -99,7 +99,7 @@ async def test_a_receiver_that_hangs_is_timed_out_and_tried_again(receiver, sess
 
 
 async def test_a_4xx_refusal_is_final_and_logged_in_one_line_without_the_token(receiver, session, caplog):
-    caplog.set_level(logging.WARNING, logger="cryptoapp.alerts.delivery")
+    caplog.set_level(logging.WARNING, logger="cryptoapp.alerts.webhooks")
     receiver.refuse_status = 404
     result = await deliver(session, firing(receiver.url("slack"), "slack"), **FAST)
     assert (result.delivered, result.attempts) == (False, 1)
