@@ -17,7 +17,6 @@ Kinds and their threshold (a rule fires when the observed value reaches the thre
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import secrets
 from collections.abc import Collection
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds
+from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds, is_finite_number
 from cryptoapp.uris import mask_webhook_url
 
 KINDS = ("above", "below", "change_pct", "volume_spike", "spread_bps")
@@ -157,7 +156,7 @@ class AlertRule(BaseModel):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, value: float) -> float:
-        if not math.isfinite(value):
+        if not is_finite_number(value):
             raise ValueError(f"{value!r} is not a finite number: {_HINTS['threshold']}")
         return value
 

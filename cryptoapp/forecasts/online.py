@@ -123,7 +123,7 @@ def _close_from(base: float, log_return: float) -> Optional[float]:
         close = base * math.exp(log_return)
     except OverflowError:
         return None
-    return close if math.isfinite(close) and close > 0 else None
+    return close if is_finite_number(close) and close > 0 else None
 
 
 class CoinForecaster:
