@@ -64,6 +64,14 @@ def env(monkeypatch, mongo):
 
 
 @pytest.fixture
+def market_docs(market, env):
+    """The module's database, read by the app: its ticks (their views stored, the archive dropped)."""
+    name, docs = market
+    env(name)
+    return docs
+
+
+@pytest.fixture
 def own_db(mongo, unique_name, env):
     """A database of this test's own, dropped afterwards; the app reads it."""
     uri, client = mongo
@@ -146,9 +154,8 @@ def test_the_archive_is_gone_and_the_live_tab_shows_every_series_newest_values(m
     assert volume["y"][::-1] == ["BTC", "BTC · binanceus (USDT)", "ETH", "BNB", "USDT", "USDC"]
 
 
-def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(market, env):
-    name, docs = market
-    env(name)
+def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(market_docs):
+    docs = market_docs
     at = run_app("History")
     assert at.caption[1].value.startswith("Resolution: auto → 5m bars: candlesticks need bars")
     chart = traces(at, "history-BTC")
@@ -173,9 +180,8 @@ def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(mark
     assert f"the 5m view of BTC · CoinGecko holds data from {starts[0]:%d %b %H:%M} UTC on" in at.info[0].value
 
 
-def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market, env):
-    name, docs = market
-    env(name)
+def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market_docs):
+    docs = market_docs
     at = run_app("History")
     at.multiselect(key="history_indicators").set_value(["RSI", "MACD"]).run()
     chart = traces(at, "history-BTC")
@@ -190,9 +196,8 @@ def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market, env):
     assert chart["CoinGecko backfill (5m points)"]["type"] in ("scatter", "scattergl")
 
 
-def test_the_source_filter_shows_the_exchange_series_alone(market, env):
-    name, docs = market
-    env(name)
+def test_the_source_filter_shows_the_exchange_series_alone(market_docs):
+    docs = market_docs
     at = run_app("History")
     at.selectbox(key="history_source_BTC").set_value("BTC_binanceus").run()
     spec = figure(at, "history-BTC")
@@ -205,9 +210,7 @@ def test_the_source_filter_shows_the_exchange_series_alone(market, env):
     assert spec["layout"]["yaxis"]["ticksuffix"] == " USDT"
 
 
-def test_a_chosen_resolution_and_a_window_past_what_the_view_holds(market, env):
-    name, _ = market
-    env(name)
+def test_a_chosen_resolution_and_a_window_past_what_the_view_holds(market_docs):
     at = run_app("History")
     at.selectbox(key="history_resolution").set_value("1m").run()
     at.slider(key="history_hours").set_value(168).run()
