@@ -125,9 +125,7 @@ def _measure(quick: bool, profiler: Profiler, rules: int, env: dict) -> dict:
         finally:
             profiler.detach("alerts-worker")
             worker.stop()
-            client.drop_database(name)
-            asyncio.run(harness.delete_topics_with_prefix(name))
-            client.close()
+            harness.remove_run(client, name)
     ours = [(tick_id, created) for tick_id, created in produced if not tick_id.startswith("DOGE_")]
     window_start = min(created for _, created in ours) + warmup
     window_end = window_start + duration

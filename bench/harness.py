@@ -82,6 +82,19 @@ async def create_topic(name: str, partitions: int) -> None:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
 
 
+def prefilled_topic(topic: str, ticks: list[PriceTick]) -> float:
+    """Creates `topic` with the worker's partition count and prefills it with `ticks`; seconds until all acked."""
+    asyncio.run(create_topic(topic, load().partitions))
+    return asyncio.run(prefill(topic, ticks))
+
+
+def remove_run(client, name: str) -> None:
+    """Drops run `name`'s database and topics (the worker's app id is the name), then closes the client."""
+    client.drop_database(name)
+    asyncio.run(delete_topics_with_prefix(name))
+    client.close()
+
+
 async def delete_topics_with_prefix(*prefixes: str) -> list[str]:
     """Removes the topics a run created (its own, and those Faust made for the worker's app id)."""
     async with kafka_admin(KAFKA) as admin:

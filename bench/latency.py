@@ -90,9 +90,7 @@ def measure(rate: float, duration: float, warmup: float, drain: float, profiler:
     finally:
         profiler.detach(f"latency-worker-{rate:g}")
         worker.stop()
-        client.drop_database(name)
-        asyncio.run(harness.delete_topics_with_prefix(name))
-        client.close()
+        harness.remove_run(client, name)
     window_start = min(created for _, created in produced) + warmup
     window_end = window_start + duration
     window = [created for _, created in produced if window_start <= created < window_end]

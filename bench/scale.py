@@ -43,9 +43,7 @@ def one(count: int, ticks: list, time_cap: float) -> dict:
     finally:
         for worker in workers:
             worker.stop()
-        client.drop_database(name)
-        client.close()
-        asyncio.run(harness.delete_topics_with_prefix(name))
+        harness.remove_run(client, name)
     rate, seconds = write_rate(stamps) if stamps else (0.0, 0.0)
     return {"workers": count, "stored": len(stamps), "completed": done and len(stamps) == len(ticks),
             "seconds": round(seconds, 1), "ticks_per_s": rate, "logs": [str(w.log_path) for w in workers]}

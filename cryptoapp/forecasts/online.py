@@ -115,6 +115,21 @@ def parse_horizons(text: str) -> tuple[int, ...]:
     return _checked_horizons(int(p) for p in parts)
 
 
+def _synced(held: dict, wanted: Sequence, make: Callable, label: str, say_new: bool) -> list[str]:
+    """`held` keeps its entries that are `wanted` and gains the missing ones, from `make(key)`, in `wanted`'s
+    order; returns what changed, each `label`led ("model linear dropped"; "... starts fresh" when `say_new`)."""
+    changes = []
+    for key in [k for k in held if k not in wanted]:
+        del held[key]
+        changes.append(f"{label.format(key)} dropped")
+    for key in wanted:
+        if key not in held:
+            held[key] = make(key)
+            if say_new:
+                changes.append(f"{label.format(key)} starts fresh")
+    return changes
+
+
 def _close_from(base: float, log_return: float) -> Optional[float]:
     """The close a predicted log return means; None for a prediction that is no number."""
     if not is_finite_number(log_return):
@@ -150,23 +165,9 @@ class CoinForecaster:
         unknown = [name for name in models if name not in kinds or name == FORECAST_NAIVE]
         if unknown or not models:
             raise ValueError(f"forecast models {list(models)!r}: choose from {', '.join(kinds)}")
-        changes = []
-        for name in [m for m in self.models if m not in models]:
-            del self.models[name]
-            changes.append(f"model {name} dropped")
-        for name in models:
-            if name not in self.models:
-                self.models[name] = kinds[name]()
-                if self.bars:
-                    changes.append(f"model {name} starts fresh")
-        for h in [h for h in self.by_horizon if h not in horizons]:
-            del self.by_horizon[h]
-            changes.append(f"horizon {h} min dropped")
+        changes = _synced(self.models, models, lambda name: kinds[name](), "model {}", bool(self.bars))
+        changes += _synced(self.by_horizon, horizons, lambda h: _Horizon(), "horizon {} min", bool(self.bars))
         for h in horizons:
-            if h not in self.by_horizon:
-                self.by_horizon[h] = _Horizon()
-                if self.bars:
-                    changes.append(f"horizon {h} min starts fresh")
             state = self.by_horizon[h]
             state.boards = {name: state.boards.get(name) or ScoreBoard(window_for(h, window)) for name in self.models}
             for board in state.boards.values():

@@ -15,7 +15,6 @@ from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
 from testkit.processes import async_wait_for
-from testkit.webhook import FakeWebhookServer
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
@@ -28,12 +27,6 @@ FAST = {"initial_backoff": 0.05, "max_backoff": 0.2, "timeout": 2.0, "sweep_inte
 async def store(db):
     async with PriceStore(MONGO_URI, db.name) as store:
         yield store
-
-
-@pytest.fixture
-def receiver():
-    with FakeWebhookServer() as fake:
-        yield fake
 
 
 def fired(rule, second=0, value=101.0):

@@ -46,6 +46,7 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def db(module_db):
+    """The module's database: its one worker's, read by every test."""
     return module_db
 
 

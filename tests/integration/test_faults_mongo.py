@@ -33,9 +33,7 @@ def test_mongo_down_at_start_then_every_tick_is_written_once(private_services):
 
 def test_mongo_down_mid_stream_and_a_sigterm_meanwhile_commit_nothing_unwritten(private_services):
     """SIGTERM while MongoDB is down: the worker exits 70 without committing; a restart writes the rest."""
-    with private_services.simulated_worker("mongo-mid", 0.05) as (name, worker):
-        worker.start()
-        wait_for(lambda: private_services.documents(name) >= 200, 60, "a steady stream stored")
+    with private_services.simulated_worker("mongo-mid", 0.05, stored=200) as (name, worker):
         private_services.down("mongo")
         wait_for(lambda: re.search(RETRY.format(name=name), worker.log_text()), 60, "the sink retrying")
         started = time.monotonic()

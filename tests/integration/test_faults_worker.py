@@ -14,9 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(private_services):
-    with private_services.simulated_worker("kill-worker", 0.05) as (name, worker):
-        worker.start()
-        wait_for(lambda: private_services.documents(name) >= 300, 60, "a steady stream stored")
+    with private_services.simulated_worker("kill-worker", 0.05, stored=300) as (name, worker):
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         before = private_services.audit(name)
         assert before.committed_unstored == set()  # no offset got ahead of its write
@@ -36,9 +34,7 @@ def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(priv
 def test_sigterm_writes_the_pending_batch_and_exits_0(private_services):
     """Exit 0 means the sink's batch was written (else it exits 70); everything committed is stored, and
     what the worker had fetched but not stored stays uncommitted for the next start, which stores it."""
-    with private_services.simulated_worker("sigterm", 0.02) as (name, worker):
-        worker.start()
-        wait_for(lambda: private_services.documents(name) >= 200, 60, "a steady stream stored")
+    with private_services.simulated_worker("sigterm", 0.02, stored=200) as (name, worker):
         assert worker.stop(signal.SIGTERM) == 0
         assert_nothing_lost_or_doubled(private_services.audit(name))  # no restart yet: stored before the exit
         assert "exiting with a batch of" not in worker.log_text()

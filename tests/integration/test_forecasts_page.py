@@ -14,6 +14,7 @@ from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.features import Bar
 from cryptoapp.forecasts.online import CoinForecaster
 from cryptoapp.schema import UTC
+from tests.support.pages import function_page
 from tests.unit.test_forecasts import random_walk, sine
 
 pytestmark = pytest.mark.integration
@@ -63,11 +64,7 @@ def history_tab():
 
 
 def run_page(closes, series: str = "BTC") -> tuple[AppTest, dict]:
-    at = AppTest.from_function(history_tab, default_timeout=60)
-    at.session_state["closes"] = [float(c) for c in closes]
-    at.session_state["series"] = series
-    at.run()
-    assert not at.exception, at.exception
+    at = function_page(history_tab, closes=[float(c) for c in closes], series=series)
     [chart] = at.get("plotly_chart")
     return at, json.loads(chart.proto.spec)
 

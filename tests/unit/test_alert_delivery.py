@@ -12,7 +12,6 @@ from cryptoapp.alerts.webhooks import DISCORD_MAX_CHARS, deliver, payload, retry
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from testkit.webhook import FakeWebhookServer
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -23,12 +22,6 @@ def firing(webhook="https://example.com/hook/x", fmt="json"):
     rule = new_rule("BTC", "above", 100_000, webhook=webhook, format=fmt)
     return evaluate(rule, RuleState(), PriceTick(ticker="BTC", timestamp=T0, value=100_523.1, source="coingecko",
                                                  volume_24h=3.1e10), T0 + dt.timedelta(seconds=1))
-
-
-@pytest.fixture
-def receiver():
-    with FakeWebhookServer() as fake:
-        yield fake
 
 
 @pytest.fixture
