@@ -150,6 +150,11 @@ class PrivateServices:
                              f"{self.documents(name, {'_id': {'$in': still[:5]}})}); committed offsets "
                              f"{last.committed}; the worker's last lines:\n{log}")
 
+    def store_all_and_stop(self, name: str, worker: Worker) -> None:
+        """Waits until worker `name` has stored every tick its topic holds (all_stored), then stops it: exit 0."""
+        self.all_stored(name, worker=worker)
+        assert worker.stop() == 0
+
     def audit(self, name: str) -> Audit:
         """audit() of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""
         with ThreadPoolExecutor(1) as pool:

@@ -25,8 +25,7 @@ def test_mongo_down_at_start_then_every_tick_is_written_once(private_services):
                  "the sink retrying with backoff")
         back = dt.datetime.now(dt.timezone.utc)
         private_services.up("mongo")
-        private_services.all_stored(name, worker=worker)
-        assert worker.stop() == 0
+        private_services.store_all_and_stop(name, worker)
     assert_nothing_lost_or_doubled(private_services.audit(name))
     assert private_services.documents(name, {"timestamp": {"$lt": back}}) >= 20  # published while down
 
@@ -45,6 +44,5 @@ def test_mongo_down_mid_stream_and_a_sigterm_meanwhile_commit_nothing_unwritten(
         at_exit = private_services.audit(name)
         assert at_exit.missing and at_exit.committed_unstored == set()  # unwritten, and not committed either
         worker.start()
-        private_services.all_stored(name, worker=worker)
-        assert worker.stop() == 0
+        private_services.store_all_and_stop(name, worker)
     assert_nothing_lost_or_doubled(private_services.audit(name))

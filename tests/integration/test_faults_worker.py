@@ -24,8 +24,7 @@ def test_kill_9_then_restart_restores_latest_prices_and_mongodb_is_complete(priv
         expected = {t: iso_z(ts) for t, ts in before.newest.items() if t != "BTC"}
         wait_for(lambda: {t: v["timestamp"] for t, v in (worker.get("/prices/")[1] or {}).items() if t != "BTC"}
                  == expected, 60, "latest_prices restored from its changelog")
-        private_services.all_stored(name, worker=worker)
-        assert worker.stop() == 0
+        private_services.store_all_and_stop(name, worker)
     result = private_services.audit(name)
     assert len(result.tick_ids) > len(before.tick_ids)
     assert_nothing_lost_or_doubled(result)
@@ -40,6 +39,5 @@ def test_sigterm_writes_the_pending_batch_and_exits_0(private_services):
         assert "exiting with a batch of" not in worker.log_text()
         worker.env["CRYPTO_INTERVAL"] = "86400"  # one poll: the restart only reads the rest
         worker.start()
-        private_services.all_stored(name, worker=worker)
-        assert worker.stop() == 0
+        private_services.store_all_and_stop(name, worker)
     assert_nothing_lost_or_doubled(private_services.audit(name))
