@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from cryptoapp.settings import Settings
-from dashboard import alert_tables, cache, charts, export, forecasts, history_charts, indicators, png, resolution, ui
+from dashboard import (alert_tables, cache, charts, export, forecasts, history_charts, image_export, indicators,
+                       resolution, ui)
 from dashboard.data import MAX_HOURS, RESOLUTION_CHOICES
 
 PNG_SIZE = (1400, 900)
@@ -68,10 +69,10 @@ def downloads(frame: pd.DataFrame, lines, fig, choice: Choice) -> None:
     used = frame.attrs.get("resolution", "ticks")
     stem = f"{choice.series}-{used}-{choice.hours}h"
     png, csv, note = st.columns([1, 1, 3])
-    if png.chromium_path() is None:
+    if image_export.chromium_path() is None:
         note.caption("PNG download needs Chromium: `apt-get install chromium` (or set BROWSER_PATH).")
     else:
-        png.download_button("Chart as PNG", data=functools.partial(png.figure_png, fig, *PNG_SIZE),
+        png.download_button("Chart as PNG", data=functools.partial(image_export.figure_png, fig, *PNG_SIZE),
                             file_name=f"{stem}.png", mime="image/png", icon=":material/image:",
                             on_click="ignore", key="history_png")
     csv.download_button("Data as CSV", data=export.csv(frame, lines), file_name=f"{stem}.csv", mime="text/csv",

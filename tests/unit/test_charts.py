@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cryptoapp import schema
-from dashboard import chart_layout, charts, data, history_charts, indicators, png
+from dashboard import chart_layout, charts, data, history_charts, image_export, indicators
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 11, 21, 0, 0, tzinfo=UTC)
@@ -262,10 +262,10 @@ def chromium():
 def test_png_export_has_the_requested_size(chromium):
     rows = bars(range(0, 300))
     fig = history_charts.history_figure(rows, "BTC", lines=indicators.compute(rows["close"], indicators.INDICATORS))
-    assert png_size(png.figure_png(fig, width=640, height=360)) == (640, 360)
+    assert png_size(image_export.figure_png(fig, width=640, height=360)) == (640, 360)
 
 
 def test_png_export_without_chromium_says_what_to_install(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
-    with pytest.raises(png.PngExportError, match="needs Chromium.*apt-get install chromium"):
-        png.figure_png(go.Figure(), 100, 100)
+    with pytest.raises(image_export.PngExportError, match="needs Chromium.*apt-get install chromium"):
+        image_export.figure_png(go.Figure(), 100, 100)

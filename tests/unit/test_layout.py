@@ -1,6 +1,6 @@
 """The project's layout rules, checked on the tree: every module imports, one module per process imports the MongoDB
-driver, figures never pull it in, the dashboard never pulls in the worker's libraries, the test support is not shipped, and
-nothing outside tests/ imports the tests."""
+driver, figures never pull it in, the dashboard never pulls in the worker's libraries, the test support is not
+shipped, and nothing outside tests/ imports the tests."""
 
 import configparser
 import importlib
@@ -44,8 +44,9 @@ def pulled_in(module: str, libraries: tuple[str, ...]) -> list[str]:
     return json.loads(out)
 
 
-@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.history_charts", "dashboard.chart_layout", "dashboard.png",
-                                    "dashboard.indicators", "dashboard.export", "cryptoapp.schema", "cryptoapp.settings"])
+@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.history_charts", "dashboard.chart_layout",
+                                    "dashboard.image_export", "dashboard.indicators", "dashboard.export",
+                                    "cryptoapp.schema", "cryptoapp.settings"])
 def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
     assert pulled_in(module, ("pymongo", "faust", "streamlit")) == []
 
