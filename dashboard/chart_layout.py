@@ -1,5 +1,4 @@
-"""What the dashboard's plotly figures share (no streamlit import): colours, the page style, the time axis fitted to
-the data, and the gaps shaded and never drawn across."""
+"""What the dashboard's plotly figures share (no streamlit): colours, style, the fitted time axis, shaded gaps."""
 
 from __future__ import annotations
 

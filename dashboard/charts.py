@@ -1,5 +1,4 @@
-"""The real-time tab's plotly figures (no streamlit import): live prices per coin and series, and 24 h volumes, with
-how each series is named on the page."""
+"""The real-time tab's plotly figures (no streamlit): live prices and 24 h volumes, and each series' name."""
 
 from __future__ import annotations
 

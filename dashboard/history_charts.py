@@ -1,5 +1,4 @@
-"""The history tab's plotly figure (no streamlit import): one series as candlesticks or a line, its 24 h volume panel,
-indicators, shaded gaps, and extra layers drawn on any panel."""
+"""The history tab's plotly figure (no streamlit): one series' candles or line, volume, indicators and layers."""
 
 from __future__ import annotations
 

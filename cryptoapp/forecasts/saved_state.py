@@ -1,5 +1,4 @@
-"""The forecasters' saved state as bytes: a header line naming the format and River release, then a pickle that loads
-only this package's classes, River's and the model kinds' own."""
+"""The forecasters' saved state as bytes: a header naming format and River release, then a pickle loaded safely."""
 
 from __future__ import annotations
 
