@@ -5,7 +5,7 @@
 # the latency section does); the worker holds the rules, 1,000 per coin, in the kind mix of bench.alerts_eval,
 # with thresholds placed so that the random walk keeps crossing some of them (tens of firings a second, after
 # a first burst of rules whose condition holds from the start, which the warm-up leaves out). Every rule POSTs
-# to a local receiver (cryptoapp.testing.webhook) in this process, which stamps each request's arrival.
+# to a local receiver (testkit.webhook) in this process, which stamps each request's arrival.
 #
 # Per firing of a tick created inside the window: tick creation -> fired (the firing's fired_at, stamped by the
 # evaluating agent) and tick creation -> webhook received. A firing is POSTed only after its insert into
@@ -34,9 +34,9 @@ from bench.profiling import Profiler
 from cryptoapp.alerts.rules import AlertRule, Delivery
 from cryptoapp.coins import resolve_all
 from cryptoapp.settings import load
-from cryptoapp.testing.audit import uncommitted
-from cryptoapp.testing.processes import Worker
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.audit import uncommitted
+from testkit.processes import Worker
+from testkit.webhook import FakeWebhookServer
 
 RULES = 10_000
 COINS = tuple(f"sim{i:03d}" for i in range(10))  # the latency section's coins: a step of all ten every 10 ms
@@ -126,9 +126,7 @@ def _load(quick: bool, profiler: Profiler, rules: int, env: dict) -> dict:
         finally:
             profiler.detach("alerts-worker")
             worker.stop()
-            client.drop_database(name)
-            asyncio.run(harness.delete_topics_with_prefix(name))
-            client.close()
+            harness.remove_run(client, name)
     return {"rate": rate, "duration": duration, "warmup": warmup, "produced": produced, "settled": settled,
             "cpu_share": cpu_share, "rss": rss, "samples": samples, "firings": firings, "requests": requests,
             "log": str(worker.log_path)}

@@ -9,7 +9,7 @@
 # decode_tick() of the same ticks, which the sink already pays once per tick.
 #
 # --delivery: AlertDelivery.accept() (insert into crypto.alerts as pending) and the POST to a local receiver
-# (cryptoapp.testing.webhook), firings handed over one at a time at --rate per second; latency from the hand-over
+# (testkit.webhook), firings handed over one at a time at --rate per second; latency from the hand-over
 # to the insert returning (stored) and to the receiver having the request (sent), in a database of its own that
 # is dropped afterwards.
 
@@ -154,7 +154,7 @@ async def delivery_latency(firings: int = 300, rate: float = 100.0) -> dict:
     from cryptoapp.alerts.evaluation import evaluate
     from cryptoapp.alerts.rules import new_rule
     from cryptoapp.storage import PriceStore
-    from cryptoapp.testing.webhook import FakeWebhookServer
+    from testkit.webhook import FakeWebhookServer
 
     uri = os.environ.get("MONGO_URI", "mongodb://localhost:27017")
     database = f"bench-alerts-{os.getpid()}"

@@ -29,9 +29,9 @@ from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
 from cryptoapp.schema import iso_z
-from cryptoapp.testing.audit import Audit, audit
-from cryptoapp.testing.processes import ROOT, free_port
-from cryptoapp.testing.services import PrivateServices
+from testkit.audit import Audit, audit
+from testkit.processes import ROOT, free_port
+from testkit.services import PrivateServices
 
 FAULTS = ("kafka", "mongo", "worker")
 # One of each kind per cycle, each a message the worker must park in the dead-letter topic.

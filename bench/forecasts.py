@@ -20,7 +20,6 @@ from bench import harness
 from bench.profiling import Profiler
 from bench.sink_throughput import project_sink
 from cryptoapp.schema import UTC
-from cryptoapp.settings import load
 
 TARGET = 0.9
 SPACING = dt.timedelta(minutes=1)
@@ -39,8 +38,7 @@ def run(quick: bool, profiler: Optional[Profiler] = None) -> dict:
     runs: dict[str, list[dict]] = {"on": [], "off": []}
     client = harness.mongo()
     try:
-        asyncio.run(harness.create_topic(topic, load().partitions))
-        prefill_s = asyncio.run(harness.prefill(topic, ticks))
+        prefill_s = harness.prefilled_topic(topic, ticks)
         for _ in range(rounds):  # alternated, so a change in the machine's load weighs on both sides
             for side in ("on", "off"):
                 name = harness.unique_name(f"forecasts-{side}")

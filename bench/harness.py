@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 import psutil
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pymongo import MongoClient
 
 from cryptoapp.coins import resolve_all
@@ -25,6 +24,7 @@ from cryptoapp.schema import DEFAULT_SYMBOLS, PRICES_INDEXES, UTC
 from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
 from cryptoapp.uris import kafka_servers, mongo_servers
+from testkit.audit import kafka_admin, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 MONGO_URI = load().mongo_uri
@@ -78,25 +78,30 @@ def percentiles(values: list[float], qs=(50, 95, 99)) -> dict[str, Optional[floa
 
 
 async def create_topic(name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
+    async with kafka_admin(KAFKA) as admin:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
+
+
+def prefilled_topic(topic: str, ticks: list[PriceTick]) -> float:
+    """Creates `topic` with the worker's partition count and prefills it with `ticks`; seconds until all acked."""
+    asyncio.run(create_topic(topic, load().partitions))
+    return asyncio.run(prefill(topic, ticks))
+
+
+def remove_run(client, name: str) -> None:
+    """Drops run `name`'s database and topics (the worker's app id is the name), then closes the client."""
+    client.drop_database(name)
+    asyncio.run(delete_topics_with_prefix(name))
+    client.close()
 
 
 async def delete_topics_with_prefix(*prefixes: str) -> list[str]:
     """Removes the topics a run created (its own, and those Faust made for the worker's app id)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
+    async with kafka_admin(KAFKA) as admin:
         names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
         if names:
             await admin.delete_topics(names)
         return names
-    finally:
-        await admin.close()
 
 
 async def wait_committed(group: str, topic: str, expected: int, timeout: float, poll: float,
@@ -106,10 +111,8 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float, 
     The sink commits a batch's offsets only after writing it, and asking Kafka costs the MongoDB
     server nothing, whereas counting documents on FerretDB scans the collection and slows the sink.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    deadline = time.monotonic() + timeout
-    try:
+    async with kafka_admin(KAFKA) as admin:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             alive()
             offsets = await admin.list_consumer_group_offsets(group)
@@ -117,21 +120,11 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float, 
                 return True
             await asyncio.sleep(poll)
         return False
-    finally:
-        await admin.close()
 
 
 async def prefill(topic: str, ticks: list[PriceTick]) -> float:
     """Publishes ticks as the worker does (key = ticker bytes, value = PriceTick JSON); seconds until all acked."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=20, max_batch_size=1 << 20)
-    await producer.start()
-    started = time.perf_counter()
-    try:
-        pending = [await producer.send(topic, key=t.ticker.encode(), value=t.encode()) for t in ticks]
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
+    return await publish(KAFKA, topic, ticks, linger_ms=20, max_batch_size=1 << 20)
 
 
 def mongo_server_process() -> Optional[psutil.Process]:

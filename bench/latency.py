@@ -16,7 +16,7 @@ from cryptoapp.coins import resolve_all
 from cryptoapp.schema import UTC
 from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
-from cryptoapp.testing.processes import Worker
+from testkit.processes import Worker
 
 
 async def produce_steadily(topic: str, coins: tuple[str, ...], rate: float, seconds: float) -> list[tuple[str, float]]:
@@ -90,9 +90,7 @@ def measure(rate: float, duration: float, warmup: float, drain: float, profiler:
     finally:
         profiler.detach(f"latency-worker-{rate:g}")
         worker.stop()
-        client.drop_database(name)
-        asyncio.run(harness.delete_topics_with_prefix(name))
-        client.close()
+        harness.remove_run(client, name)
     window_start = min(created for _, created in produced) + warmup
     window_end = window_start + duration
     window = [created for _, created in produced if window_start <= created < window_end]

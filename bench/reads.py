@@ -9,6 +9,7 @@ list. Beside them, the read the dashboard no longer makes: the history window's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import statistics
@@ -43,6 +44,19 @@ def archives(quick: bool) -> list[Archive]:
     if quick:
         return [Archive(n, harness.unique_name(f"reads-{n}"), False) for n in QUICK_SIZES]
     return [Archive(n, f"bench_reads_{n}", True) for n in SIZES]
+
+
+@contextlib.contextmanager
+def archives_client(sets: list[Archive]):
+    """A MongoDB client for the archives; when the block ends the archives not kept are dropped and it is closed."""
+    client = harness.mongo()
+    try:
+        yield client
+    finally:
+        for archive in sets:
+            if not archive.keep:
+                client.drop_database(archive.database)
+        client.close()
 
 
 def ensure_seeded(client, archive: Archive) -> dict:
@@ -119,19 +133,13 @@ def _history(timing: dict) -> dict:
 
 
 def run(quick: bool) -> dict:
-    client = harness.mongo()
     sets = archives(quick)
     per_size = {}
-    try:
+    with archives_client(sets) as client:
         for archive in sets:
             seeding = ensure_seeded(client, archive)
             per_size[archive.ticks] = {"database": archive.database, **seeding,
                                        **measure(archive, seeding["end"], QUICK_RUNS if quick else RUNS)}
-    finally:
-        for archive in sets:
-            if not archive.keep:
-                client.drop_database(archive.database)
-        client.close()
     sizes = [a.ticks for a in sets]
 
     def column(read: str) -> list:

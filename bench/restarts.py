@@ -19,17 +19,15 @@ import sys
 import time
 from typing import Optional
 
-from cryptoapp.testing.processes import wait_for
-from cryptoapp.testing.services import ROOT, PrivateServices
+from testkit.processes import wait_for
+from testkit.services import ROOT, PrivateServices
 
 RETRYING = re.compile(r"WARNING.*MongoDB at .*; retry \d+ in")
 
 
 def one_round(services: PrivateServices, round_no: int, interval: float) -> int:
     """Ticks of this round still missing 90 s after the restart (0 when the round is sound)."""
-    with services.simulated_worker(f"restarts{round_no}", interval) as (name, worker):
-        worker.start()
-        wait_for(lambda: services.documents(name) >= 200, 60, "a steady stream stored")
+    with services.simulated_worker(f"restarts{round_no}", interval, stored=200) as (name, worker):
         services.down("mongo")
         wait_for(lambda: RETRYING.search(worker.log_text()), 60, "the sink retrying")
         code = worker.stop(signal.SIGTERM)

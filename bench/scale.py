@@ -14,7 +14,7 @@ from bench import harness
 from bench.sink_throughput import write_rate
 from cryptoapp.schema import UTC
 from cryptoapp.settings import load
-from cryptoapp.testing.processes import Worker, wait_for
+from testkit.processes import Worker, wait_for
 
 WORKERS = (1, 2, 4)
 TARGET = 1.6  # two workers at least 1.6 x one
@@ -43,9 +43,7 @@ def one(count: int, ticks: list, time_cap: float) -> dict:
     finally:
         for worker in workers:
             worker.stop()
-        client.drop_database(name)
-        client.close()
-        asyncio.run(harness.delete_topics_with_prefix(name))
+        harness.remove_run(client, name)
     rate, seconds = write_rate(stamps) if stamps else (0.0, 0.0)
     return {"workers": count, "stored": len(stamps), "completed": done and len(stamps) == len(ticks),
             "seconds": round(seconds, 1), "ticks_per_s": rate, "logs": [str(w.log_path) for w in workers]}

@@ -18,13 +18,19 @@ from cryptoapp.schema import PRICES_INDEXES, UTC
 from cryptoapp.settings import load
 from cryptoapp.storage import PriceStore
 from cryptoapp.storage.ticks import to_document
-from cryptoapp.testing.processes import Worker
+from testkit.processes import Worker
 
 SINK_BATCH = 500  # the sink's take_events batch size, so the no-Kafka baseline writes batches the sink could
 
 
 def _rate(stored: int, seconds: float) -> float:
     return round(stored / seconds, 1) if seconds > 0 else 0.0
+
+
+def _capped_run(stored: int, seconds: float, completed: bool, time_cap: float) -> dict:
+    """The figures of a run that stops at its time cap: what it stored, how fast, whether it got through."""
+    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
+            "completed": completed, "time_cap_s": time_cap}
 
 
 def raw_insert_many(client, docs: list[dict]) -> dict:
@@ -55,8 +61,7 @@ async def _store_batches(database: str, ticks, time_cap: float) -> dict:
         seconds = time.perf_counter() - started
     finally:
         await store.on_stop()
-    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
-            "completed": stored == len(ticks), "time_cap_s": time_cap}
+    return _capped_run(stored, seconds, stored == len(ticks), time_cap)
 
 
 def store_without_kafka(client, ticks, time_cap: float) -> dict:
@@ -90,8 +95,7 @@ async def _naive_consume(topic: str, database: str, total: int, time_cap: float)
     finally:
         await consumer.stop()
         await client.close()
-    return {"stored": stored, "seconds": round(seconds, 2), "ticks_per_s": _rate(stored, seconds),
-            "completed": stored >= total, "time_cap_s": time_cap}
+    return _capped_run(stored, seconds, stored >= total, time_cap)
 
 
 def naive_consumer(client, topic: str, total: int, time_cap: float) -> dict:
@@ -168,8 +172,7 @@ def run(quick: bool, profiler: Profiler) -> dict:
     ticks = harness.simulated_ticks(total, end, dt.timedelta(seconds=1))
     client = harness.mongo()
     try:
-        asyncio.run(harness.create_topic(topic, load().partitions))
-        prefill_s = asyncio.run(harness.prefill(topic, ticks))
+        prefill_s = harness.prefilled_topic(topic, ticks)
         now = dt.datetime.now(UTC)
         docs = [to_document(t, now) for t in ticks]
         result = {

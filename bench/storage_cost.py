@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 
 from bench import harness
-from bench.reads import Archive, archives, ensure_seeded
+from bench.reads import Archive, archives, archives_client, ensure_seeded
 
 MONTH_AT_ONE_A_MINUTE = 30 * 24 * 60
 SEED_CLAIM_BYTES = 2**30  # the seed's README: "about 1 GB per month per crypto"
@@ -46,20 +46,14 @@ def _measure(client, data: Archive) -> dict:
 
 
 def run(quick: bool) -> dict:
-    client = harness.mongo()
     sets = archives(quick)[:1]  # five coins at one tick a minute; the full run reuses the reads' 10,080-tick archive
     result = {"source": "collStats: size + totalIndexSize, divided by count",
               "month_ticks": MONTH_AT_ONE_A_MINUTE, "seed_claim_mb_per_month": SEED_CLAIM_BYTES / 2**20,
               "datasets": {}}
-    try:
+    with archives_client(sets) as client:
         for data in sets:
             ensure_seeded(client, data)
             result["datasets"][f"{data.ticks}"] = _measure(client, data)
-    finally:
-        for data in sets:
-            if not data.keep:
-                client.drop_database(data.database)
-        client.close()
     one_minute = result["datasets"][f"{sets[0].ticks}"]
     result["bytes_per_tick"] = one_minute["bytes_per_tick"]
     result["month_1_per_minute_mb"] = one_minute["month_1_per_minute_mb"]

@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Optional
 
 import faust
-from faust.app.base import SCAN_IGNORE
 
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.rulebook import RuleBook
@@ -130,10 +129,6 @@ class PricesApp(faust.App):
         """Every topic this app creates: its own (internal) ones and its tables' changelogs."""
         channels = self._own_topics + [table.changelog_topic for table in self.tables.values()]
         return list({channel.get_topic_name(): channel for channel in channels}.values())
-
-    def discover(self, *extra_modules: str, categories=None, ignore=(*SCAN_IGNORE, "cryptoapp.testing")) -> None:
-        # Autodiscovery imports every module of the package; the tests' and benchmarks' support is not the worker's.
-        super().discover(*extra_modules, categories=categories, ignore=ignore)
 
     def on_init_dependencies(self):
         # The source is not among them: it needs the coins, which on_first_start resolves, and starts there.

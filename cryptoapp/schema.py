@@ -17,6 +17,8 @@ UTC = dt.timezone.utc
 
 # --- coins -------------------------------------------------------------------------------------------
 TICKER_RE = re.compile(r"[A-Z0-9]{1,15}")
+# A series id (series_id): a ticker, or <TICKER>_<source> for a source that is not CoinGecko's family (an exchange).
+SERIES_RE = re.compile(r"[A-Z0-9]{1,15}(_[a-z0-9][a-z0-9.-]{0,39})?")
 DEFAULT_SYMBOLS = ("bitcoin", "ethereum", "binancecoin", "tether", "usd-coin")
 DEFAULT_TICKERS = ("BTC", "ETH", "BNB", "USDT", "USDC")  # the tickers of DEFAULT_SYMBOLS, in that order
 
@@ -83,6 +85,18 @@ def series_id(ticker: str, source: str) -> str:
     """The series a tick belongs to, kept apart from every other: the ticker for CoinGecko (live, backfilled)
     and the demo, `<TICKER>_<source>` for any other source (an exchange), e.g. BTC_binanceus."""
     return ticker if source in SEED_ID_SOURCES else f"{ticker}_{source}"
+
+
+def parse_series_id(series: str) -> tuple[str, Optional[str]]:
+    """A series id taken apart, series_id's inverse: "BTC" -> ("BTC", None) (CoinGecko's or the demo's series),
+    "BTC_binanceus" -> ("BTC", "binanceus"). A ticker has no underscore, so the first one ends it."""
+    ticker, underscore, source = series.partition("_")
+    return ticker, source if underscore else None
+
+
+def is_series_id(value: object) -> bool:
+    """True for what series_id makes: a ticker, or <TICKER>_<source> with a source name in lower case."""
+    return isinstance(value, str) and SERIES_RE.fullmatch(value) is not None
 
 
 def tick_id(ticker: str, timestamp: dt.datetime, source: str = COINGECKO) -> str:

@@ -9,21 +9,29 @@ from __future__ import annotations
 import re
 import sys
 from typing import Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 KAFKA_PORT = 9092
 MONGO_PORT = 27017
+UNPARSEABLE = "<unparseable URI>"  # what a URI that cannot be parsed is shown as
 # URI options whose values are credentials: passwords, TLS key passwords, AWS session tokens (which
 # MongoDB passes inside authMechanismProperties), API keys.
 _SECRET_OPTION = re.compile(r"password|secret|token|key|authmechanismproperties", re.IGNORECASE)
 
 
+def _split(uri: str) -> Optional[SplitResult]:
+    """urlsplit's parts, or None for a URI it cannot parse."""
+    try:
+        return urlsplit(uri)
+    except ValueError:
+        return None
+
+
 def mask_uri(uri: str) -> str:
     """The URI with its password and credential-like options replaced by ***, safe to print or log."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparseable URI>"
+    parts = _split(uri)
+    if parts is None:
+        return UNPARSEABLE
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, hosts = netloc.rsplit("@", 1)
@@ -71,10 +79,8 @@ def _hosts(netloc: str, default_port: int) -> list[str]:
 
 def mongo_servers(uri: str) -> str:
     """host:port of every server a MongoDB URI names (comma separated), without credentials."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparseable URI>"
+    if (parts := _split(uri)) is None:
+        return UNPARSEABLE
     if parts.scheme == "mongodb+srv":
         return f"{parts.netloc.rsplit('@', 1)[-1]} (DNS SRV)"
     return ", ".join(_hosts(parts.netloc, MONGO_PORT)) or f"localhost:{MONGO_PORT}"

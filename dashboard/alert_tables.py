@@ -61,7 +61,7 @@ def firing_markers(docs: Iterable[dict]) -> go.Scatter:
     matter here). Each marker sits at `tick.timestamp` (UTC datetime) and `tick.value` (the price in the tick's
     currency, the price panel's y axis); hovering shows the rule in words. Firings of every kind (volume_spike
     and spread_bps too) are marked at the price: the marker says when, the hover what. With no firings it draws
-    nothing. For the history chart, `firing_layer` wraps it as one of charts.history_figure's `layers`."""
+    nothing. For the history chart, `firing_layer` wraps it as one of history_charts.history_figure's `layers`."""
     docs = list(docs)
     return go.Scatter(
         x=[d["tick"]["timestamp"] for d in docs], y=[d["tick"]["value"] for d in docs], mode="markers",
@@ -70,7 +70,7 @@ def firing_markers(docs: Iterable[dict]) -> go.Scatter:
 
 
 def firing_layer(docs: Iterable[dict]):
-    """A layer for charts.history_figure(..., layers=[firing_layer(docs)]): firing_markers(docs) on the price
+    """A layer for history_charts.history_figure(..., layers=[firing_layer(docs)]): firing_markers(docs) on the price
     panel (drawn only when there is a firing, so the legend names no empty trace)."""
     docs = list(docs)
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import COIN_COLORS, GRID
+from dashboard.chart_layout import COIN_COLORS, GRID
 
 # Shown as percentages in the table; the rest as they are.
 PERCENT_COLUMNS = ("return", "volatility", "volatility_annualized", "max_drawdown", "coverage")

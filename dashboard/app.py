@@ -36,17 +36,8 @@ except data.DataUnavailable as exc:
     st.stop()
 
 # Only the open tab runs its queries; the tab is in the URL (?tab=History) so it can be linked.
-live_tab, history_tab, alerts_tab, analytics_tab = st.tabs(["Real-time", "History", "Alerts", "Analytics"], key="tab",
-                                                           bind="query-params")
-with live_tab:
-    if live_tab.open:
-        realtime.render(settings)
-with history_tab:
-    if history_tab.open:
-        history.render(settings)
-with alerts_tab:
-    if alerts_tab.open:
-        alerts.render(settings)
-with analytics_tab:
-    if analytics_tab.open:
-        analytics.render(settings)
+PAGES = {"Real-time": realtime, "History": history, "Alerts": alerts, "Analytics": analytics}
+for tab, page in zip(st.tabs(list(PAGES), key="tab", bind="query-params"), PAGES.values()):
+    with tab:
+        if tab.open:
+            page.render(settings)

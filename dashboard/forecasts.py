@@ -3,13 +3,13 @@ the "model vs naive" table, and in plain words when no model does.
 
 The history tab calls it once, after building its chart and before drawing it:
 
-    fig = charts.history_figure(frame, ...)
+    fig = history_charts.history_figure(frame, ...)
     fig = forecasts.render(settings, choice.coin, frame, fig, series=choice.series)
     st.plotly_chart(fig, ...)
 
-The path and band go on the figure's first axes, the price panel of charts.history_figure, and the time axis is
-widened to the last target drawn. The panel (the verdict, a sentence for each forecast not drawn, the table) appears
-where render() is called. Forecasts are made from CoinGecko's series: on another series' chart (an exchange's) the
+The path and band go on the figure's first axes, the price panel of history_charts.history_figure, and the time
+axis is widened to the last target drawn. The panel (the verdict, a sentence for each forecast not drawn, the table)
+appears where render() is called. Forecasts are made from CoinGecko's series: on another series' chart (an exchange's) the
 panel is shown and nothing is drawn. A failed read says so in one line and leaves the chart as it was.
 """
 

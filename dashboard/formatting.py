@@ -60,22 +60,24 @@ def change(pct: float | None) -> str:
     return "**0.00 %**"
 
 
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _scaled(seconds: float, units: tuple[str, ...]) -> tuple[float, str]:
+    """`seconds` in the first of `units` whose next unit it does not hold twice yet (119 s, then 2 min), and that unit."""
+    for unit, bigger in zip(units, units[1:]):
+        if seconds < 2 * _UNIT_SECONDS[bigger]:
+            return seconds / _UNIT_SECONDS[unit], unit
+    return seconds / _UNIT_SECONDS[units[-1]], units[-1]
+
+
 def age(then: dt.datetime, now: dt.datetime) -> str:
     """12 s ago, 5 min ago, 3 h ago, 2 d ago."""
-    seconds = max(0.0, (now - then).total_seconds())
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} d ago"
+    value, unit = _scaled(max(0.0, (now - then).total_seconds()), ("s", "min", "h", "d"))
+    return f"{value:.0f} {unit} ago"
 
 
 def duration(seconds: float) -> str:
     """5 s, 5 min, 2 h: a bucket or interval length."""
-    if seconds < 120:
-        return f"{seconds:g} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"
+    value, unit = _scaled(seconds, ("s", "min", "h"))
+    return f"{value:g} s" if unit == "s" else f"{value:.3g} {unit}"

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from cryptoapp.settings.dashboard import DashboardSettings
-from dashboard import alert_tables, cache, charts, export, forecasts, indicators, resolution, ui
+from dashboard import (alert_tables, cache, charts, export, forecasts, history_charts, image_export, indicators,
+                       resolution, ui)
 from dashboard.frames import MAX_HOURS, RESOLUTION_CHOICES
 
 PNG_SIZE = (1400, 900)
@@ -68,10 +69,10 @@ def downloads(frame: pd.DataFrame, lines, fig, choice: Choice) -> None:
     used = frame.attrs.get("resolution", "ticks")
     stem = f"{choice.series}-{used}-{choice.hours}h"
     png, csv, note = st.columns([1, 1, 3])
-    if charts.chromium_path() is None:
+    if image_export.chromium_path() is None:
         note.caption("PNG download needs Chromium: `apt-get install chromium` (or set BROWSER_PATH).")
     else:
-        png.download_button("Chart as PNG", data=functools.partial(charts.figure_png, fig, *PNG_SIZE),
+        png.download_button("Chart as PNG", data=functools.partial(image_export.figure_png, fig, *PNG_SIZE),
                             file_name=f"{stem}.png", mime="image/png", icon=":material/image:",
                             on_click="ignore", key="history_png")
     csv.download_button("Data as CSV", data=export.csv(frame, lines), file_name=f"{stem}.csv", mime="text/csv",
@@ -104,13 +105,14 @@ def render(settings: DashboardSettings) -> None:
                     f"UTC (the last {choice.hours} h) in database `{settings.mongo_db}` at {settings.server}. "
                     f"{ui.START_WORKER} Or widen the window.")
             return
-        bars = charts.is_bars(frame)
+        bars = history_charts.is_bars(frame)
         close = frame["close"] if bars else frame["value"]
         lines = indicators.compute(close, choice.indicators, choice.periods)
         fired = cache.firings(settings.mongo_uri, settings.mongo_db, choice.coin, start, end)
-        fig = charts.history_figure(frame, choice.coin, choice.name, mode=choice.mode if bars else resolution.LINE,
-                                    lines=lines, interval_s=settings.interval, start=start, end=end,
-                                    currency=choice.currency, layers=[alert_tables.firing_layer(fired)])
+        fig = history_charts.history_figure(frame, choice.coin, choice.name,
+                                            mode=choice.mode if bars else resolution.LINE, lines=lines,
+                                            interval_s=settings.interval, start=start, end=end,
+                                            currency=choice.currency, layers=[alert_tables.firing_layer(fired)])
         st.caption(resolution.explain(frame, choice.resolution, choice.mode, choice.hours, too_few_bars))
         for note in (resolution.reach_note(frame, choice.coin, choice.name, choice.resolution), resolution.newest_note(frame, now)):
             if note:

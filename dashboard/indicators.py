@@ -17,9 +17,9 @@ from talib import abstract
 
 SMA, EMA, BOLLINGER, RSI, MACD = "SMA", "EMA", "Bollinger bands", "RSI", "MACD"
 INDICATORS = (SMA, EMA, BOLLINGER, RSI, MACD)
+# SMA, EMA and the Bollinger bands share the price's panel; RSI and MACD have scales of their own: each gets a panel
+# below the price, named after it.
 PRICE_PANEL = "price"
-# RSI and MACD have scales of their own: each gets a panel below the price.
-PANEL_OF = {SMA: PRICE_PANEL, EMA: PRICE_PANEL, BOLLINGER: PRICE_PANEL, RSI: RSI, MACD: MACD}
 RSI_BANDS = (30.0, 70.0)  # the conventional oversold / overbought lines
 
 
@@ -75,6 +75,18 @@ def _talib_call(indicator: str, p: Periods) -> tuple[str, dict]:
     }[indicator]
 
 
+def _line_names(indicator: str, p: Periods) -> list[tuple[str, str]]:
+    """The name and kind of each output of the indicator's TA-Lib function, in TA-Lib's order."""
+    if indicator == BOLLINGER:
+        label = f"Bollinger {p.bollinger}, {p.bollinger_sd:g}σ"
+        return [(f"{label} upper", "line"), (f"{label} middle", "line"), (f"{label} lower", "line")]
+    if indicator == MACD:
+        label = f"MACD {p.macd_fast}/{p.macd_slow}/{p.macd_signal}"
+        return [(label, "line"), (f"{label} signal", "line"), (f"{label} histogram", "bar")]
+    period = {SMA: p.sma, EMA: p.ema, RSI: p.rsi}[indicator]
+    return [(f"{indicator} {period}", "line")]
+
+
 def compute(close: pd.Series, chosen: Iterable[str], periods: Periods = Periods()) -> list[Line]:
     """The lines of the `chosen` indicators over `close` (a price per point, oldest first), aligned to its index.
 
@@ -91,29 +103,14 @@ def compute(close: pd.Series, chosen: Iterable[str], periods: Periods = Periods(
     def aligned(result: np.ndarray) -> pd.Series:
         return pd.Series(result, index=known.index, dtype="float64").reindex(close.index)
 
-    p = periods
     lines: list[Line] = []
     for indicator in chosen:
-        if indicator == SMA:
-            lines.append(Line(SMA, f"SMA {p.sma}", PRICE_PANEL, aligned(talib.SMA(values, timeperiod=p.sma))))
-        elif indicator == EMA:
-            lines.append(Line(EMA, f"EMA {p.ema}", PRICE_PANEL, aligned(talib.EMA(values, timeperiod=p.ema))))
-        elif indicator == BOLLINGER:
-            upper, middle, lower = talib.BBANDS(values, timeperiod=p.bollinger, nbdevup=p.bollinger_sd,
-                                                nbdevdn=p.bollinger_sd)
-            label = f"Bollinger {p.bollinger}, {p.bollinger_sd:g}σ"
-            lines += [Line(BOLLINGER, f"{label} upper", PRICE_PANEL, aligned(upper)),
-                      Line(BOLLINGER, f"{label} middle", PRICE_PANEL, aligned(middle)),
-                      Line(BOLLINGER, f"{label} lower", PRICE_PANEL, aligned(lower))]
-        elif indicator == RSI:
-            lines.append(Line(RSI, f"RSI {p.rsi}", RSI, aligned(talib.RSI(values, timeperiod=p.rsi))))
-        elif indicator == MACD:
-            macd, signal, histogram = talib.MACD(values, fastperiod=p.macd_fast, slowperiod=p.macd_slow,
-                                                 signalperiod=p.macd_signal)
-            label = f"MACD {p.macd_fast}/{p.macd_slow}/{p.macd_signal}"
-            lines += [Line(MACD, label, MACD, aligned(macd)),
-                      Line(MACD, f"{label} signal", MACD, aligned(signal)),
-                      Line(MACD, f"{label} histogram", MACD, aligned(histogram), kind="bar")]
+        function, params = _talib_call(indicator, periods)
+        outputs = getattr(talib, function)(values, **params)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        panel = indicator if indicator in (RSI, MACD) else PRICE_PANEL
+        lines += [Line(indicator, name, panel, aligned(result), kind=kind)
+                  for (name, kind), result in zip(_line_names(indicator, periods), outputs)]
     return lines
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 from cryptoapp.settings.dashboard import DashboardSettings
 from cryptoapp.uris import mask_uri
 from dashboard import cache, data, status
-from dashboard.charts import SOURCE_NAMES
+from dashboard.chart_layout import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
 
 log = logging.getLogger("dashboard")

@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 
-from cryptoapp.testing.services import PrivateServices
+from testkit.services import PrivateServices
+from testkit.webhook import FakeWebhookServer
+from tests.support.databases import dropped_after
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"
@@ -54,10 +55,15 @@ def private_services(tmp_path_factory):
 @pytest.fixture
 def db(services, unique_name):
     """A database of this test's own on the real server, dropped afterwards."""
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
+    with dropped_after(services["mongo_uri"], unique_name) as database:
+        yield database
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver (testkit/webhook.py) for this test alone."""
+    with FakeWebhookServer() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -72,7 +78,5 @@ def page_db(db, services, unique_name, monkeypatch):
 def module_db(services, request):
     """A database shared by one test module's tests (e.g. with one worker for the module), dropped afterwards."""
     name = f"{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}-{uuid.uuid4().hex[:8]}"
-    client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
+    with dropped_after(services["mongo_uri"], name) as database:
+        yield database

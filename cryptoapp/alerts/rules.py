@@ -17,7 +17,6 @@ Kinds and their threshold (a rule fires when the observed value reaches the thre
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import secrets
 from collections.abc import Collection
@@ -26,11 +25,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds
+from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds, is_finite_number
 from cryptoapp.uris import mask_webhook_url
 
 KINDS = ("above", "below", "change_pct", "volume_spike", "spread_bps")
-FORMATS = ("json", "slack", "discord")
 WINDOW_KINDS = frozenset({"change_pct", "volume_spike"})
 MIN_WINDOW_S = 60
 MAX_WINDOW_S = 86400  # the volume is already a 24 h figure; a longer price window belongs to the history
@@ -83,6 +81,63 @@ def format_window(seconds: Optional[int]) -> str:
     return f"{seconds}s"
 
 
+def _stripped_lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _webhook_url(value: object) -> Optional[str]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("give an http(s) URL, e.g. https://hooks.slack.com/services/...")
+    value = value.strip()
+    shown = mask_webhook_url(value)
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018
+    except ValueError:
+        raise ValueError(f"{shown!r} is not a valid URL: give e.g. https://example.com/hook") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"{shown!r} is not an http(s) URL: give e.g. https://hooks.slack.com/services/...")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{shown!r} holds spaces: give the URL exactly as the receiving service shows it")
+    return value
+
+
+def _rule_id(value: str) -> str:
+    if not RULE_ID_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a rule id (8 hex digits, as `cryptoapp alerts list` shows)")
+    return value
+
+
+def _ticker(value: object) -> object:
+    if isinstance(value, str):
+        ticker = value.strip().upper()
+        if not TICKER_RE.fullmatch(ticker):
+            raise ValueError(f"{value!r} is not a ticker: use 1-15 letters or digits, e.g. BTC")
+        return ticker
+    return value
+
+
+def _finite_threshold(value: float) -> float:
+    if not is_finite_number(value):
+        raise ValueError(f"{value!r} is not a finite number: {_HINTS['threshold']}")
+    return value
+
+
+def _window_or_none(value: object) -> Optional[int]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_window(value)
+
+
+def _utc_time(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("the time has no time zone: give it in UTC")
+    return None if value is None else bson_time(value)
+
+
 class Delivery(BaseModel):
     """Where a rule's firings go: a webhook (optional; without one they are only stored) and its payload."""
 
@@ -91,31 +146,8 @@ class Delivery(BaseModel):
     webhook: Optional[str] = Field(default=None, repr=False)  # holds a secret: never in a repr
     format: PayloadFormat = "json"
 
-    @field_validator("webhook", mode="before")
-    @classmethod
-    def _webhook(cls, value: object) -> Optional[str]:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if not isinstance(value, str):
-            raise ValueError("give an http(s) URL, e.g. https://hooks.slack.com/services/...")
-        value = value.strip()
-        shown = mask_webhook_url(value)
-        try:
-            parts = urlsplit(value)
-            host = parts.hostname
-            parts.port  # noqa: B018
-        except ValueError:
-            raise ValueError(f"{shown!r} is not a valid URL: give e.g. https://example.com/hook") from None
-        if parts.scheme not in ("http", "https") or not host:
-            raise ValueError(f"{shown!r} is not an http(s) URL: give e.g. https://hooks.slack.com/services/...")
-        if any(c.isspace() for c in value):
-            raise ValueError(f"{shown!r} holds spaces: give the URL exactly as the receiving service shows it")
-        return value
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _format(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+    _webhook = field_validator("webhook", mode="before")(_webhook_url)
+    _format = field_validator("format", mode="before")(_stripped_lower)
 
 
 class AlertRule(BaseModel):
@@ -133,48 +165,12 @@ class AlertRule(BaseModel):
     created_at: dt.datetime = Field(default_factory=lambda: bson_time(dt.datetime.now(UTC)))
     updated_at: Optional[dt.datetime] = None  # set to created_at when not given; bumped by pause/resume
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not RULE_ID_RE.fullmatch(value):
-            raise ValueError(f"{value!r} is not a rule id (8 hex digits, as `cryptoapp alerts list` shows)")
-        return value
-
-    @field_validator("coin", mode="before")
-    @classmethod
-    def _coin(cls, value: object) -> object:
-        if isinstance(value, str):
-            ticker = value.strip().upper()
-            if not TICKER_RE.fullmatch(ticker):
-                raise ValueError(f"{value!r} is not a ticker: use 1-15 letters or digits, e.g. BTC")
-            return ticker
-        return value
-
-    @field_validator("kind", mode="before")
-    @classmethod
-    def _kind(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("threshold")
-    @classmethod
-    def _threshold(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a finite number: {_HINTS['threshold']}")
-        return value
-
-    @field_validator("window_s", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> Optional[int]:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        return parse_window(value)
-
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def _utc(cls, value: Optional[dt.datetime]) -> Optional[dt.datetime]:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("the time has no time zone: give it in UTC")
-        return None if value is None else bson_time(value)
+    _id = field_validator("id")(_rule_id)
+    _coin = field_validator("coin", mode="before")(_ticker)
+    _kind = field_validator("kind", mode="before")(_stripped_lower)
+    _threshold = field_validator("threshold")(_finite_threshold)
+    _window = field_validator("window_s", mode="before")(_window_or_none)
+    _utc = field_validator("created_at", "updated_at")(_utc_time)
 
     @model_validator(mode="after")
     def _fits_kind(self) -> "AlertRule":

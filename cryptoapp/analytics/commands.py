@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +40,18 @@ def _fail(command: AppCommand, name: str, exc: Exception) -> None:
     raise SystemExit(1)
 
 
+@contextlib.contextmanager
+def _said_in_one_line(command: AppCommand, name: str, errors: tuple[type[Exception], ...],
+                      os_error: Callable[[OSError], str]) -> Iterator[None]:
+    """`errors` (their message) and an OSError (`os_error` says it) end the command with one line and status 1."""
+    try:
+        yield
+    except errors as exc:
+        _fail(command, name, exc)
+    except OSError as exc:
+        _fail(command, name, os_error(exc))
+
+
 @app.command(
     argument("what", type=click.Choice(["parquet"])),
     option("--since", default=None, help="Only days from this UTC date on, YYYY-MM-DD (default: every stored day)."),
@@ -47,14 +61,11 @@ def _fail(command: AppCommand, name: str, exc: Exception) -> None:
 )
 async def export(self: AppCommand, what: str, since: Optional[str], out: str, rewrite: bool) -> None:
     """Export the stored ticks as Parquet: new days, today, and days whose tick count changed."""
-    try:
+    with _said_in_one_line(self, "export parquet", (UserError, StorageError),
+                           lambda exc: f"cannot write to {out}: {exc.strerror or exc}; choose another --out"):
         day = parse_day(since)
         async with PriceStore(app.settings.mongo_uri, app.settings.mongo_db, socket_timeout_s=READ_TIMEOUT_S) as store:
             report = await export_parquet(store.analytics, Path(out), since=day, rewrite=rewrite)
-    except (UserError, StorageError) as exc:
-        _fail(self, "export parquet", exc)
-    except OSError as exc:
-        _fail(self, "export parquet", f"cannot write to {out}: {exc.strerror or exc}; choose another --out")
     days = len(report.written)
     self.say(f"export parquet: {days} day{'s' * (days != 1)} written ({report.ticks:,} ticks), "
              f"{report.skipped} unchanged, in {report.seconds:.1f} s -> {report.out}")
@@ -70,13 +81,10 @@ async def export(self: AppCommand, what: str, since: Optional[str], out: str, re
 )
 async def analytics(self: AppCommand, action: str, results: str) -> None:
     """Load the Spark jobs' results into MongoDB (analytics_daily, analytics_correlation, analytics_runs)."""
-    try:
+    with _said_in_one_line(self, "analytics load", (ResultsMissing, StorageError),
+                           lambda exc: f"cannot read {results}: {exc.strerror or exc}"):
         async with PriceStore(app.settings.mongo_uri, app.settings.mongo_db) as store:
             report = await load_results(store.analytics, Path(results))
-    except (ResultsMissing, StorageError) as exc:
-        _fail(self, "analytics load", exc)
-    except OSError as exc:
-        _fail(self, "analytics load", f"cannot read {results}: {exc.strerror or exc}")
     (d_new, d_changed, d_gone), (c_new, c_changed, c_gone) = report.daily, report.correlation
     self.say(f"analytics load: daily {d_new} new, {d_changed} changed, {d_gone} removed; correlation {c_new} new, "
              f"{c_changed} changed, {c_gone} removed; run {report.run['_id']} in {report.seconds:.1f} s "

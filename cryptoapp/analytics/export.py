@@ -25,7 +25,6 @@ slices, newest first, with --since (memory holds only the days being written).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import shutil
 import time
@@ -38,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from cryptoapp.schema import TICKER_RE, UTC
+from cryptoapp.schema import TICKER_RE, UTC, is_finite_number
 
 # The export's MongoDB client waits this long for one answer (PriceStore's socket_timeout_s): on FerretDB a
 # read of the last day scans the whole archive before its first document (minutes for millions of ticks).
@@ -91,7 +90,7 @@ def partition_path(root: Path, ticker: str, day: dt.date) -> Path:
 
 def _number(value: object) -> Optional[float]:
     """A stored number as float64; anything else (null, text, NaN) is null: nothing is made up."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         return None
     return float(value)
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cryptoapp.schema import (ANALYTICS_CORRELATION, ANALYTICS_DAILY, UTC, analytics_correlation_id,
-                              analytics_daily_id, iso_z)
+                              analytics_daily_id, is_finite_number, iso_z)
 
 # The jobs' output folders under the results root (cryptoapp/analytics/jobs/common.py names them too:
 # those scripts run under spark-submit without this package).
@@ -43,7 +43,7 @@ class ResultWriter(Protocol):
 
 
 def _float(value: object) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _utc(value: object) -> Optional[dt.datetime]:

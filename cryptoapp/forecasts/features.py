@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from cryptoapp.candles.models import Bar as Candle
-from cryptoapp.schema import COINGECKO_BACKFILL, TICKER_RE, UTC
+from cryptoapp.schema import COINGECKO_BACKFILL, TICKER_RE, UTC, is_finite_number
 
 RETURN_LAGS = 5  # the last five 1-bar log returns
 MOMENTUM_BARS = (15, 60)  # log returns over the last 15 and 60 bars
@@ -38,16 +38,12 @@ class Bar:
             raise InvalidBar(f"bar ticker {self.ticker!r} is not a ticker (1-15 capital letters or digits)")
         if not isinstance(self.start, dt.datetime) or self.start.tzinfo is None:
             raise InvalidBar(f"bar start {self.start!r} of {self.ticker} is not a time with a time zone")
-        if not _finite(self.close) or self.close <= 0:
+        if not is_finite_number(self.close) or self.close <= 0:
             raise InvalidBar(f"bar close {self.close!r} of {self.ticker} at {self.start} is not a positive number")
-        if self.volume_24h is not None and (not _finite(self.volume_24h) or self.volume_24h < 0):
+        if self.volume_24h is not None and (not is_finite_number(self.volume_24h) or self.volume_24h < 0):
             raise InvalidBar(f"bar volume_24h {self.volume_24h!r} of {self.ticker} is not a number >= 0 or null")
         object.__setattr__(self, "start", self.start.astimezone(UTC))
         object.__setattr__(self, "close", float(self.close))
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def bar_from_candle(candle: Candle) -> Bar:

@@ -9,44 +9,34 @@ At each new bar, in this order:
 3. each model forecasts the close `h` minutes ahead for each horizon, from this bar's features, and the
    forecasts are queued beside the naive one (this close).
 A bar that is not newer than the last one seen (a redelivery, a replay) changes nothing, so the state
-can be saved after any bar and restored (to_bytes/from_bytes) without scoring or learning a bar twice.
+can be saved after any bar and restored (to_bytes/from_bytes, saved_state.py) without scoring or learning a bar twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
-import io
-import json
 import logging
 import math
-import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
+from cryptoapp.forecasts import saved_state
 from cryptoapp.forecasts.features import Bar, History, InvalidBar
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, MODEL_KINDS, Forecaster
+from cryptoapp.forecasts.saved_state import StateFormatError
 from cryptoapp.forecasts.scoring import BAND_LEVEL, WINDOW, ScoreBoard, ScoreRow, window_for
-from cryptoapp.schema import FORECAST_NAIVE, MIN_GAP_S, RESOLUTIONS, bar_start
+from cryptoapp.schema import FORECAST_NAIVE, MIN_GAP_S, RESOLUTIONS, bar_start, is_finite_number
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HORIZONS = (5, 60)  # minutes
 RESOLUTION = "1m"  # the bars forecasts are made from; a horizon of h minutes is h bars
-FORMAT_VERSION = 1  # of to_bytes(); raise it whenever the pickled classes change shape
-_MAGIC = b"cryptoapp-forecast-state"
-# Pickled River models are only trusted by the River release that wrote them.
-RIVER_RELEASE = ".".join(importlib.metadata.version("river").split(".")[:2])
-
-
-class StateFormatError(ValueError):
-    """Saved forecast state this code cannot load (another format or River release, or damaged); says which."""
 
 
 @dataclass(frozen=True)
-class Forecast:
+class _Prediction:
     """What `model` predicted, from the bar starting at `made_at`, for the close of the bar at `target_at`."""
 
     ticker: str
@@ -56,6 +46,12 @@ class Forecast:
     target_at: dt.datetime
     base_close: float  # the close it was made from: the naive forecast
     predicted_close: float
+
+
+@dataclass(frozen=True)
+class Forecast(_Prediction):
+    """A prediction as it is made, with its band."""
+
     band_low: Optional[float]  # None until the model has BAND_MIN_POINTS scored errors at this horizon
     band_high: Optional[float]
     band_points: int  # scored errors the band was derived from
@@ -63,16 +59,9 @@ class Forecast:
 
 
 @dataclass(frozen=True)
-class ScoredPoint:
+class ScoredPoint(_Prediction):
     """A forecast scored against the close it predicted (naive's forecast is `base_close`)."""
 
-    ticker: str
-    model: str
-    horizon_min: int
-    made_at: dt.datetime
-    target_at: dt.datetime
-    base_close: float
-    predicted_close: float
     actual_close: float
 
 
@@ -87,6 +76,8 @@ class BarOutcome:
     expired: int = 0
 
 
+# CoinForecaster, _Pending and _Horizon are pickled in saved states under this module's name (saved_state.py):
+# moving or renaming them makes every saved state unreadable, and the workers' forecasts start fresh.
 @dataclass
 class _Pending:
     made_at: dt.datetime
@@ -124,15 +115,30 @@ def parse_horizons(text: str) -> tuple[int, ...]:
     return _checked_horizons(int(p) for p in parts)
 
 
+def _synced(held: dict, wanted: Sequence, make: Callable, label: str, say_new: bool) -> list[str]:
+    """`held` keeps its entries that are `wanted` and gains the missing ones, from `make(key)`, in `wanted`'s
+    order; returns what changed, each `label`led ("model linear dropped"; "... starts fresh" when `say_new`)."""
+    changes = []
+    for key in [k for k in held if k not in wanted]:
+        del held[key]
+        changes.append(f"{label.format(key)} dropped")
+    for key in wanted:
+        if key not in held:
+            held[key] = make(key)
+            if say_new:
+                changes.append(f"{label.format(key)} starts fresh")
+    return changes
+
+
 def _close_from(base: float, log_return: float) -> Optional[float]:
     """The close a predicted log return means; None for a prediction that is no number."""
-    if not isinstance(log_return, (int, float)) or not math.isfinite(log_return):
+    if not is_finite_number(log_return):
         return None
     try:
         close = base * math.exp(log_return)
     except OverflowError:
         return None
-    return close if math.isfinite(close) and close > 0 else None
+    return close if is_finite_number(close) and close > 0 else None
 
 
 class CoinForecaster:
@@ -159,23 +165,9 @@ class CoinForecaster:
         unknown = [name for name in models if name not in kinds or name == FORECAST_NAIVE]
         if unknown or not models:
             raise ValueError(f"forecast models {list(models)!r}: choose from {', '.join(kinds)}")
-        changes = []
-        for name in [m for m in self.models if m not in models]:
-            del self.models[name]
-            changes.append(f"model {name} dropped")
-        for name in models:
-            if name not in self.models:
-                self.models[name] = kinds[name]()
-                if self.bars:
-                    changes.append(f"model {name} starts fresh")
-        for h in [h for h in self.by_horizon if h not in horizons]:
-            del self.by_horizon[h]
-            changes.append(f"horizon {h} min dropped")
+        changes = _synced(self.models, models, lambda name: kinds[name](), "model {}", bool(self.bars))
+        changes += _synced(self.by_horizon, horizons, lambda h: _Horizon(), "horizon {} min", bool(self.bars))
         for h in horizons:
-            if h not in self.by_horizon:
-                self.by_horizon[h] = _Horizon()
-                if self.bars:
-                    changes.append(f"horizon {h} min starts fresh")
             state = self.by_horizon[h]
             state.boards = {name: state.boards.get(name) or ScoreBoard(window_for(h, window)) for name in self.models}
             for board in state.boards.values():
@@ -273,52 +265,16 @@ class CoinForecaster:
 
     def to_bytes(self) -> bytes:
         """The whole state: a header line naming the format and River release, then the pickled object."""
-        header = json.dumps({"format": FORMAT_VERSION, "river": RIVER_RELEASE, "ticker": self.ticker})
-        return _MAGIC + b" " + header.encode() + b"\n" + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return saved_state.dump(self, self.ticker)
 
     @classmethod
     def from_bytes(cls, data: bytes, kinds: Mapping[str, Callable[[], Forecaster]] = MODEL_KINDS) -> "CoinForecaster":
         """The state to_bytes() wrote; StateFormatError (one line) for anything else. Only classes of this
         package, River and the model `kinds` are loaded (the bytes come from Kafka or MongoDB)."""
-        if not isinstance(data, (bytes, bytearray)) or not data.startswith(_MAGIC + b" "):
-            raise StateFormatError("the saved forecast state is not one this program wrote")
-        line, _, body = bytes(data).partition(b"\n")
-        try:
-            header = json.loads(line[len(_MAGIC) + 1:])
-        except ValueError:
-            raise StateFormatError("the saved forecast state has a damaged header") from None
-        if header.get("format") != FORMAT_VERSION or header.get("river") != RIVER_RELEASE:
-            raise StateFormatError(f"the saved forecast state has format {header.get('format')} (River "
-                                   f"{header.get('river')}); this worker reads format {FORMAT_VERSION} "
-                                   f"(River {RIVER_RELEASE})")
-        try:
-            state = _StateUnpickler(io.BytesIO(body), kinds).load()
-        except Exception as exc:  # a truncated or damaged pickle raises any of a dozen types
-            raise StateFormatError(f"the saved forecast state is damaged ({exc.__class__.__name__})") from None
-        if not isinstance(state, cls):
+        loaded = saved_state.load(data, {getattr(kind, "__module__", None) for kind in kinds.values()})
+        if not isinstance(loaded, cls):
             raise StateFormatError("the saved forecast state holds something else")
-        return state
-
-
-class _StateUnpickler(pickle.Unpickler):
-    """Loads only what a forecast state holds: this package's classes, River's, the model kinds' own, and a
-    few plain types; anything else (a function to call, another package) fails the load."""
-
-    PACKAGES = ("cryptoapp.forecasts.", "river.")
-    PLAIN = {"builtins": {"float", "int", "complex", "bool", "str", "bytes", "bytearray", "tuple", "list",
-                          "dict", "set", "frozenset", "slice", "range"},
-             "collections": {"deque", "OrderedDict", "defaultdict", "Counter"},
-             "datetime": {"datetime", "date", "timedelta", "timezone"}}
-
-    def __init__(self, file, kinds: Mapping[str, Callable[[], Forecaster]]) -> None:
-        super().__init__(file)
-        self.kind_modules = {getattr(kind, "__module__", None) for kind in kinds.values()}
-
-    def find_class(self, module: str, name: str):
-        if not ((module + ".").startswith(self.PACKAGES) or module in self.kind_modules
-                or name in self.PLAIN.get(module, ())):
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a forecast state")
-        return super().find_class(module, name)
+        return loaded
 
 
 def restore(data: Optional[bytes], ticker: str, horizons: Iterable[int] = DEFAULT_HORIZONS,

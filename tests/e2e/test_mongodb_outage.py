@@ -34,6 +34,16 @@ def test_dashboard_reports_mongodb_down_and_recovers_without_a_reload(private_se
            "DASHBOARD_REFRESH": str(REFRESH_S)}
     cards = page.get_by_test_id("stMetric")
     error = page.get_by_test_id("stAlert").filter(has_text=UNREACHABLE)
+
+    def stopped():
+        private_services.down("mongo")
+        expect(error).to_have_count(1, timeout=60_000)
+
+    def restarted():
+        private_services.up("mongo")
+        expect(cards).to_have_count(5, timeout=60_000)
+        expect(error).to_have_count(0)
+
     private_services.down("mongo")
     with dashboard_server(env, "streamlit-outage.log") as url:
         # 1. Down when the page opens: one clear error naming the server and the fix, no cards.
@@ -43,21 +53,15 @@ def test_dashboard_reports_mongodb_down_and_recovers_without_a_reload(private_se
         expect(page.get_by_text(f"Trying again every {REFRESH_S} s")).to_be_visible()
         expect(cards).to_have_count(0)
         # 2. MongoDB returns: the page fills in by itself, with no reload.
-        private_services.up("mongo")
-        expect(cards).to_have_count(5, timeout=60_000)
-        expect(error).to_have_count(0)
+        restarted()
         # 3. Down while the page is open: the live panel says so on its next refresh, the tabs stay.
-        private_services.down("mongo")
-        expect(error).to_have_count(1, timeout=60_000)
+        stopped()
         expect(cards).to_have_count(0)
         expect(page.get_by_role("tab", name="History")).to_be_visible()
         # 4. Back again: the cards return on the next refresh.
-        private_services.up("mongo")
-        expect(cards).to_have_count(5, timeout=60_000)
-        expect(error).to_have_count(0)
+        restarted()
         # 5. Down, and the user opens the History tab: the page's error; back: the tab's chart by itself.
-        private_services.down("mongo")
-        expect(error).to_have_count(1, timeout=60_000)
+        stopped()
         page.get_by_role("tab", name="History").click()
         expect(page.get_by_text(f"Trying again every {REFRESH_S} s")).to_be_visible(timeout=60_000)
         private_services.up("mongo")

@@ -7,7 +7,6 @@ import json
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import MongoClient
 
 from cryptoapp.app import app, dead_letters, latest_prices
@@ -16,7 +15,7 @@ from cryptoapp.pipeline import store_ticks
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.audit import records
+from testkit.audit import kafka_admin, records
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2025, 11, 21, 10, 0, tzinfo=UTC)
@@ -38,12 +37,8 @@ async def sink(services):
     await app.store.stop()
     del app.store, app.rulebook
     latest_prices.data.clear()
-    admin = AIOKafkaAdminClient(bootstrap_servers=services["kafka"])
-    await admin.start()
-    try:
+    async with kafka_admin(services["kafka"]) as admin:
         await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(app.conf.id)])
-    finally:
-        await admin.close()
     client = MongoClient(services["mongo_uri"])
     client.drop_database(database)
     client.close()

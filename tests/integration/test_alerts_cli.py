@@ -6,20 +6,11 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pymongo import MongoClient
 
-from cryptoapp.testing.processes import ROOT, free_port
+from testkit.processes import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"
-
-
-@pytest.fixture
-def db(services, unique_name):
-    client = MongoClient(os.environ.get("MONGO_URI", "mongodb://localhost:27017"), tz_aware=True)
-    yield client[unique_name]
-    client.drop_database(unique_name)
-    client.close()
 
 
 def cryptoapp(db, *args: str) -> subprocess.CompletedProcess:

@@ -2,18 +2,16 @@
 real-time tab's badge and toasts for the firings of the last 10 minutes."""
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.testing.processes import wait_for
+from testkit.processes import wait_for
+from tests.support.pages import app_page, function_page, ran
 
 pytestmark = pytest.mark.integration
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 UTC = dt.timezone.utc
 SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXXXXXXXX"
 
@@ -42,10 +40,7 @@ def recent_badge():
 
 
 def run_tab():
-    at = AppTest.from_function(alerts_tab, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return function_page(alerts_tab)
 
 
 def fill(at, threshold: str, kind: str = "above", window: str = "", webhook: str = ""):
@@ -55,8 +50,7 @@ def fill(at, threshold: str, kind: str = "above", window: str = "", webhook: str
     at.text_input(key="alert_window").input(window)
     at.text_input(key="alert_webhook").input(webhook)
     at.button[0].click()  # the form's submit button comes first on the page
-    at.run()
-    assert not at.exception, at.exception
+    ran(at)
 
 
 def texts(elements) -> list[str]:
@@ -112,10 +106,7 @@ def firing_doc(rule, minutes_ago: float, value: float) -> dict:
 
 def test_the_alerts_tab_comes_after_history_and_opens_from_its_link(db):
     db.alert_rules.insert_one(new_rule("ETH", "below", 2000).to_document())
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.query_params["tab"] = "Alerts"
-    at.run()
-    assert not at.exception, at.exception
+    at = app_page("Alerts")
     assert [t.label for t in at.tabs] == ["Real-time", "History", "Alerts", "Analytics"]
     assert "ETH below 2,000 USD" in " ".join(texts(at.markdown))
 
@@ -124,9 +115,7 @@ def test_the_live_badge_counts_the_last_10_minutes_and_toasts_what_arrives_while
     monkeypatch.setenv("DASHBOARD_REFRESH", "1")  # a new query each second: the second run sees the new firing
     above, below = new_rule("BTC", "above", 100_000), new_rule("ETH", "below", 2000)
     db.alerts.insert_many([firing_doc(above, 2, 100_523.1), firing_doc(below, 30, 1990.0)])
-    at = AppTest.from_function(recent_badge, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
+    at = function_page(recent_badge)
     badge = " ".join(texts(at.markdown))
     assert "1 alert in the last 10 min" in badge and "BTC above 100,000 USD (2 min ago)" in badge
     assert "ETH" not in badge and not at.toast  # fired before the page was opened: counted, not toasted

@@ -14,8 +14,7 @@ from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.processes import async_wait_for
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.processes import async_wait_for
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
@@ -29,12 +28,6 @@ async def store(db):
     """The alerts' storage (PriceStore.alerts, what RuleBook and AlertDelivery are given) on this test's database."""
     async with PriceStore(MONGO_URI, db.name) as store:
         yield store.alerts
-
-
-@pytest.fixture
-def receiver():
-    with FakeWebhookServer() as fake:
-        yield fake
 
 
 def fired(rule, second=0, value=101.0):

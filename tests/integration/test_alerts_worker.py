@@ -17,9 +17,9 @@ import pytest
 
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC, iso_z
-from cryptoapp.testing.audit import in_thread, publish, uncommitted
-from cryptoapp.testing.processes import Worker, wait_for
-from cryptoapp.testing.webhook import FakeWebhookServer
+from testkit.audit import in_thread, publish, uncommitted
+from testkit.processes import Worker, wait_for
+from testkit.webhook import FakeWebhookServer
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -46,6 +46,7 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def db(module_db):
+    """The module's database: its one worker's, read by every test."""
     return module_db
 
 

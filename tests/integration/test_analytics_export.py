@@ -13,7 +13,7 @@ from cryptoapp.analytics.export import TICKS_SCHEMA, export_parquet, partition_p
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
 from cryptoapp.storage.ticks import to_document
-from cryptoapp.testing.processes import ROOT
+from testkit.processes import ROOT
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
@@ -44,6 +44,13 @@ async def export(database: str, out, **kwargs):
         return await export_parquet(store.analytics, out, now=NOW, progress=False, **kwargs)
 
 
+@pytest.fixture
+async def exported(archive, tmp_path):
+    """The archive after a first export to tmp_path: (its database, its name)."""
+    await export(archive[1], tmp_path)
+    return archive
+
+
 def files(out) -> dict:
     """Each exported file -> (inode, modification time): a rewritten day gets a new file."""
     return {p.relative_to(out).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.parquet")}
@@ -71,9 +78,8 @@ async def test_a_rerun_rewrites_only_today_and_duplicates_nothing(archive, tmp_p
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary or replaced directory left behind
 
 
-async def test_a_day_whose_tick_count_changed_is_exported_again_whole(archive, tmp_path):
-    db, name = archive
-    await export(name, tmp_path)
+async def test_a_day_whose_tick_count_changed_is_exported_again_whole(exported, tmp_path):
+    db, name = exported
     db.prices.insert_one(tick("BTC", dt.datetime(2025, 11, 19, 12, 30, tzinfo=UTC), 150.0))
     report = await export(name, tmp_path)
     assert sorted(report.written) == [("BTC", DAYS[0]), ("BTC", TODAY), ("ETH", TODAY)]
@@ -81,9 +87,8 @@ async def test_a_day_whose_tick_count_changed_is_exported_again_whole(archive, t
     assert rows(tmp_path) == 145
 
 
-async def test_a_lost_partition_is_exported_again_and_since_limits_the_days(archive, tmp_path):
-    db, name = archive
-    await export(name, tmp_path)
+async def test_a_lost_partition_is_exported_again_and_since_limits_the_days(exported, tmp_path):
+    _, name = exported
     lost = partition_path(tmp_path, "ETH", DAYS[1])
     for f in lost.iterdir():
         f.unlink()
@@ -93,9 +98,7 @@ async def test_a_lost_partition_is_exported_again_and_since_limits_the_days(arch
     assert rows(tmp_path) == 144
 
 
-async def test_the_schema_keeps_utc_milliseconds_float64_and_nulls(archive, tmp_path):
-    db, name = archive
-    await export(name, tmp_path)
+async def test_the_schema_keeps_utc_milliseconds_float64_and_nulls(exported, tmp_path):
     table = pq.read_table(partition_path(tmp_path, "ETH", DAYS[0]) / "ticks.parquet")
     assert table.schema.equals(TICKS_SCHEMA, check_metadata=False)
     assert str(table.schema.field("timestamp").type) == "timestamp[ms, tz=UTC]"

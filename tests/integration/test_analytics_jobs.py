@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
 from cryptoapp.storage.ticks import to_document
-from cryptoapp.testing.processes import ROOT
+from testkit.processes import ROOT
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc

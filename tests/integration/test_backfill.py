@@ -15,7 +15,7 @@ from pymongo import MongoClient
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.storage import PriceStore
 from cryptoapp.storage.ticks import to_document
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import Call, FakeCoinGecko, FakeCoinGeckoServer, reference
 
 pytestmark = pytest.mark.integration
@@ -115,6 +115,18 @@ def log_since_start(worker: Worker) -> str:
     return worker.log_text().rsplit(f"===== start {worker.starts} =====", 1)[-1]
 
 
+def history_worker(name: str, fake: FakeCoinGecko, *, interval: int, rpm: int, hours: int,
+                   symbols: str = "bitcoin") -> Worker:
+    """A worker polling `fake` every `interval` s within `rpm` calls a minute, backfilling `hours` at start-up."""
+    return Worker(name, {"COINGECKO_API_URL": fake.url, "CRYPTO_INTERVAL": str(interval),
+                         "CRYPTO_REQUESTS_PER_MINUTE": str(rpm), "CRYPTO_BACKFILL_HOURS": str(hours),
+                         "CRYPTO_SYMBOLS": symbols})
+
+
+def wait_for_backfill(worker: Worker, what: str) -> None:
+    wait_for(lambda: "backfill done" in log_since_start(worker), 60, what)
+
+
 async def test_a_backfilled_tick_never_overwrites_a_stored_one_and_a_live_one_replaces_it(db):
     at = [dt.datetime(2025, 11, 21, 10, tzinfo=UTC) + dt.timedelta(minutes=5 * i) for i in range(90)]
 
@@ -155,12 +167,10 @@ def test_start_up_fills_gaps_with_provenance_and_a_second_run_adds_nothing(db, u
             db.prices.insert_one(dict(race_doc))
 
     with FakeCoinGeckoServer(HistoryFake(on_chart=live_tick_lands_meanwhile)) as fake:
-        w = Worker(unique_name, {"COINGECKO_API_URL": fake.url, "CRYPTO_INTERVAL": "2",
-                                 "CRYPTO_REQUESTS_PER_MINUTE": "120", "CRYPTO_BACKFILL_HOURS": "32",
-                                 "CRYPTO_SYMBOLS": "bitcoin ethereum"})
+        w = history_worker(unique_name, fake, interval=2, rpm=120, hours=32, symbols="bitcoin ethereum")
         try:
             w.start()
-            wait_for(lambda: "backfill done" in log_since_start(w), 60, "the start-up backfill to finish")
+            wait_for_backfill(w, "the start-up backfill to finish")
             btc_calls, eth_calls = fake.chart_calls("bitcoin"), fake.chart_calls("ethereum")
             end = btc_calls[-1][1]  # the window's end, when the run began
             assert btc_calls == [(end - 32 * HOUR, hour - 10 * HOUR), (hour - 2 * HOUR, end)]  # head + hole, tail
@@ -209,12 +219,10 @@ def test_backfill_keeps_to_its_share_of_the_budget_while_live_polls_go_on(db, un
     rpm, interval = 30, 3
     share = rpm - math.ceil(60 / interval) - 1  # 9 calls a minute: one every 6.7 s
     with FakeCoinGeckoServer(HistoryFake()) as fake:
-        w = Worker(unique_name, {"COINGECKO_API_URL": fake.url, "CRYPTO_INTERVAL": str(interval),
-                                 "CRYPTO_REQUESTS_PER_MINUTE": str(rpm), "CRYPTO_BACKFILL_HOURS": "72",
-                                 "CRYPTO_SYMBOLS": "bitcoin"})
+        w = history_worker(unique_name, fake, interval=interval, rpm=rpm, hours=72)
         try:
             w.start()
-            wait_for(lambda: "backfill done" in log_since_start(w), 60, "the backfill of three days")
+            wait_for_backfill(w, "the backfill of three days")
         finally:
             w.stop()
     charts = [t for t, kind in fake.log if kind == "chart"]
@@ -232,9 +240,7 @@ def test_gap_left_by_a_stopped_worker_is_filled_after_restart(db, unique_name):
     # CoinGecko's clock runs an hour behind while the worker is up, then jumps to now: as if the
     # worker had been stopped for an hour. A rate limit greets the first history call.
     with FakeCoinGeckoServer(HistoryFake(lag=HOUR)) as fake:
-        w = Worker(unique_name, {"COINGECKO_API_URL": fake.url, "CRYPTO_INTERVAL": "2",
-                                 "CRYPTO_REQUESTS_PER_MINUTE": "120", "CRYPTO_BACKFILL_HOURS": "0",
-                                 "CRYPTO_SYMBOLS": "bitcoin"})
+        w = history_worker(unique_name, fake, interval=2, rpm=120, hours=0)
         try:
             w.start()
             wait_for(lambda: db.prices.count_documents({"sensor_id": "BTC"}) >= 3, 30, "three live BTC ticks")
@@ -246,7 +252,7 @@ def test_gap_left_by_a_stopped_worker_is_filled_after_restart(db, unique_name):
             fake.lag, fake.chart_faults = 0, 1
             w.env["CRYPTO_BACKFILL_HOURS"] = "2"
             w.start()
-            wait_for(lambda: "backfill done" in log_since_start(w), 60, "the backfill after the restart")
+            wait_for_backfill(w, "the backfill after the restart")
             (first_call, second_call) = fake.chart_calls("bitcoin")
             assert first_call == second_call  # after the 429 the same span is asked for again
             end = second_call[1]

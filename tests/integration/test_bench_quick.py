@@ -1,13 +1,11 @@
 """Requires Kafka and MongoDB: `python -m bench --quick` runs every benchmark end to end, so the bench code never rots."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from bench.__main__ import FULL_OUT, SECTIONS
-from tests.conftest import ROOT
+from testkit.processes import run_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
@@ -15,9 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.drill]
 def test_quick_bench_runs_every_section_and_leaves_the_full_results_alone(services, tmp_path):
     before = FULL_OUT.read_bytes() if FULL_OUT.exists() else None
     out = tmp_path / "results.json"
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_module("bench", "--quick", "--out", str(out))
 
     results = json.loads(out.read_text())
     assert results["mode"] == "quick"

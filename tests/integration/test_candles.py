@@ -4,36 +4,19 @@ a coin that goes quiet (its bar closes by the clock, with no later tick: faust-s
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from cryptoapp.candles.rings import BarRing
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.audit import in_thread, publish
+from testkit.processes import ROOT, Worker, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def publish(bootstrap: str, topic: str, ticks: list[PriceTick]) -> None:
-    """Ticks into the worker's topic as the worker's own producer sends them (key = ticker)."""
-    async def send():
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        await producer.start()
-        try:
-            for fut in [await producer.send(topic, key=t.ticker.encode(), value=t.encode()) for t in ticks]:
-                await fut
-        finally:
-            await producer.stop()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, send()).result()
 
 
 def tick(ticker: str, at: dt.datetime, value: float, source: str = COINGECKO, **extra) -> PriceTick:
@@ -61,9 +44,9 @@ def test_candles_match_the_archive_through_late_ticks_redelivery_a_kill_and_a_qu
     clash = tick("ETH", live[40].timestamp, 1.0, COINGECKO_BACKFILL, granularity="5m")
     try:
         worker.start()
-        publish(services["kafka"], topic, live)
-        publish(services["kafka"], topic, backfill[::-1] + [clash])
-        publish(services["kafka"], topic, live[50:120])  # the same messages again: a redelivered batch
+        in_thread(publish(services["kafka"], topic, live))
+        in_thread(publish(services["kafka"], topic, backfill[::-1] + [clash]))
+        in_thread(publish(services["kafka"], topic, live[50:120]))  # the same messages again: a redelivered batch
         eth_hour = candle_id("ETH", "1h", hour)
         in_hour = len([t for t in live if t.timestamp < hour + dt.timedelta(hours=1)])
         # Closed as soon as it came (it ended long ago), then corrected by each later batch: every tick once.
@@ -75,13 +58,13 @@ def test_candles_match_the_archive_through_late_ticks_redelivery_a_kill_and_a_qu
             minute += dt.timedelta(minutes=1)
             wait_for(lambda: dt.datetime.now(UTC) >= minute, 20, "the next minute")
         first = [tick("BNB", minute + dt.timedelta(seconds=s), 850.0 + s) for s in (1, 2, 3)]
-        publish(services["kafka"], topic, first)
+        in_thread(publish(services["kafka"], topic, first))
         wait_for(lambda: (d := db.views.find_one({"_id": "BNB_1m"})) and BarRing.from_document(d).rows(minute),
                  30, "BNB's open minute in the views")
         worker.stop(9)
         worker.start()
         later = [tick("BNB", minute + dt.timedelta(seconds=s), 840.0 + s) for s in (10, 20)]
-        publish(services["kafka"], topic, later + first[:1])  # and the first tick once more
+        in_thread(publish(services["kafka"], topic, later + first[:1]))  # and the first tick once more
         # BNB is then quiet: its minute must close by the clock alone, with every tick counted once.
         bnb_minute = candle_id("BNB", "1m", minute)
         stored = wait_for(lambda: db.candles.find_one({"_id": bnb_minute}), 100, "BNB's minute closed by the clock")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from testkit.processes import run_module
+
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_short_chaos_drill_loses_nothing_and_doubles_nothing(tmp_path):
     figures = tmp_path / "chaos.json"
-    run = subprocess.run([sys.executable, "-m", "bench.chaos", "--short", "--json", str(figures)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_module("bench.chaos", "--short", "--json", str(figures))
     report = json.loads(figures.read_text())
     assert [f["fault"] for f in report["faults"]] == ["kafka", "mongo", "worker"]
     assert report["acknowledged_ticks"] >= 1000

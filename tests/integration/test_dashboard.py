@@ -5,22 +5,20 @@ import base64
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from pymongo import MongoClient
-from streamlit.testing.v1 import AppTest
 
 from cryptoapp import schema
 from dashboard import cache, data, formatting
 from tests.e2e import seeding
 from tests.e2e.seeding import tick
+from tests.support.pages import app_page
 
 pytestmark = pytest.mark.integration
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 UTC = dt.timezone.utc
 INTERVAL_S = 300  # the shared database's live ticks are a minute apart: nothing in it turns stale during the module
 
@@ -64,21 +62,20 @@ def env(monkeypatch, mongo):
 
 
 @pytest.fixture
+def market_docs(market, env):
+    """The module's database, read by the app: its ticks (their views stored, the archive dropped)."""
+    name, docs = market
+    env(name)
+    return docs
+
+
+@pytest.fixture
 def own_db(mongo, unique_name, env):
     """A database of this test's own, dropped afterwards; the app reads it."""
     uri, client = mongo
     env(unique_name, interval=60)
     yield client[unique_name]
     client.drop_database(unique_name)
-
-
-def run_app(tab=None):
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if tab:
-        at.query_params["tab"] = tab
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _values(v):
@@ -117,7 +114,7 @@ def test_the_archive_is_gone_and_the_live_tab_shows_every_series_newest_values(m
     name, docs = market
     assert schema.PRICES not in mongo[1][name].list_collection_names()
     env(name)
-    at = run_app()
+    at = app_page()
     expected = {c: newest(docs, c) for c in seeding.COINS}
     assert [(m.label, m.value) for m in at.metric] == [(c, formatting.price(d["value"])) for c, d in expected.items()]
     quote = newest(docs, "BTC_binanceus")
@@ -146,10 +143,9 @@ def test_the_archive_is_gone_and_the_live_tab_shows_every_series_newest_values(m
     assert volume["y"][::-1] == ["BTC", "BTC · binanceus (USDT)", "ETH", "BNB", "USDT", "USDC"]
 
 
-def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(market, env):
-    name, docs = market
-    env(name)
-    at = run_app("History")
+def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(market_docs):
+    docs = market_docs
+    at = app_page("History")
     assert at.caption[1].value.startswith("Resolution: auto → 5m bars: candlesticks need bars")
     chart = traces(at, "history-BTC")
     candles = {n: t for n, t in chart.items() if t["type"] == "candlestick"}
@@ -173,10 +169,9 @@ def test_the_history_tab_draws_candles_volume_and_indicators_from_the_views(mark
     assert f"the 5m view of BTC · CoinGecko holds data from {starts[0]:%d %b %H:%M} UTC on" in at.info[0].value
 
 
-def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market, env):
-    name, docs = market
-    env(name)
-    at = run_app("History")
+def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market_docs):
+    docs = market_docs
+    at = app_page("History")
     at.multiselect(key="history_indicators").set_value(["RSI", "MACD"]).run()
     chart = traces(at, "history-BTC")
     assert chart["RSI 14"]["yaxis"] == "y3" and chart["MACD 12/26/9"]["yaxis"] == "y4"
@@ -190,10 +185,9 @@ def test_rsi_and_macd_in_panels_and_a_line_of_raw_ticks(market, env):
     assert chart["CoinGecko backfill (5m points)"]["type"] in ("scatter", "scattergl")
 
 
-def test_the_source_filter_shows_the_exchange_series_alone(market, env):
-    name, docs = market
-    env(name)
-    at = run_app("History")
+def test_the_source_filter_shows_the_exchange_series_alone(market_docs):
+    docs = market_docs
+    at = app_page("History")
     at.selectbox(key="history_source_BTC").set_value("BTC_binanceus").run()
     spec = figure(at, "history-BTC")
     assert spec["layout"]["title"]["text"] == "BTC · binanceus (USDT) · 5m bars"
@@ -205,10 +199,8 @@ def test_the_source_filter_shows_the_exchange_series_alone(market, env):
     assert spec["layout"]["yaxis"]["ticksuffix"] == " USDT"
 
 
-def test_a_chosen_resolution_and_a_window_past_what_the_view_holds(market, env):
-    name, _ = market
-    env(name)
-    at = run_app("History")
+def test_a_chosen_resolution_and_a_window_past_what_the_view_holds(market_docs):
+    at = app_page("History")
     at.selectbox(key="history_resolution").set_value("1m").run()
     at.slider(key="history_hours").set_value(168).run()
     assert at.caption[1].value == "Resolution: 1m bars (chosen)."
@@ -225,7 +217,7 @@ def test_stale_series_are_flagged_even_when_silent_for_longer_than_a_day(own_db,
         tick("BTC", t - dt.timedelta(minutes=10), 81000.0, change_24h_pct=0.5),
         tick("ETH", t - dt.timedelta(seconds=20), 2900.0, change_24h_pct=0.5),
         tick("BNB", t - dt.timedelta(hours=30), 850.0, change_24h_pct=0.5)])
-    at = run_app()
+    at = app_page()
     updated = {m.label: c.value for m, c in zip(at.metric, [c for c in at.caption if c.value.startswith("updated")])}
     assert updated["BTC"] == "updated 10 min ago · price, change, volume: CoinGecko :red-badge[stale]"
     assert "stale" not in updated["ETH"]
@@ -237,7 +229,7 @@ def test_simulated_ticks_are_labelled_as_simulated(own_db, mongo):
     seeding.seed_views(own_db, mongo[0], [
         tick("BTC", t - dt.timedelta(seconds=5), 87000.0, source=schema.SIMULATED, volume_24h=6e10, change_24h_pct=0.1),
         tick("ETH", t - dt.timedelta(seconds=5), 2900.0, volume_24h=2e10, change_24h_pct=0.1)])
-    at = run_app()
+    at = app_page()
     assert "Simulated data" in at.warning[0].value
     updated = [c.value for c in at.caption if c.value.startswith("updated")]
     assert ":orange-badge[simulated data]" in updated[0] and "simulated" not in updated[1]
@@ -250,10 +242,10 @@ def test_a_minute_of_prices_fills_the_charts_and_draws_ticks_until_there_are_bar
     seeding.seed_views(own_db, mongo[0], [
         tick("BTC", t - dt.timedelta(seconds=60 - 2 * i), 87000.0 + i, source=schema.SIMULATED, volume_24h=6e10)
         for i in range(30)], grace_s=5)
-    at = run_app()
+    at = app_page()
     lo, hi = x_range(at, "live-prices")
     assert hi - lo < dt.timedelta(minutes=3)
-    at = run_app("History")
+    at = app_page("History")
     assert at.caption[1].value.startswith("Resolution: auto → raw ticks, drawn as a line: the window has")
     assert "the tick view of BTC · simulated holds data from" in at.info[0].value
     spec = figure(at, "history-BTC")
@@ -265,13 +257,13 @@ def test_a_minute_of_prices_fills_the_charts_and_draws_ticks_until_there_are_bar
 
 def test_an_empty_database_says_how_to_start_the_worker(own_db):
     for tab in (None, "History"):
-        at = run_app(tab)
+        at = app_page(tab)
         assert "No prices yet" in at.info[0].value and "`make run`" in at.info[0].value
         assert "`make demo`" in at.info[0].value and own_db.name in at.info[0].value
 
 
 def test_a_running_worker_whose_source_fails_is_shown_as_such_not_as_missing(own_db):
-    from cryptoapp.testing.processes import Worker, free_port, wait_for
+    from testkit.processes import Worker, free_port, wait_for
 
     # CoinGecko unreachable (nothing listens on the port): the worker runs and says why nothing comes.
     dead = f"http://127.0.0.1:{free_port()}/api/v3"
@@ -281,7 +273,7 @@ def test_a_running_worker_whose_source_fails_is_shown_as_such_not_as_missing(own
         worker.start()
         wait_for(lambda: any(h.get("error") for d in own_db.status.find() for h in d["sources"].values()), 60,
                  "the worker's status naming CoinGecko's error")
-        at = run_app()
+        at = app_page()
         line = next(m.value for m in at.markdown if "Pipeline:" in m.value)
         assert "1 worker up" in line and "CoinGecko: CoinGecko unreachable at" in line and "since" in line
         assert "the worker runs" in at.info[0].value and "`make run`" not in at.info[0].value
@@ -289,14 +281,14 @@ def test_a_running_worker_whose_source_fails_is_shown_as_such_not_as_missing(own
         worker.stop()
     own_db.status.update_many({}, {"$set": {"heartbeat": now() - dt.timedelta(minutes=3)}})  # as if it stopped then
     cache.worker_status.clear()  # the page keeps the status 5 s; this test does not wait them out
-    at = run_app()
+    at = app_page()
     assert "No worker heartbeat for 3 min" in next(m.value for m in at.markdown if "Pipeline:" in m.value)
     assert "`make run`" in at.info[0].value
 
 
 def test_an_empty_window_says_what_is_missing_and_how_to_start_the_worker(own_db, mongo):
     seeding.seed_views(own_db, mongo[0], [tick("BTC", now() - dt.timedelta(hours=100), 81000.0)])
-    at = run_app("History")
+    at = app_page("History")
     message = at.info[0].value
     assert message.startswith("No BTC (CoinGecko) data between") and "(the last 24 h)" in message
     assert "`make run`" in message and "`make demo`" in message and "widen the window" in message
@@ -308,7 +300,7 @@ def test_an_empty_window_says_what_is_missing_and_how_to_start_the_worker(own_db
 def test_mongodb_down_is_one_clear_error_without_the_password(env, monkeypatch):
     env("unused")
     monkeypatch.setenv("MONGO_URI", "mongodb://reader:hunter2@127.0.0.1:1/?authSource=admin")
-    at = run_app()
+    at = app_page()
     assert len(at.error) == 1
     message = at.error[0].value
     assert message.startswith("Cannot reach MongoDB at 127.0.0.1:1") and "make services" in message

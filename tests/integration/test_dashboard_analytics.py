@@ -4,9 +4,9 @@ import datetime as dt
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from cryptoapp.schema import ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS
+from tests.support.pages import function_page
 
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
@@ -28,10 +28,7 @@ def db(page_db):
 
 
 def run_tab():
-    at = AppTest.from_function(tab, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return function_page(tab)
 
 
 def day(coin, date, close, ret, vol, coverage, sources=("coingecko",)):

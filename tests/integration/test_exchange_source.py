@@ -12,8 +12,8 @@ from cryptoapp.coins import resolve_all
 from cryptoapp.schema import DEFAULT_SYMBOLS
 from cryptoapp.sources.ccxt_stream import AlreadyStreaming
 from cryptoapp.sources.exchange import ExchangeSource
+from testkit.processes import async_wait_for
 from tests.support.fake_exchange import FakeBinanceUS, running
-from cryptoapp.testing.processes import async_wait_for
 
 COINS = resolve_all(DEFAULT_SYMBOLS)
 LOGGER = "cryptoapp.sources.exchange"
@@ -46,6 +46,19 @@ async def source(fake: FakeBinanceUS, coins=COINS, **options):
 
 def ticks_of(src, ticker, after=0):
     return [t for t in src.published_ticks[after:] if t.ticker == ticker]
+
+
+async def streaming(fake: FakeBinanceUS, src) -> None:
+    """Waits for the subscriptions, starts the fake's updates and waits for a first BTC tick."""
+    await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
+    await fake.stream(5)
+    await async_wait_for(lambda: ticks_of(src, "BTC"), 10, "a first BTC tick")
+
+
+async def btc_ticks_again(src, what: str) -> None:
+    """Waits for a BTC tick published after this call."""
+    before = len(src.published_ticks)
+    await async_wait_for(lambda: ticks_of(src, "BTC", after=before), 10, what)
 
 
 def lines(caplog, text):
@@ -98,9 +111,7 @@ async def test_twenty_updates_a_second_become_at_most_one_tick_a_second_the_last
 async def test_a_dropped_socket_is_redialled_and_ticks_resume(fake, caplog, abrupt):
     caplog.set_level(logging.INFO, LOGGER)
     async with source(fake) as src:
-        await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
-        await fake.stream(5)
-        await async_wait_for(lambda: ticks_of(src, "BTC"), 10, "a first BTC tick")
+        await streaming(fake, src)
         assert await fake.drop(abrupt=abrupt) == 1
         before = len(src.published_ticks)
         await async_wait_for(lambda: fake.connections_opened == 2 and fake.subscribed(), 10, "a new subscription")
@@ -114,15 +125,12 @@ async def test_a_dropped_socket_is_redialled_and_ticks_resume(fake, caplog, abru
 async def test_a_stalled_stream_is_logged_redialled_and_recovers(fake, caplog):
     caplog.set_level(logging.INFO, LOGGER)
     async with source(fake, stall_s=1.0) as src:
-        await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
-        await fake.stream(5)
-        await async_wait_for(lambda: ticks_of(src, "BTC"), 10, "a first BTC tick")
+        await streaming(fake, src)
         fake.silent = True  # the socket stays up and answers pings, but no update comes
         await async_wait_for(lambda: lines(caplog, "no message for"), 10, "the stall warning")
         await async_wait_for(lambda: fake.connections_opened >= 2, 10, "a redial after the stall")
         fake.silent = False
-        before = len(src.published_ticks)
-        await async_wait_for(lambda: ticks_of(src, "BTC", after=before), 10, "BTC ticks after the stall")
+        await btc_ticks_again(src, "BTC ticks after the stall")
         fake.stop_stream()
     assert len(lines(caplog, "no message for")) == 1  # one line per stall, however many redials it took
     assert len(lines(caplog, "quotes again after")) == 1
@@ -131,14 +139,11 @@ async def test_a_stalled_stream_is_logged_redialled_and_recovers(fake, caplog):
 async def test_a_dead_link_is_found_by_the_keepalive(fake, caplog):
     caplog.set_level(logging.INFO, LOGGER)
     async with source(fake, keepalive_s=0.3, stall_s=60.0) as src:
-        await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
-        await fake.stream(5)
-        await async_wait_for(lambda: ticks_of(src, "BTC"), 10, "a first BTC tick")
+        await streaming(fake, src)
         fake.dead = True  # no updates and no pongs: only the client's pings can tell
         await async_wait_for(lambda: lines(caplog, "keepalive missing"), 10, "the missed-pong error")
         fake.dead = False
-        before = len(src.published_ticks)
-        await async_wait_for(lambda: ticks_of(src, "BTC", after=before), 10, "BTC ticks on a new connection")
+        await btc_ticks_again(src, "BTC ticks on a new connection")
         fake.stop_stream()
     assert fake.connections_opened >= 2
 
@@ -153,15 +158,12 @@ async def test_the_client_answers_the_servers_pings(fake):
 async def test_malformed_messages_are_skipped_with_a_log_line_and_the_stream_goes_on(fake, caplog):
     caplog.set_level(logging.INFO, LOGGER)
     async with source(fake) as src:
-        await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
-        await fake.stream(5)
-        await async_wait_for(lambda: ticks_of(src, "BTC"), 10, "a first BTC tick")
+        await streaming(fake, src)
         await fake.send_raw('{"e": "24hrTicker", "E": 1711356300123, "s": ')  # cut short: not JSON
         await fake.send_raw('{"e": "24hrTicker", "E": 1711356300123, "s": "BTCUSD", "c": "abc"}')
         await fake.send_raw('{"e": "24hrTicker", "E": 1711356300123, "s": "BTCUSD", "c": "-5.0"}')
         await async_wait_for(lambda: src.malformed == 3, 10, "three malformed messages counted")
-        before = len(src.published_ticks)
-        await async_wait_for(lambda: ticks_of(src, "BTC", after=before), 10, "BTC ticks after them")
+        await btc_ticks_again(src, "BTC ticks after them")
         fake.stop_stream()
     skipped = lines(caplog, "skipped a malformed message")
     assert len(skipped) == 1 and "JSONDecodeError" in skipped[0]  # rate-limited: one line, then counted
@@ -186,8 +188,7 @@ async def test_the_connection_is_renewed_before_the_exchanges_24_hour_limit(fake
         await async_wait_for(lambda: fake.subscribed(), 10, "the subscriptions")
         await fake.stream(5)
         await async_wait_for(lambda: fake.connections_opened >= 2, 10, "a renewed connection")
-        before = len(src.published_ticks)
-        await async_wait_for(lambda: ticks_of(src, "BTC", after=before), 10, "BTC ticks on the new connection")
+        await btc_ticks_again(src, "BTC ticks on the new connection")
         fake.stop_stream()
     assert lines(caplog, "renewing the connection") and not lines(caplog, "connection lost")
     assert max(src.gaps) < 1.0

@@ -10,8 +10,8 @@ import pytest
 
 from cryptoapp.prices.models import decode_tick
 from cryptoapp.schema import tick_id
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import ROOT, Worker, wait_for
+from testkit.audit import records
+from testkit.processes import ROOT, Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 from tests.support.fake_exchange import FakeBinanceUSServer
 
@@ -40,13 +40,8 @@ def exchange():
 
 
 @pytest.fixture(scope="module")
-def db(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def worker(coingecko, exchange, db):
-    w = Worker(db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
+def worker(coingecko, exchange, module_db):
+    w = Worker(module_db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
                          "CRYPTO_EXCHANGE_WS_URL": exchange.ws_url, "CRYPTO_EXCHANGE_REST_URL": exchange.rest_url,
                          "CRYPTO_INTERVAL": "1", "CRYPTO_REQUESTS_PER_MINUTE": "120",
                          "CRYPTO_SYMBOLS": "bitcoin ethereum binancecoin tether usd-coin solana"})
@@ -63,13 +58,13 @@ def exchange_docs(db) -> dict:
     return docs
 
 
-def test_both_kinds_of_tick_are_stored_each_with_its_own_id(worker, exchange, db):
-    wait_for(lambda: db.prices.count_documents({"source": "coingecko"}) >= 6, 60, "six CoinGecko documents")
-    docs = wait_for(lambda: (lambda d: d if len(d) == 5 else None)(exchange_docs(db)), 60,
+def test_both_kinds_of_tick_are_stored_each_with_its_own_id(worker, exchange, module_db):
+    wait_for(lambda: module_db.prices.count_documents({"source": "coingecko"}) >= 6, 60, "six CoinGecko documents")
+    docs = wait_for(lambda: (lambda d: d if len(d) == 5 else None)(exchange_docs(module_db)), 60,
                     "an exchange tick of each of the five listed coins")
-    btc = db.prices.find_one({"_id": "BTC_2024-03-25T08:45:00Z"})  # CoinGecko's _id as before
+    btc = module_db.prices.find_one({"_id": "BTC_2024-03-25T08:45:00Z"})  # CoinGecko's _id as before
     assert (btc["source"], btc["value"], btc["bid_price"], btc["ask_size"]) == ("coingecko", 67187.3358936566, None, None)
-    assert db.prices.find_one({"sensor_id": "SOL"})["_id"] == "SOL_2024-03-25T08:44:59Z"
+    assert module_db.prices.find_one({"sensor_id": "SOL"})["_id"] == "SOL_2024-03-25T08:44:59Z"
     sent = {(s.symbol, s.event_ms): s for s in list(exchange.sent)}
     for ticker, doc in docs.items():
         quote = sent[(PAIR[ticker], round(doc["timestamp"].timestamp() * 1000))]  # the update it came from
@@ -79,7 +74,7 @@ def test_both_kinds_of_tick_are_stored_each_with_its_own_id(worker, exchange, db
             quote.last, quote.bid, quote.ask, quote.bid_qty, quote.ask_qty)
         assert (doc["volume_24h"], doc["market_cap"], doc["currency"]) == (quote.quote_volume, None, CURRENCY[ticker])
         assert doc["bid_price"] < doc["value"] < doc["ask_price"]
-    assert db.prices.count_documents({"sensor_id": "SOL", "source": {"$ne": "coingecko"}}) == 0
+    assert module_db.prices.count_documents({"sensor_id": "SOL", "source": {"$ne": "coingecko"}}) == 0
 
 
 def test_prices_views_serve_both_series(worker):
@@ -98,11 +93,11 @@ def test_prices_views_serve_both_series(worker):
 
 
 def test_the_unlisted_coin_is_named_once_and_coingecko_is_neither_repeated_nor_streamed_twice(
-        services, worker, coingecko, exchange, db):
+        services, worker, coingecko, exchange, module_db):
     polls = len(coingecko.calls_to("/simple/price"))
     wait_for(lambda: len(coingecko.calls_to("/simple/price")) >= polls + 3, 30, "three more polls")
     # CoinGecko's unchanged answers are compared with its own series, not the exchange's newer quotes.
-    ticks = [decode_tick(r.value) for r in records(services["kafka"], f"{db.name}-prices")]
+    ticks = [decode_tick(r.value) for r in records(services["kafka"], f"{module_db.name}-prices")]
     assert len([t for t in ticks if t.source == "coingecko"]) == 6
     assert len([t for t in ticks if t.source == "binanceus"]) >= 5
     unlisted = [line for line in worker.log_text().splitlines() if "does not list" in line]

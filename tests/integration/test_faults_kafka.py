@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from cryptoapp.testing.processes import wait_for
-from cryptoapp.testing.services import assert_nothing_lost_or_doubled
+from testkit.processes import wait_for
+from testkit.services import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.integration
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import wait_for
+from testkit.audit import in_thread, records
+from testkit.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +43,7 @@ def produce(bootstrap: str, topic: str, messages) -> list[tuple[int, int]]:
         finally:
             await producer.stop()
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, send()).result()
+    return in_thread(send())
 
 
 def test_poison_goes_to_the_dead_letter_topic_with_reason_and_original_bytes(private_services):

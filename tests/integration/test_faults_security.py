@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 
 from cryptoapp.settings import mask_uri
-from cryptoapp.testing.processes import wait_for
+from testkit.processes import wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 
 pytestmark = pytest.mark.integration

@@ -14,6 +14,7 @@ from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.features import Bar
 from cryptoapp.forecasts.online import CoinForecaster
 from cryptoapp.schema import UTC
+from tests.support.pages import function_page
 from tests.unit.test_forecasts import random_walk, sine
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,7 @@ def history_tab():
     import streamlit as st
 
     from cryptoapp.settings.dashboard import load
-    from dashboard import charts, forecasts
+    from dashboard import forecasts, history_charts
     from dashboard.frames import BAR_COLUMNS
 
     end = dt.datetime.now(dt.timezone.utc)
@@ -57,17 +58,13 @@ def history_tab():
                           "low": closes, "close": closes, "ticks": 1, "volume_24h": 1e9,
                           "sources": [("coingecko",)] * len(closes), "currency": "usd"}, columns=list(BAR_COLUMNS))
     frame.attrs.update(resolution="1m", start=end - dt.timedelta(hours=2), end=end)
-    fig = charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
+    fig = history_charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
     fig = forecasts.render(load(), "BTC", frame, fig, series=st.session_state.get("series", "BTC"))
     st.plotly_chart(fig, key="history_chart")
 
 
 def run_page(closes, series: str = "BTC") -> tuple[AppTest, dict]:
-    at = AppTest.from_function(history_tab, default_timeout=60)
-    at.session_state["closes"] = [float(c) for c in closes]
-    at.session_state["series"] = series
-    at.run()
-    assert not at.exception, at.exception
+    at = function_page(history_tab, closes=[float(c) for c in closes], series=series)
     [chart] = at.get("plotly_chart")
     return at, json.loads(chart.proto.spec)
 

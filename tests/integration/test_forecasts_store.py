@@ -14,8 +14,8 @@ from cryptoapp.forecasts.documents import forecast_documents, score_documents
 from cryptoapp.forecasts.online import CoinForecaster
 from cryptoapp.storage import PriceStore
 from dashboard import data
+from testkit.processes import ROOT
 from tests.e2e import seeding
-from cryptoapp.testing.processes import ROOT
 from tests.unit.test_forecasts import bars, sine
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ import pytest
 from cryptoapp.forecasts.backtest import replay
 from cryptoapp.forecasts.features import Bar
 from cryptoapp.schema import UTC, candle_id, forecast_id, forecast_score_id
-from cryptoapp.testing.audit import committed_offsets, records
-from cryptoapp.testing.processes import Worker, wait_for
-from tests.integration.test_candles import publish, tick
+from testkit.audit import committed_offsets, in_thread, publish, records
+from testkit.processes import Worker, wait_for
+from tests.integration.test_candles import tick
 from tests.unit.test_forecasts import sine
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_forecasts_survive_a_kill_and_a_resent_bar_without_scoring_anything_twic
     assert points[("linear", 5)] == TOTAL - 5 - 5 and points[("snarimax", 60)] == TOTAL - 5 - 60
     try:
         worker.start()
-        publish(services["kafka"], topic, ticks[:FIRST])
+        in_thread(publish(services["kafka"], topic, ticks[:FIRST]))
         wait_for(lambda: score(db, "snarimax", 60).get("total_points") == FIRST - 5 - 60, 90,
                  f"the scores of the first {FIRST} minutes")
         # Once their offsets are committed, Kafka never delivers these bars again: only the saved state knows them.
@@ -61,7 +61,7 @@ def test_forecasts_survive_a_kill_and_a_resent_bar_without_scoring_anything_twic
         worker.start()
         # A late tick corrects a minute scored long ago: the candles send its closed bar again.
         late = tick("BTC", minutes[100] + dt.timedelta(seconds=45), float(closes[100]) * 1.01)
-        publish(services["kafka"], topic, [late, *ticks[FIRST:]])
+        in_thread(publish(services["kafka"], topic, [late, *ticks[FIRST:]]))
         wait_for(lambda: all(score(db, m, h).get("total_points") == n for (m, h), n in points.items()), 90,
                  f"the scores of all {TOTAL} minutes")
         assert (db.candles.find_one({"_id": candle_id("BTC", "1m", minutes[100])}) or {}).get("ticks") == 2

@@ -7,8 +7,9 @@ import urllib.request
 import pytest
 from pymongo import MongoClient
 
-from cryptoapp.testing.audit import records
-from cryptoapp.testing.processes import Worker, wait_for
+from testkit.audit import records
+from testkit.processes import Worker, wait_for
+from tests.support.databases import dropped_after
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 
 pytestmark = pytest.mark.integration
@@ -24,11 +25,8 @@ def fake():
 
 @pytest.fixture(scope="module")
 def db(services):
-    name = f"pipeline-{os.getpid()}-{dt.datetime.now(UTC):%H%M%S%f}"
-    client = MongoClient(os.environ.get("MONGO_URI", "mongodb://localhost:27017"), tz_aware=True)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
+    with dropped_after(services["mongo_uri"], f"pipeline-{os.getpid()}-{dt.datetime.now(UTC):%H%M%S%f}") as database:
+        yield database
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pymongo import MongoClient
 
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
-from cryptoapp.testing.audit import audit
-from cryptoapp.testing.processes import Worker, free_port, wait_for
+from testkit.audit import audit, kafka_admin
+from testkit.processes import Worker, free_port, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer
 
 pytestmark = pytest.mark.integration
@@ -111,12 +111,8 @@ def test_two_workers_share_the_load_answer_alike_and_survive_a_kill(services, un
 
 def test_a_topic_made_with_another_partition_count_stops_the_worker_with_one_line(services, unique_name):
     async def make_topic():
-        admin = AIOKafkaAdminClient(bootstrap_servers=services["kafka"])
-        await admin.start()
-        try:
+        async with kafka_admin(services["kafka"]) as admin:
             await admin.create_topics([NewTopic(f"{unique_name}-prices", num_partitions=2, replication_factor=1)])
-        finally:
-            await admin.close()
 
     run_async(make_topic())
     worker = Worker(unique_name, {"CRYPTO_SOURCE": "simulated"})

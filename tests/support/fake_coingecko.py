@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from cryptoapp.testing.served import ServedInThread
+from testkit.served import ServedInThread
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 _LOCAL_REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -57,6 +58,18 @@ def markets_rows(coins=MARKET_COINS) -> list[dict]:
     return rows
 
 
+def _recorded(handler):
+    """A route of the fake: the call is noted in `calls`, and a `fault` that is set answers instead of `handler`."""
+
+    @functools.wraps(handler)
+    async def answer(self, request: web.Request) -> web.Response:
+        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
+        failure = await self._fault_response()
+        return failure if failure is not None else await handler(self, request)
+
+    return answer
+
+
 @dataclass
 class FakeCoinGecko:
     """Answers /api/v3/simple/price from `prices` (a dict in CoinGecko's shape); `fault` makes it fail.
@@ -97,31 +110,21 @@ class FakeCoinGecko:
             await asyncio.sleep(60)
         raise AssertionError(f"unknown fault {self.fault}")
 
+    @_recorded
     async def simple_price(self, request: web.Request) -> web.Response:
-        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
-        failure = await self._fault_response()
-        if failure is not None:
-            return failure
         ids = request.query.get("ids", "").split(",")
         # CoinGecko leaves ids it does not know out of the answer.
         return web.json_response({i: self.prices[i] for i in ids if i in self.prices})
 
+    @_recorded
     async def market_chart_range(self, request: web.Request) -> web.Response:
-        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
-        failure = await self._fault_response()
-        if failure is not None:
-            return failure
         coin_id = request.match_info["coin_id"]
         answer = self.chart_points(coin_id, int(request.query["from"]), int(request.query["to"]))
         return web.json_response(answer)
 
-
+    @_recorded
     async def coins_markets(self, request: web.Request) -> web.Response:
         """/coins/markets: `ids` narrows the list, `per_page` (at most 250) and `page` cut it, largest first."""
-        self.calls.append(Call(request.path, dict(request.query), dict(request.headers)))
-        failure = await self._fault_response()
-        if failure is not None:
-            return failure
         if "vs_currency" not in request.query:
             return web.json_response({"error": "Missing parameter vs_currency"}, status=400)
         rows = self.markets

@@ -7,7 +7,6 @@ import contextlib
 import copy
 import json
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
+from testkit.processes import free_port
 from tests.support.fake_coingecko import reference
 
 # Binance answers a request it cannot read with an error object and the request's id
@@ -280,17 +280,11 @@ class FakeBinanceUS:
         return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def running(fake: Optional[FakeBinanceUS] = None):
     """`async with running() as fake:` serves a FakeBinanceUS on 127.0.0.1 in the current event loop."""
     fake = fake or FakeBinanceUS()
-    fake.port = _free_port()
+    fake.port = free_port()
     runner = web.AppRunner(fake.app(), shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", fake.port).start()

@@ -8,11 +8,10 @@ import time
 import aiohttp
 import pytest
 
-from cryptoapp.alerts.delivery import DISCORD_MAX_CHARS, deliver, payload, retry_after_seconds
+from cryptoapp.alerts.webhooks import DISCORD_MAX_CHARS, deliver, payload, retry_after_seconds
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.testing.webhook import FakeWebhookServer
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -23,12 +22,6 @@ def firing(webhook="https://example.com/hook/x", fmt="json"):
     rule = new_rule("BTC", "above", 100_000, webhook=webhook, format=fmt)
     return evaluate(rule, RuleState(), PriceTick(ticker="BTC", timestamp=T0, value=100_523.1, source="coingecko",
                                                  volume_24h=3.1e10), T0 + dt.timedelta(seconds=1))
-
-
-@pytest.fixture
-def receiver():
-    with FakeWebhookServer() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -99,7 +92,7 @@ async def test_a_receiver_that_hangs_is_timed_out_and_tried_again(receiver, sess
 
 
 async def test_a_4xx_refusal_is_final_and_logged_in_one_line_without_the_token(receiver, session, caplog):
-    caplog.set_level(logging.WARNING, logger="cryptoapp.alerts.delivery")
+    caplog.set_level(logging.WARNING, logger="cryptoapp.alerts.webhooks")
     receiver.refuse_status = 404
     result = await deliver(session, firing(receiver.url("slack"), "slack"), **FAST)
     assert (result.delivered, result.attempts) == (False, 1)

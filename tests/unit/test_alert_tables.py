@@ -7,7 +7,7 @@ import pandas as pd
 from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
-from dashboard import charts, frames
+from dashboard import frames, history_charts
 from dashboard.alert_tables import coins_with_bid_ask, firing_layer, firing_markers, firings_frame, rules_frame
 
 UTC = dt.timezone.utc
@@ -62,9 +62,9 @@ def test_firing_layer_marks_the_history_charts_price_panel_and_adds_nothing_with
     doc = evaluate(new_rule("BTC", "above", 100), RuleState(),
                    PriceTick(ticker="BTC", timestamp=T0 + dt.timedelta(minutes=2), value=101.0, source="coingecko"),
                    T0).to_document()
-    fig = charts.history_figure(frame, "BTC", layers=[firing_layer([doc])])
+    fig = history_charts.history_figure(frame, "BTC", layers=[firing_layer([doc])])
     marked = [t for t in fig.data if t.name == "alerts fired"]
     price_axis = next(t.yaxis for t in fig.data if t.type == "candlestick")
     assert len(marked) == 1 and marked[0].yaxis == price_axis and list(marked[0].y) == [101.0]
-    plain = charts.history_figure(frame, "BTC", layers=[firing_layer([])])
+    plain = history_charts.history_figure(frame, "BTC", layers=[firing_layer([])])
     assert not [t for t in plain.data if t.name == "alerts fired"]

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cryptoapp import schema
-from dashboard import charts, frames, indicators
+from dashboard import chart_layout, charts, frames, history_charts, image_export, indicators
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 11, 21, 0, 0, tzinfo=UTC)
@@ -46,14 +46,14 @@ def at(minutes):
 # --- gaps ------------------------------------------------------------------------------------------------------
 
 def test_regular_ticks_have_no_gap():
-    assert charts.gap_spans(frame(ticks(range(0, 120))), interval_s=60) == []
+    assert chart_layout.gap_spans(frame(ticks(range(0, 120))), interval_s=60) == []
 
 
 def test_a_silence_longer_than_the_gap_threshold_is_a_gap_with_exact_bounds():
     rows = frame(ticks(list(range(0, 30)) + list(range(33, 40)) + list(range(52, 60))))
     # 4 minutes is no gap (the backfill would find nothing to fill in it); 13 minutes is
-    assert charts.gap_spans(rows, interval_s=60) == [(at(39), at(52))]
-    assert charts.gap_spans(rows, interval_s=420) == []  # 13 min is within two 7-minute intervals
+    assert chart_layout.gap_spans(rows, interval_s=60) == [(at(39), at(52))]
+    assert chart_layout.gap_spans(rows, interval_s=420) == []  # 13 min is within two 7-minute intervals
 
 
 def test_the_chart_shades_exactly_the_gaps_the_backfill_fills():
@@ -65,37 +65,37 @@ def test_the_chart_shades_exactly_the_gaps_the_backfill_fills():
     stored = [(at(m).to_pydatetime(), g) for m, g in zip(minutes, labels)]
     backfill = [(pd.Timestamp(s.start), pd.Timestamp(s.end)) for s in find_gaps(stored, at(0), at(60), 60)]
     # 9 -> 25 borders hourly history (no gap); 26 -> 40 and 41 -> 53 are over 10 minutes
-    assert charts.gap_spans(rows, 60, start=at(0), end=at(60)) == backfill == [(at(26), at(40)), (at(41), at(53))]
+    assert chart_layout.gap_spans(rows, 60, start=at(0), end=at(60)) == backfill == [(at(26), at(40)), (at(41), at(53))]
 
 
 def test_backfill_spacing_is_its_granularity_not_a_gap():
     rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(60, 70)))
-    assert charts.gap_spans(rows, interval_s=60) == []
+    assert chart_layout.gap_spans(rows, interval_s=60) == []
     holey = frame(ticks([0, 5, 30], source=schema.COINGECKO_BACKFILL, granularity="5m"))
-    assert charts.gap_spans(holey, interval_s=60) == [(at(5), at(30))]
+    assert chart_layout.gap_spans(holey, interval_s=60) == [(at(5), at(30))]
 
 
 def test_bars_are_a_gap_only_past_two_of_their_own_length():
     hourly = bars([0, 60, 120, 300], resolution="1h")
-    assert charts.gap_spans(hourly, 60, bucket_s=3600) == [(at(120), at(300))]
+    assert chart_layout.gap_spans(hourly, 60, bucket_s=3600) == [(at(120), at(300))]
 
 
 # --- the time axis ---------------------------------------------------------------------------------------------
 
 def test_the_axis_is_the_window_when_the_data_reaches_its_edges():
-    assert charts.fitted_range(at(1), at(1439), at(0), at(1440)) == (at(0), at(1440))
+    assert chart_layout.fitted_range(at(1), at(1439), at(0), at(1440)) == (at(0), at(1440))
 
 
 def test_one_minute_of_data_fills_the_axis_instead_of_a_sliver_of_a_24h_window():
-    lo, hi = charts.fitted_range(at(1438), at(1439), at(0), at(1440))
+    lo, hi = chart_layout.fitted_range(at(1438), at(1439), at(0), at(1440))
     assert hi == at(1440)  # the data reaches now
     assert at(1438) - pd.Timedelta(seconds=10) < lo < at(1438)
-    lo, hi = charts.fitted_range(at(600), at(601), at(0), at(1440))  # a source that stopped long ago
+    lo, hi = chart_layout.fitted_range(at(600), at(601), at(0), at(1440))  # a source that stopped long ago
     assert (hi - lo) < pd.Timedelta(minutes=2)
 
 
 def test_history_axis_fits_the_bars_and_the_last_bar_ends_a_resolution_later():
-    fig = charts.history_figure(bars(range(1430, 1436)), "BTC", start=at(0), end=at(1440))
+    fig = history_charts.history_figure(bars(range(1430, 1436)), "BTC", start=at(0), end=at(1440))
     lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
     assert at(1429) < lo < at(1430) and hi == at(1440)
     assert fig.layout.shapes == ()  # the hours before the data are no gap to shade: the axis starts at the data
@@ -145,7 +145,7 @@ def test_volume_bars_are_green_up_red_down_and_an_exchange_in_its_own_currency()
     fig = charts.volume_figure(latest)
     bar = fig.data[0]
     assert list(bar.y) == ["ETH", "BTC · binanceus (USDT)", "BTC"]  # first coin on top
-    assert list(bar.marker.color) == [charts.DOWN, charts.FLAT, charts.UP]
+    assert list(bar.marker.color) == [chart_layout.DOWN, chart_layout.FLAT, chart_layout.UP]
     assert list(bar.text) == ["—", "1.50 B USDT", "$30.00 B"]
 
 
@@ -168,7 +168,7 @@ def test_candlesticks_keep_live_backfilled_and_simulated_bars_apart():
                       bars(range(20, 30), [schema.COINGECKO]), bars(range(30, 35), [schema.SIMULATED])],
                      ignore_index=True)
     rows.attrs["resolution"] = "1m"
-    fig = charts.history_figure(rows, "BTC")
+    fig = history_charts.history_figure(rows, "BTC")
     candles = {t.name: t for t in traces(fig, "candlestick")}
     assert set(candles) == {"CoinGecko backfill (history)", "CoinGecko (live)", "simulated data (not market prices)"}
     assert len(candles["CoinGecko backfill (history)"].x) == 20  # a bar with any backfilled tick is drawn as such
@@ -180,7 +180,7 @@ def test_candlesticks_keep_live_backfilled_and_simulated_bars_apart():
 
 
 def test_the_volume_panel_says_it_is_the_rolling_24h_volume_at_bar_close():
-    fig = charts.history_figure(bars(range(30)), "BTC")
+    fig = history_charts.history_figure(bars(range(30)), "BTC")
     volume = traces(fig, "bar")[0]
     assert "24 h volume at bar close" in volume.name and "rolling" in volume.name
     assert list(volume.y) == [1e9 + m for m in range(30)] and volume.yaxis == "y2"
@@ -189,7 +189,7 @@ def test_the_volume_panel_says_it_is_the_rolling_24h_volume_at_bar_close():
 def test_rsi_and_macd_get_panels_of_their_own_and_overlays_share_the_price():
     rows = bars(range(60))
     lines = indicators.compute(rows["close"], indicators.INDICATORS)
-    fig = charts.history_figure(rows, "BTC", lines=lines)
+    fig = history_charts.history_figure(rows, "BTC", lines=lines)
     axis = {t.name: t.yaxis for t in fig.data}
     assert axis["SMA 20"] == axis["EMA 50"] == axis["Bollinger 20, 2σ upper"] == axis["CoinGecko (live)"] == "y"
     assert axis["RSI 14"] == "y3" and axis["MACD 12/26/9"] == axis["MACD 12/26/9 histogram"] == "y4"
@@ -201,7 +201,7 @@ def test_rsi_and_macd_get_panels_of_their_own_and_overlays_share_the_price():
 
 
 def test_line_mode_draws_closes_and_breaks_at_gaps():
-    fig = charts.history_figure(bars([0, 1, 2, 20, 21]), "BTC", mode="line")
+    fig = history_charts.history_figure(bars([0, 1, 2, 20, 21]), "BTC", mode="line")
     line = next(t for t in fig.data if t.type in ("scatter", "scattergl"))
     assert list(line.y) == [101.0, 102.0, 103.0, None, 121.0, 122.0]
     assert [(s.x0, s.x1) for s in fig.layout.shapes][:1] == [(at(2), at(20))]
@@ -210,7 +210,7 @@ def test_line_mode_draws_closes_and_breaks_at_gaps():
 def test_ticks_draw_a_line_per_source_with_backfill_dashed():
     rows = frame(ticks(range(0, 60, 5), source=schema.COINGECKO_BACKFILL, granularity="5m"), ticks(range(60, 90)))
     rows.attrs["resolution"] = "ticks"
-    fig = charts.history_figure(rows, "BTC", mode="line")
+    fig = history_charts.history_figure(rows, "BTC", mode="line")
     lines = {t.name: t for t in fig.data if t.type in ("scatter", "scattergl")}
     assert lines["CoinGecko (live)"].line.dash == "solid"
     assert lines["CoinGecko backfill (5m points)"].line.dash == "dash"
@@ -218,8 +218,8 @@ def test_ticks_draw_a_line_per_source_with_backfill_dashed():
 
 
 def test_large_series_use_webgl_and_small_ones_svg():
-    big = charts.history_figure(bars(range(1500)), "BTC", mode="line")
-    small = charts.history_figure(bars(range(100)), "BTC", mode="line")
+    big = history_charts.history_figure(bars(range(1500)), "BTC", mode="line")
+    small = history_charts.history_figure(bars(range(100)), "BTC", mode="line")
     assert isinstance(big.data[0], go.Scattergl) and isinstance(small.data[0], go.Scatter)
 
 
@@ -233,7 +233,7 @@ def test_extra_layers_draw_on_named_panels_for_alerts_or_forecasts():
     def score(fig, panels):
         fig.add_trace(go.Scatter(x=[at(5)], y=[0.3], name="score"), row=panels.row("forecast error"), col=1)
 
-    fig = charts.history_figure(bars(range(30)), "BTC", layers=[markers, score], extra_panels=["forecast error"])
+    fig = history_charts.history_figure(bars(range(30)), "BTC", layers=[markers, score], extra_panels=["forecast error"])
     assert calls == [{"price": 1, "volume": 2, "forecast error": 3}]
     axis = {t.name: t.yaxis for t in fig.data}
     assert axis["alert"] == "y" and axis["score"] == "y3"
@@ -241,16 +241,16 @@ def test_extra_layers_draw_on_named_panels_for_alerts_or_forecasts():
 
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="candles or line"):
-        charts.history_figure(bars(range(3)), "BTC", mode="area")
+        history_charts.history_figure(bars(range(3)), "BTC", mode="area")
 
 
 # --- PNG -------------------------------------------------------------------------------------------------------
 
-def png_size(png: bytes) -> tuple[int, int]:
-    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    length, kind = struct.unpack(">I4s", png[8:16])
+def png_size(image: bytes) -> tuple[int, int]:
+    assert image[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    length, kind = struct.unpack(">I4s", image[8:16])
     assert kind == b"IHDR" and length == 13
-    return struct.unpack(">II", png[16:24])
+    return struct.unpack(">II", image[16:24])
 
 
 @pytest.fixture(scope="module")
@@ -261,11 +261,11 @@ def chromium():
 
 def test_png_export_has_the_requested_size(chromium):
     rows = bars(range(0, 300))
-    fig = charts.history_figure(rows, "BTC", lines=indicators.compute(rows["close"], indicators.INDICATORS))
-    assert png_size(charts.figure_png(fig, width=640, height=360)) == (640, 360)
+    fig = history_charts.history_figure(rows, "BTC", lines=indicators.compute(rows["close"], indicators.INDICATORS))
+    assert png_size(image_export.figure_png(fig, width=640, height=360)) == (640, 360)
 
 
 def test_png_export_without_chromium_says_what_to_install(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
-    with pytest.raises(charts.PngExportError, match="needs Chromium.*apt-get install chromium"):
-        charts.figure_png(go.Figure(), 100, 100)
+    with pytest.raises(image_export.PngExportError, match="needs Chromium.*apt-get install chromium"):
+        image_export.figure_png(go.Figure(), 100, 100)

@@ -16,8 +16,8 @@ from cryptoapp.forecasts.documents import forecast_document, score_document
 from cryptoapp.candles.bars import Minute
 from cryptoapp.candles.models import bar_from_json, bar_to_json
 from cryptoapp.forecasts.features import Bar, InvalidBar, bar_from_candle, learns_from
-from cryptoapp.forecasts.online import (FORMAT_VERSION, CoinForecaster, StateFormatError, parse_horizons,
-                                        restore)
+from cryptoapp.forecasts.online import CoinForecaster, parse_horizons, restore
+from cryptoapp.forecasts.saved_state import FORMAT_VERSION, StateFormatError
 from cryptoapp.forecasts.scoring import BAND_MIN_POINTS, direction_hit, min_points
 from cryptoapp.schema import COINGECKO, FORECAST_FIELDS, FORECAST_SCORE_FIELDS, UTC
 

@@ -1,7 +1,10 @@
 """The project's layout rules, checked on the tree: every module imports, one module per process imports the MongoDB
-driver, figures never pull it in, and nothing outside tests/ imports the tests."""
+driver, figures never pull it in, the dashboard never pulls in the worker's libraries, the test support is not
+shipped, and nothing outside tests/ imports the tests."""
 
+import configparser
 import importlib
+import json
 import pkgutil
 import re
 import subprocess
@@ -9,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from setuptools import find_packages
 
 import cryptoapp
 
@@ -37,12 +41,34 @@ def test_one_module_per_process_imports_the_driver():
     assert [p for p in importers if not p.startswith("cryptoapp/")] == ["dashboard/data.py"]
 
 
-@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.indicators", "dashboard.export", "cryptoapp.schema",
-                                    "cryptoapp.settings", "cryptoapp.settings.worker", "cryptoapp.settings.dashboard"])
-def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
-    code = f"import sys, {module}; print(sorted(m for m in ('pymongo', 'faust', 'streamlit') if m in sys.modules))"
+def pulled_in(module: str, libraries: tuple[str, ...]) -> list[str]:
+    """Which of `libraries` importing `module` loads, in a fresh interpreter."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(m for m in {libraries!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    assert out.strip() == "[]"
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.history_charts", "dashboard.chart_layout",
+                                    "dashboard.image_export", "dashboard.indicators", "dashboard.export",
+                                    "dashboard.frames", "cryptoapp.schema", "cryptoapp.settings",
+                                    "cryptoapp.settings.worker", "cryptoapp.settings.dashboard"])
+def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
+    assert pulled_in(module, ("pymongo", "faust", "streamlit")) == []
+
+
+@pytest.mark.parametrize("module", ["dashboard.data", "dashboard.alerts"])
+def test_dashboard_modules_pull_in_no_worker_library(module):
+    # They may import the driver (data.py is the dashboard's driver module) and streamlit, never what only the worker runs.
+    assert pulled_in(module, ("faust", "river", "ccxt")) == []
+
+
+def test_the_test_support_is_not_shipped():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    include = config["options.packages.find"]["include"].replace(",", " ").split()
+    shipped = find_packages(ROOT, include=include)
+    assert "cryptoapp" in shipped and "dashboard" in shipped
+    assert not [p for p in shipped if p.split(".")[0] in ("testkit", "tests", "bench")]
 
 
 def test_the_dashboards_settings_pull_in_no_worker_module():
@@ -57,7 +83,7 @@ def test_the_dashboards_settings_pull_in_no_worker_module():
 
 
 def test_nothing_outside_tests_imports_the_tests():
-    offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "cryptoapp", "dashboard")
+    offenders = [str(p.relative_to(ROOT)) for folder in ("bench", "cryptoapp", "dashboard", "testkit")
                  for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*(from|import)\s+tests\b", p.read_text(), re.M)]
     assert offenders == []
 

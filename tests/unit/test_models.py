@@ -6,7 +6,7 @@ import json
 import pytest
 
 from cryptoapp.prices.models import InvalidTick, PriceTick, decode_tick
-from cryptoapp.schema import one_tick_per_id, tick_id
+from cryptoapp.schema import is_series_id, one_tick_per_id, parse_series_id, series_id, tick_id
 from cryptoapp.storage.ticks import to_document
 
 UTC = dt.timezone.utc
@@ -28,6 +28,19 @@ def test_id_is_ticker_and_source_time_in_utc():
 def test_sources_other_than_coingecko_never_share_its_ids():
     assert tick(source="coingecko-backfill").tick_id == tick(source="simulated").tick_id == "BTC_2025-11-21T10:00:00Z"
     assert tick(source="binanceus").tick_id == "BTC_binanceus_2025-11-21T10:00:00Z"
+
+
+@pytest.mark.parametrize("ticker, source, series", [("BTC", "coingecko", "BTC"), ("BTC", "simulated", "BTC"),
+                                                    ("ETH", "coingecko-backfill", "ETH"),
+                                                    ("BTC", "binanceus", "BTC_binanceus")])
+def test_a_series_id_parses_back_into_its_ticker_and_exchange(ticker, source, series):
+    assert series_id(ticker, source) == series and is_series_id(series)
+    assert parse_series_id(series) == (ticker, None if series == ticker else source)
+
+
+@pytest.mark.parametrize("value", ["btc", "", "BTC ", "A" * 16, "BTC|ETH", "BTC_Binance US", "BTC_", None, 7])
+def test_what_series_id_never_makes_is_no_series_id(value):
+    assert not is_series_id(value)
 
 
 def test_document_has_the_design_schema_and_nulls_for_what_the_source_lacks():

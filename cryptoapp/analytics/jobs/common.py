@@ -9,7 +9,9 @@ The jobs use the DataFrame API only, no Python UDFs: executors need no Python co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -73,6 +75,21 @@ def parser(description: str) -> argparse.ArgumentParser:
                       help="the export root (`cryptoapp export parquet --out`), holding prices/coin=*/date=*/")
     args.add_argument("--out", required=True, help="where the results go (Parquet, overwritten)")
     return args
+
+
+@contextlib.contextmanager
+def job(doc: str, app_name: str, *, spans: bool = False) -> Iterator[tuple[argparse.Namespace, SparkSession]]:
+    """`with job(__doc__, name) as (args, spark):` a script's options (with the correlation span's when `spans`)
+    and its Spark session, stopped when the block ends."""
+    options = parser(doc.splitlines()[0])
+    if spans:
+        add_span_options(options)
+    args = options.parse_args()
+    spark = session(app_name)
+    try:
+        yield args, spark
+    finally:
+        spark.stop()
 
 
 def add_span_options(args: argparse.ArgumentParser) -> None:

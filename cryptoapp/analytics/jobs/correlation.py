@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql.window import Window  # noqa: E402
 
-from common import CORRELATION_DIR, add_span_options, nan_to_null, parser, read_ticks, session  # noqa: E402
+from common import CORRELATION_DIR, job, nan_to_null, read_ticks  # noqa: E402
 from daily import daily_stats, tick_order  # noqa: E402
 
 COLUMNS = ("frequency", "coin_a", "coin_b", "correlation", "observations", "start", "end")
@@ -85,17 +85,11 @@ def write_correlation(rows: DataFrame, results: str) -> None:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0])
-    add_span_options(args)
-    args = args.parse_args()
-    spark = session("cryptoapp-analytics-correlation")
-    try:
+    with job(__doc__, "cryptoapp-analytics-correlation", spans=True) as (args, spark):
         ticks = read_ticks(spark, args.source).cache()
         rows, _ = correlation_matrix(ticks, daily_stats(ticks), args.days, args.end)
         if rows is not None:
             write_correlation(rows, args.out)
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql.window import Window  # noqa: E402
 
-from common import DAILY_DIR, DAYS_PER_YEAR, MINUTES_PER_DAY, parser, read_ticks, session  # noqa: E402
+from common import DAILY_DIR, DAYS_PER_YEAR, MINUTES_PER_DAY, job, read_ticks  # noqa: E402
 
 BY_DAY = ("coin", "date")
 
@@ -87,12 +87,8 @@ def write_daily(daily: DataFrame, results: str) -> None:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
-    spark = session("cryptoapp-analytics-daily")
-    try:
+    with job(__doc__, "cryptoapp-analytics-daily") as (args, spark):
         write_daily(daily_stats(read_ticks(spark, args.source)), args.out)
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pyspark.errors import AnalysisException  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from common import CORRELATION_DIR, DAILY_DIR, PRICES_DIR, RUN_DIR, add_span_options, parser, read_ticks, session  # noqa: E402
+from common import CORRELATION_DIR, DAILY_DIR, PRICES_DIR, RUN_DIR, job, read_ticks  # noqa: E402
 from correlation import correlation_matrix, write_correlation  # noqa: E402
 from daily import daily_stats, write_daily  # noqa: E402
 
@@ -41,12 +41,8 @@ RUN = T.StructType([
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0])
-    add_span_options(args)
-    args = args.parse_args()
     started = time.perf_counter()
-    spark = session("cryptoapp-analytics")
-    try:
+    with job(__doc__, "cryptoapp-analytics", spans=True) as (args, spark):
         try:
             ticks = read_ticks(spark, args.source).cache()
             ticks.count()  # materializes the cache, and fails here (not mid-job) when nothing was exported
@@ -70,8 +66,6 @@ def main() -> None:
         spark.createDataFrame([run], RUN).repartition(1).write.mode("overwrite").parquet(f"{args.out}/{RUN_DIR}")
         print(f"analytics: {run[3]} coin-days of {len(run[2])} coins ({run[1]:,} ticks) -> {args.out}/{DAILY_DIR}, "
               f"{args.out}/{CORRELATION_DIR} in {run[-1]:.1f} s on {run[8]}")
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from cryptoapp.testing.served import ServedInThread
+from testkit.served import ServedInThread
 
 
 @dataclass

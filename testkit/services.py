@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 from cryptoapp.storage import PriceStore
-from cryptoapp.testing.audit import Audit, audit
-from cryptoapp.testing.processes import ROOT, Worker
+from testkit.audit import Audit, audit
+from testkit.processes import ROOT, Worker, wait_for
 
 SERVICES = ROOT / "scripts" / "services.sh"
 
@@ -98,12 +98,17 @@ class PrivateServices:
         return Worker(name, {**self.env, "CRYPTO_BACKFILL_HOURS": "0", **env})
 
     @contextlib.contextmanager
-    def simulated_worker(self, kind: str, interval: float) -> Iterator[tuple[str, Worker]]:
-        """(name, worker): a worker (not started) on the simulated source, polling every `interval` s, with
-        its own topic and database; afterwards it is stopped and Kafka and MongoDB are up again."""
+    def simulated_worker(self, kind: str, interval: float,
+                         stored: Optional[int] = None) -> Iterator[tuple[str, Worker]]:
+        """(name, worker): a worker on the simulated source, polling every `interval` s, with its own topic and
+        database; not started, or with `stored` given started and holding that many documents. Afterwards it is
+        stopped and Kafka and MongoDB are up again."""
         name = f"faults-{kind}-{time.strftime('%H%M%S')}"
         worker = self.worker(name, CRYPTO_SOURCE="simulated", CRYPTO_INTERVAL=str(interval))
         try:
+            if stored is not None:
+                worker.start()
+                self.wait_stored(name, stored)
             yield name, worker
         finally:
             worker.stop()
@@ -117,6 +122,10 @@ class PrivateServices:
 
         with ThreadPoolExecutor(1) as pool:  # a loop of its own: the caller may have one running
             return pool.submit(asyncio.run, count()).result()
+
+    def wait_stored(self, name: str, count: int, timeout: float = 60, what: str = "a steady stream stored") -> None:
+        """Waits until worker `name` has stored at least `count` documents."""
+        wait_for(lambda: self.documents(name) >= count, timeout, what)
 
     def all_stored(self, name: str, timeout: float = 90, worker: Optional[Worker] = None):
         """The audit of worker `name`, once every tick its topic held at the call is in MongoDB.
@@ -140,6 +149,11 @@ class PrivateServices:
                              f"{[(i, sorted(last.positions[i])) for i in still[:5]]} (found by _id: "
                              f"{self.documents(name, {'_id': {'$in': still[:5]}})}); committed offsets "
                              f"{last.committed}; the worker's last lines:\n{log}")
+
+    def store_all_and_stop(self, name: str, worker: Worker) -> None:
+        """Waits until worker `name` has stored every tick its topic holds (all_stored), then stops it: exit 0."""
+        self.all_stored(name, worker=worker)
+        assert worker.stop() == 0
 
     def audit(self, name: str) -> Audit:
         """audit() of worker `name`'s topic, dead letters and collection (run in a thread of its own)."""

@@ -4,11 +4,12 @@ APIs that a worker subprocess (or synchronous test and bench code) calls."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from typing import Any, Optional
 
 from aiohttp import web
+
+from testkit.processes import free_port
 
 
 class ServedInThread:
@@ -36,9 +37,7 @@ class ServedInThread:
     def __enter__(self):
         app = web.Application()
         self.routes(app)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.fake.port = s.getsockname()[1]
+        self.fake.port = free_port()
         self._runner = web.AppRunner(app)
         self._thread.start()
         self.call(self._start())

@@ -4,8 +4,11 @@ compares it with the stored ticks (the fault tests and `make chaos` judge a run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from typing import Optional
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -15,13 +18,20 @@ from cryptoapp.prices.models import PriceTick, decode_tick
 from cryptoapp.storage import PriceStore
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+@contextlib.asynccontextmanager
+async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """`async with kafka_admin(bootstrap) as admin:` a started admin client, closed when the block ends."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        (described,) = await admin.describe_topics([topic])
+        yield admin
     finally:
         await admin.close()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    async with kafka_admin(bootstrap) as admin:
+        (described,) = await admin.describe_topics([topic])
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
@@ -102,12 +112,8 @@ class Audit:
 
 
 async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
@@ -161,15 +167,18 @@ async def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     return sum(max(0, end - max(0, committed.get(tp.partition, 0))) for tp, end in ends.items())
 
 
-async def publish(bootstrap: str, topic: str, ticks: list[PriceTick]) -> None:
-    """Sends ticks as the worker's publish() does (key = ticker, value = the tick's JSON); returns once acked."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def publish(bootstrap: str, topic: str, ticks: list[PriceTick], **producer_options) -> float:
+    """Sends ticks as the worker's publish() does (key = ticker, value = the tick's JSON); returns once acked, with
+    the seconds from the first send until the producer stopped."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **producer_options)
     await producer.start()
+    started = time.perf_counter()
     try:
         pending = [await producer.send(topic, key=t.ticker.encode(), value=t.encode()) for t in ticks]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    return time.perf_counter() - started
 
 
 def in_thread(coro):

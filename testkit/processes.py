@@ -8,13 +8,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".local" / "logs"
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "cryptoapp"
 T = TypeVar("T")
@@ -26,28 +27,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_module(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m ARGS` from the repo root, as `make` runs it; fails showing the output's end unless it exits 0."""
+    run = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+class _Polling:
+    """Iterating calls `condition` until it returns something truthy (kept as `result`), pausing at each `yield`
+    for the caller to wait; fails naming `what` after `timeout` s."""
+
+    def __init__(self, condition: Callable[[], T], timeout: float, what: str):
+        self.condition, self.timeout, self.what = condition, timeout, what
+        self.result: Optional[T] = None
+
+    def __iter__(self):
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            self.result = self.condition()
+            if self.result:
+                return
+            yield
+        raise AssertionError(f"timed out after {self.timeout:.0f} s waiting for {self.what} (last: {self.result!r})")
+
+
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
     """Polls `condition` until it returns something truthy; fails naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
+    polling = _Polling(condition, timeout, what)
+    for _ in polling:
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    return polling.result
 
 
 async def async_wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """`wait_for` for async tests: polls without blocking the event loop the code under test runs on."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
+    polling = _Polling(condition, timeout, what)
+    for _ in polling:
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    return polling.result
 
 
 class Worker:
