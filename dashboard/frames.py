@@ -4,20 +4,18 @@ a query, the time window, and the typed frames that the views' documents and the
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of
-from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS, TICKER_RE, UTC, bson_time
+from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS, TICKER_RE, UTC, bson_time, is_series_id
 
 MAX_HOURS = 168
 MAX_POINTS = max(RING_SIZE.values())  # the most a chart draws: 2,016 five-minute bars make the 168 h window
 LIVE_HOURS = 24
 RESOLUTION_CHOICES = ("auto", "ticks", *RESOLUTIONS)
-SERIES_RE = re.compile(r"[A-Z0-9]{1,15}(_[a-z0-9][a-z0-9.-]{0,39})?")
 TICK_COLUMNS = ("timestamp", "sensor_id", "series", *TICK_NUMBERS, "spread", "spread_bps", "source", "granularity",
                 "currency")
 BAR_COLUMNS = ("timestamp", "sensor_id", "series", "open", "high", "low", "close", "ticks", "volume_24h", "sources",
@@ -33,7 +31,7 @@ def check_ticker(ticker: object) -> str:
 
 def check_series(series: object) -> str:
     """A series id (BTC, BTC_binanceus) when it is one; anything else never reaches a query."""
-    if not isinstance(series, str) or not SERIES_RE.fullmatch(series):
+    if not is_series_id(series):
         raise ValueError(f"{series!r} is not a series (a ticker, or ticker_source such as BTC_binanceus)")
     return series
 
