@@ -56,9 +56,10 @@ def raw_topic(app, *names: str, declare: bool = True):
 
 
 async def send_all(messages) -> None:
-    """Sends every (topic, key, value) of `messages`, then waits until Kafka acknowledged them all: one round trip
-    for the lot instead of one per message."""
-    pending = [await topic.send(key=key, value=value) for topic, key, value in messages]
+    """Sends every (topic, key, value) or (topic, key, value, partition) of `messages`, then waits until Kafka
+    acknowledged them all: one round trip for the lot instead of one per message."""
+    pending = [await message[0].send(key=message[1], value=message[2],
+                                     partition=message[3] if len(message) > 3 else None) for message in messages]
     for fut in pending:
         await fut
 

@@ -11,6 +11,7 @@ from cryptoapp.candles.archive import rebuild, retention_starts
 from cryptoapp.candles.topics import REPLAY_HOURS, clock_topic, replay
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
+from cryptoapp.streams import send_all
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,7 @@ async def tell_the_time(app) -> None:
     """Tells every partition the time, so the bars of a quiet coin close too, whichever worker holds it (the leader
     only: one clock)."""
     stamp = str(time.time()).encode()
-    pending = [await clock_topic.send(key=b"clock", value=stamp, partition=p) for p in range(app.settings.partitions)]
-    for fut in pending:
-        await fut
+    await send_all((clock_topic, b"clock", stamp, p) for p in range(app.settings.partitions))
 
 
 async def views_from_archive(app) -> None:
