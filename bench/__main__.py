@@ -53,10 +53,16 @@ def targets(results: dict) -> list[dict]:
     sink, lat, sc, rd = ok("sink"), ok("latency"), ok("scale"), ok("reads")
     p99 = dict(zip(lat.get("rate") or [], lat.get("p99_ms") or []))
     return [
+        row("worker CPU per tick, candles + views on (us)", sink.get("worker_cpu_us_per_tick"), "<= 100",
+            lambda v: v <= 100),
+        row("worker CPU per tick, CRYPTO_CANDLES=0 (us)", sink.get("worker_cpu_us_per_tick_bare"), "<= 50",
+            lambda v: v <= 50),
         row("sink >= 5 x naive insert_one (10 x the goal)", sink.get("sink_vs_naive"), ">= 5", lambda v: v >= 5),
         row("sink >= 0.5 x raw insert_many", sink.get("sink_vs_ceiling"), ">= 0.5", lambda v: v >= 0.5),
-        row("latency p99 at 1,000 ticks/s (ms, creation -> readable)", p99.get(1000) if lat else None, "< 500",
-            lambda v: v < 500),
+        row("latency p99 at 1,000 ticks/s (ms, creation -> readable)", p99.get(1000) if lat else None, "< 250",
+            lambda v: v < 250),
+        row("latency p99 at 5,000 ticks/s (ms, creation -> readable)", p99.get(5000) if lat else None, "< 1000",
+            lambda v: v < 1000),
         row("two workers / one (ticks/s)", sc.get("two_over_one"), f">= {scale.TARGET:g}", lambda v: v >= scale.TARGET),
         row(f"every read's p95 at {_fmt((rd.get('archive_ticks') or [None])[-1])} ticks (ms)",
             rd.get("worst_p95_ms_at_largest"), f"< {reads.TARGET_MS:g}", lambda v: v < reads.TARGET_MS),

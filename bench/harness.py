@@ -122,6 +122,13 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float, 
         return False
 
 
+async def committed_count(group: str, topic: str) -> int:
+    """The offsets consumer group `group` has committed of `topic`, summed over its partitions."""
+    async with kafka_admin(KAFKA) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+
 async def prefill(topic: str, ticks: list[PriceTick]) -> float:
     """Publishes ticks as the worker does (key = ticker bytes, value = PriceTick JSON); seconds until all acked."""
     return await publish(KAFKA, topic, ticks, linger_ms=20, max_batch_size=1 << 20)
