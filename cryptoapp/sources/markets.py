@@ -69,15 +69,35 @@ def _positive(value: Any) -> Optional[float]:
     return number if number is not None and number > 0 else None
 
 
-def event_time_ms(ticker: Mapping[str, Any]) -> int:
-    """The exchange's own time of the update in ms: Binance's event time `E` where the raw message has it
-    (ccxt's `timestamp` for @ticker is the statistics close time `C`), else ccxt's `timestamp`."""
+def _binance_ticker(ticker: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The raw message of a Binance `<symbol>@ticker` update (`"e": "24hrTicker"`), where ccxt received one."""
     info = ticker.get("info")
-    raw = info.get("E") if isinstance(info, Mapping) else None
-    for value in (raw, ticker.get("timestamp")):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    raise InvalidQuote(f"no event time (timestamp {ticker.get('timestamp')!r})")
+    return info if isinstance(info, Mapping) and info.get("e") == "24hrTicker" else None
+
+
+def event_time_ms(ticker: Mapping[str, Any]) -> int:
+    """The exchange's own time of the update in ms. For a Binance 24hrTicker message its event time `E` and nothing
+    else: without it ccxt stamps the statistics close time `C`, which is not when the price was observed. For other
+    exchanges, ccxt's `timestamp`."""
+    raw = _binance_ticker(ticker)
+    value = raw.get("E") if raw is not None else ticker.get("timestamp")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if raw is not None:
+        raise InvalidQuote(f"{ticker.get('symbol')}: the 24hrTicker message has no event time E ({value!r})")
+    raise InvalidQuote(f"no event time (timestamp {value!r})")
+
+
+def last_price(ticker: Mapping[str, Any]) -> Optional[float]:
+    """The last trade price: a Binance 24hrTicker message's own `c` (a decimal string), never ccxt's `last`, which
+    ccxt rebuilds as open + change when `c` is missing; for other exchanges ccxt's `last`."""
+    raw = _binance_ticker(ticker)
+    if raw is None:
+        return _positive(ticker.get("last"))
+    try:
+        return _positive(float(raw["c"])) if isinstance(raw.get("c"), str) else None
+    except ValueError:
+        return None
 
 
 def tick_from_ticker(ticker: Mapping[str, Any], choice: MarketChoice, source: str,
@@ -89,9 +109,10 @@ def tick_from_ticker(ticker: Mapping[str, Any], choice: MarketChoice, source: st
     currency (Binance's `q`; the base volume `v` counts coins, not money), change_24h_pct as the exchange
     gives it, market_cap null (an exchange has none).
     """
-    last = _positive(ticker.get("last"))
+    last = last_price(ticker)
     if last is None:
-        raise InvalidQuote(f"{choice.symbol}: last price {ticker.get('last')!r} is not a positive number")
+        given = raw.get("c") if (raw := _binance_ticker(ticker)) is not None else ticker.get("last")
+        raise InvalidQuote(f"{choice.symbol}: last price {given!r} is not a positive number")
     ts = dt.datetime.fromtimestamp(event_time_ms(ticker) / 1000, UTC)
     bid, ask = _positive(ticker.get("bid")), _positive(ticker.get("ask"))
     bid_size = _finite(ticker.get("bidVolume")) if bid is not None else None

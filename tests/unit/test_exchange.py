@@ -78,11 +78,24 @@ def test_a_ticker_becomes_a_tick_with_real_bid_ask_sizes_and_the_quote_currency(
         1810398212.33, 3.637, None, NOW)
 
 
-def test_event_time_prefers_binances_E_and_falls_back_to_ccxts_timestamp():
-    assert event_time_ms(ccxt_ticker(timestamp=1, info={"E": 1711356300999})) == 1711356300999
-    assert event_time_ms(ccxt_ticker(info={})) == 1711356300123
+def test_event_time_is_binances_E_and_ccxts_timestamp_only_for_other_exchanges():
+    raw = reference("binance-ws-ticker.json")
+    assert event_time_ms(ccxt_ticker(timestamp=1, info={**raw, "E": 1711356300999})) == 1711356300999
+    assert event_time_ms(ccxt_ticker(info={})) == 1711356300123  # another exchange's message: ccxt's time
     with pytest.raises(InvalidQuote, match="no event time"):
         event_time_ms(ccxt_ticker(timestamp=None, info={}))
+
+
+def test_a_24hr_ticker_without_E_or_c_is_skipped_not_stamped_or_priced_by_ccxt():
+    # ccxt would stamp the statistics close time C and rebuild the price as open + change: neither was observed.
+    raw = {k: v for k, v in reference("binance-ws-ticker.json").items() if k != "E"}
+    with pytest.raises(InvalidQuote, match="no event time E"):
+        tick_from_ticker(ccxt_ticker(info=raw), BTC_USDT, "binanceus", NOW)
+    raw = {k: v for k, v in reference("binance-ws-ticker.json").items() if k != "c"}
+    with pytest.raises(InvalidQuote, match="last price None"):
+        tick_from_ticker(ccxt_ticker(last=67187.33, info=raw), BTC_USDT, "binanceus", NOW)
+    tick = tick_from_ticker(ccxt_ticker(last=1.0, info={**raw, "c": "67190.5"}), BTC_USDT, "binanceus", NOW)
+    assert tick.value == 67190.5  # the message's own last price, whatever ccxt made of it
 
 
 def test_missing_sides_and_numbers_stay_null():
@@ -94,8 +107,15 @@ def test_missing_sides_and_numbers_stay_null():
 
 @pytest.mark.parametrize("last", [None, 0, -5.0, float("inf"), "67187.33", True])
 def test_a_ticker_without_a_usable_last_price_is_refused(last):
-    with pytest.raises(InvalidQuote, match="last price"):
-        tick_from_ticker(ccxt_ticker(last=last), BTC_USDT, "binanceus", NOW)
+    with pytest.raises(InvalidQuote, match="last price"):  # another exchange's message: ccxt's last
+        tick_from_ticker(ccxt_ticker(last=last, info={}), BTC_USDT, "kraken", NOW)
+
+
+
+@pytest.mark.parametrize("c", [None, "0", "-5.0", "inf", "nan", "abc", 67187.33, True])
+def test_a_24hr_ticker_without_a_usable_c_is_refused(c):
+    with pytest.raises(InvalidQuote, match="last price"):  # Binance's own c: a positive decimal string
+        tick_from_ticker(ccxt_ticker(info={**reference("binance-ws-ticker.json"), "c": c}), BTC_USDT, "binanceus", NOW)
 
 
 def test_conflation_keeps_the_last_quote_of_each_slot():
