@@ -58,7 +58,9 @@ class AlertDelivery(Service):
         self.backoff = {"initial_backoff": initial_backoff, "max_backoff": max_backoff, "give_up_after": give_up_after}
         self.session: Optional[aiohttp.ClientSession] = None
         self._queue: asyncio.Queue[Firing] = asyncio.Queue(max_in_flight)
-        self._in_flight: set[str] = set()  # ids queued or being delivered by this process
+        self._in_flight: set[str] = set()  # ids queued, being delivered or being recorded by this process
+        self._finished: dict[str, dict] = {}  # id -> the final document of a firing delivered (or failed), unrecorded
+        self._finished_event = asyncio.Event()
         self._slot = asyncio.Semaphore(concurrency)
         self.delivered = self.failed = 0
 
@@ -128,27 +130,52 @@ class AlertDelivery(Service):
             self.add_future(self._deliver_one(firing))
 
     async def _deliver_one(self, firing: Firing) -> None:
+        recording = False
         try:
             result = await deliver(self.session, firing, timeout=self.timeout, slot=self._slot, **self.backoff)
-            await self._record(firing, result)
+            recording = self._finish(firing, result)
         except asyncio.CancelledError:
             raise  # stopping: it stays pending and the next start sends it
         except Exception:  # a bug must not stop the service: the firing stays pending for the next sweep
             log.exception("alert %s: delivery failed unexpectedly; it stays pending", firing.id)
         finally:
-            self._in_flight.discard(firing.id)
+            if not recording:
+                self._in_flight.discard(firing.id)
 
-    async def _record(self, firing: Firing, result: DeliveryResult) -> None:
-        # MongoDB down: keep trying to record it; if this process ends first the firing is still in the outbox
-        # and is sent again after the restart (receivers deduplicate by id).
-        final = firing.to_document(status=DELIVERED if result.delivered else FAILED, attempts=result.attempts,
-                                   delivered_at=bson_time(dt.datetime.now(UTC)) if result.delivered else None,
-                                   last_error=result.error)
-        async for trying in AsyncRetrying(retry=retry_if_exception_type(StorageError), reraise=True,
-                                          wait=wait_exponential_jitter(multiplier=0.5, max=10)):
-            with trying:
-                await self.store.finish_firing(final)
+    def _finish(self, firing: Firing, result: DeliveryResult) -> bool:
+        """Hands a firing's final state to the recorder, which writes every firing finished meanwhile at once. It
+        stays in flight until written, so no sweep sends it again from the outbox."""
+        self._finished[firing.id] = firing.to_document(
+            status=DELIVERED if result.delivered else FAILED, attempts=result.attempts,
+            delivered_at=bson_time(dt.datetime.now(UTC)) if result.delivered else None, last_error=result.error)
+        self._finished_event.set()
         if result.delivered:
             self.delivered += 1
         else:
             self.failed += 1
+        return True
+
+    @Service.task
+    async def _recording(self) -> None:
+        """The finished firings, a batch at a time: one insert into crypto.alerts and one delete from the outbox."""
+        while not self.should_stop:
+            await self._finished_event.wait()
+            self._finished_event.clear()
+            try:
+                await self._record(dict(self._finished))
+            except Exception:  # a bug: logged, and the firings stay in the outbox for the next sweep to send again
+                log.exception("alerts: %d finished firings not recorded; they stay pending", len(self._finished))
+                for firing_id in list(self._finished):
+                    self._in_flight.discard(firing_id)
+                self._finished.clear()
+
+    async def _record(self, batch: dict[str, dict]) -> None:
+        # MongoDB down: keep trying to record them; if this process ends first the firings are still in the outbox
+        # and are sent again after the restart (receivers deduplicate by id).
+        async for trying in AsyncRetrying(retry=retry_if_exception_type(StorageError), reraise=True,
+                                          wait=wait_exponential_jitter(multiplier=0.5, max=10)):
+            with trying:
+                await self.store.finish_firings(list(batch.values()))
+        for firing_id in batch:
+            self._finished.pop(firing_id, None)
+            self._in_flight.discard(firing_id)

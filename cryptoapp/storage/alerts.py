@@ -86,14 +86,19 @@ class Alerts(Family):
 
     @translated
     async def finish_firing(self, doc: dict) -> None:
-        """Moves a firing out of the outbox with its final state: inserted into crypto.alerts (an earlier
-        delivery of a replayed firing may have put it there already), then deleted from the outbox. A crash in
-        between leaves it in the outbox: it is sent again (at least once) and finished then."""
-        try:
-            await self.firings.insert_one(doc)
-        except DuplicateKeyError:
-            pass
-        await self.outbox.delete_one({"_id": doc["_id"]})
+        """finish_firings of one firing."""
+        await self.finish_firings([doc])
+
+    @translated
+    async def finish_firings(self, docs: list[dict]) -> None:
+        """Moves firings out of the outbox with their final state: inserted into crypto.alerts (an earlier
+        delivery of a replayed firing may have put one there already), then deleted from the outbox, one insert and
+        one delete for the lot (on FerretDB each delete reads the whole outbox). A crash in between leaves them in
+        the outbox: they are sent again (at least once) and finished then."""
+        if not docs:
+            return
+        await self.insert_new(self.firings, docs, "alerts")
+        await self.outbox.delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
 
     @translated
     async def pending_firings(self, limit: int = 1000) -> list[dict]:
