@@ -181,6 +181,8 @@ class CandleStage:
                         out.append((bar, True))
                     start += seconds
                 mark["closed"][res] = start
+            for at in [at for at in self._coarse if at[0] == series and at[2] + RESOLUTIONS[at[1]] + grace <= now]:
+                del self._coarse[at]  # a closed bar a late tick brought back: the next one merges it afresh
             with in_partition_of(event):
                 self._compact_and_evict(series, mark, now, oldest)
                 candle_marks[series] = mark
