@@ -11,10 +11,10 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench import alerts, analytics, forecasts, harness, latency, reads, scale, sink_throughput, storage_cost
+from bench import alerts, analytics, forecasts, harness, latency, page, reads, scale, sink_throughput, storage_cost
 from bench.profiling import Profiler
 
-SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics")
+SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics", "page")
 FULL_OUT = harness.ROOT / "bench" / "results.json"
 # Quick runs only prove the code still works: they must never replace the numbers of a full run.
 QUICK_OUT = harness.ROOT / ".local" / "bench" / "results-quick.json"
@@ -77,6 +77,11 @@ def targets(results: dict) -> list[dict]:
         row("sink with forecasts on / off", ok("forecasts").get("sink_ratio"), ">= 0.9", lambda v: v >= 0.9),
         row("worker RSS after sink run (MB)", _get(sink, "project_sink", "worker_rss_mb"), "< 250",
             lambda v: v < 250),
+        row("dashboard first paint, the demo's data (ms)", ok("page").get("first_paint_ms"), "< 1500",
+            lambda v: v < 1500),
+        row("dashboard full page, the demo's data (ms)", ok("page").get("full_ms"), "< 3000", lambda v: v < 3000),
+        row("FerretDB CPU under the idle demo (% of a core)", ok("idle").get("mongo_cpu_pct"), "< 10",
+            lambda v: v < 10),
     ]
 
 
@@ -123,6 +128,13 @@ def table(results: dict) -> str:
         lines.append(f"Scale ({sc['ticks']:,} ticks already in Kafka, workers sharing one group)")
         for count, rate in zip(sc["workers"], sc["ticks_per_s"]):
             add(f"{count} worker{'s' if count > 1 else ''}", rate, "ticks/s")
+    pg = results.get("page", {})
+    if pg.get("status") == "ok":
+        lines.append("The first hour: make demo's worker, the dashboard in Chromium (1400 x 900)")
+        add("first paint / full page, median of later loads", f"{pg['first_paint_ms']:,} / {pg['full_ms']:,}", "ms")
+        add("first paint / full page, the first load", f"{pg['cold_first_paint_ms']:,} / {pg['cold_full_ms']:,}", "ms")
+        idle = results["idle"]
+        add("idle demo: FerretDB / worker CPU", f"{idle['mongo_cpu_pct']} / {idle['worker_cpu_pct']}", "% of a core")
     for name, keys in (("alerts", ("rules", "p99_ms")), ("forecasts", ("sink_ratio",)),
                        ("analytics", ("ticks", "export_s", "jobs_s"))):
         part = results.get(name, {})
@@ -191,9 +203,12 @@ def main(argv=None) -> int:
         "alerts": lambda: alerts.run(args.quick, profiler),
         "forecasts": lambda: forecasts.run(args.quick, profiler),
         "analytics": lambda: analytics.run(args.quick),
+        "page": lambda: page.run(args.quick),
     }
     for name in SECTIONS:
         results[name] = _run_section(name, runners[name]) if name in chosen else {"status": "not run"}
+    # One demo worker serves both: the idle minute, then the page loads. The idle figures get their own key.
+    results["idle"] = {"status": results["page"]["status"], **results["page"].pop("idle", {})}
     results["memory"] = {
         "worker_rss_mb_after_sink": _get(results, "sink", "project_sink", "worker_rss_mb"),
         "worker_rss_mb_after_latency": [r.get("worker_rss_mb") for r in _get(results, "latency", "runs") or []],

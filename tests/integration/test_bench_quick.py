@@ -37,5 +37,7 @@ def test_quick_bench_runs_every_section_and_leaves_the_full_results_alone(servic
     assert size["live"]["points"] > 0 and size["coin_list"]["points"] == 5 and size["history_24h"]["points"] > 0
     assert results["storage"]["bytes_per_tick"] > 0
     assert results["memory"]["worker_rss_mb_after_sink"] > 0
+    page = results["page"]
+    assert 0 < page["first_paint_ms"] <= page["full_ms"] and results["idle"]["mongo_cpu_pct"] >= 0
     assert {t["target"] for t in results["targets"]} and "Targets" in run.stdout
     assert (FULL_OUT.read_bytes() if FULL_OUT.exists() else None) == before
