@@ -40,6 +40,7 @@ CANDLES = "candles"  # closed OHLC bars per series and resolution (_id: candle_i
 CANDLES_INDEXES = (((("series", 1), ("resolution", 1), ("start", 1)), "series_resolution_start"),)
 # The serving views the dashboard reads, bounded whatever the archive holds (cryptoapp/candles/rings.py):
 VIEWS = "views"    # per series, one ring of the newest bars per resolution and one of the newest ticks
+VIEW_TAILS = "view_tails"  # per series, the newest ticks not yet folded into its ticks ring (candles/rings.py)
 LATEST = "latest"  # per series, its newest tick (_id: the series)
 STATUS = "status"  # per worker, its heartbeat and its sources' state (_id: host:web port)
 ALERT_RULES = "alert_rules"

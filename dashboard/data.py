@@ -20,11 +20,11 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.alerts import queries as rule_queries
-from cryptoapp.candles.rings import view_id
+from cryptoapp.candles.rings import view_id, with_tail
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
     FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, SEED_ID_SOURCES, STATUS, TICKER_RE,
-    VIEWS)
+    VIEW_TAILS, VIEWS)
 from dashboard.frames import (
     ANALYTICS_CORRELATION_COLUMNS, ANALYTICS_DAILY_COLUMNS, LIVE_HOURS, MAX_POINTS, RESOLUTION_CHOICES, bars_in,
     check_series, check_ticker, coins_of, covers, fitting_resolution, oldest_held, tick_frame, ticks_in, time_window,
@@ -104,8 +104,10 @@ def list_coins(db: Database) -> list[str]:
 
 
 def _view(db: Database, series: str, kind: str) -> dict | None:
-    """One view document (a ring): one read by _id."""
-    return db[VIEWS].find_one({"_id": view_id(check_series(series), kind)})
+    """One view document (a ring) with its tail (its newest changes, a small document): two reads by _id."""
+    ident = view_id(check_series(series), kind)
+    doc = db[VIEWS].find_one({"_id": ident})
+    return with_tail(doc, db[VIEW_TAILS].find_one({"_id": ident})) if doc else doc
 
 
 @_translated

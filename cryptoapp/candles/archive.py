@@ -184,7 +184,7 @@ async def _verify_views(store, expected: dict[str, Bar], since: dt.datetime) -> 
     for bar in expected.values():
         wanted.setdefault(view_id(bar.series, bar.resolution), []).append(bar)
     for ident, bars in sorted(wanted.items()):
-        doc = await store.candles.load_view(ident)
+        doc = await store.candles.current_view(ident)
         if doc is None:
             problems.append(f"view {ident}: missing (the archive gives {len(bars)} closed bars)")
             continue

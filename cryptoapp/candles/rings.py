@@ -25,6 +25,11 @@ from cryptoapp.schema import (
 # Bars per series and resolution: a little over 2,000 points, the most a chart draws (5m: the 168 h window).
 RING_SIZE = {"1m": 2000, "5m": 2016, "1h": 2000, "1d": 2000}
 TICK_RING_SIZE = 2000
+# A ticks ring's newest ticks are saved in a small tail document (crypto.view_tails) until this many have come, then
+# folded into the ring's own document: each save rewrites a few KB instead of the ring's 170 KB, and FerretDB
+# decodes every document of a collection on each update (shared facts: services.md), so the idle demo's database
+# load falls from about half a core to a few percent (docs/views.md).
+TAIL_SIZE = 100
 # Which sources made a bar, as bits, so one byte per bar carries it (exchanges are series of their own).
 SOURCE_BITS = {COINGECKO: 1, COINGECKO_BACKFILL: 2, SIMULATED: 4}
 OTHER_SOURCE = 8
@@ -94,23 +99,41 @@ class BarRing:
     def size(self) -> int:
         return RING_SIZE[self.resolution]
 
+    def slot(self, start_s: float) -> int:
+        return int(start_s // RESOLUTIONS[self.resolution]) % self.size
+
     def put(self, bar: Bar) -> bool:
         """Sets the bar's slot, unless the slot holds a newer bar; returns whether anything changed."""
-        start = bar.start.timestamp()
-        slot = int(start // RESOLUTIONS[self.resolution]) % self.size
+        self.currency = bar.currency
+        return self.put_row({"t": bar.start.timestamp(), "o": bar.open, "h": bar.high, "l": bar.low, "c": bar.close,
+                             "n": float(bar.ticks), "v": _num(bar.volume_24h), "src": float(source_bits(bar.sources))})
+
+    def put_row(self, row: Mapping[str, float]) -> bool:
+        """put() of a bar as its numbers by BAR_ARRAYS and "src"."""
+        slot = self.slot(row["t"])
         held = self.arrays["t"][slot]
-        if not math.isnan(held) and held > start:
+        if not math.isnan(held) and held > row["t"]:
             return False
-        row = {"t": start, "o": bar.open, "h": bar.high, "l": bar.low, "c": bar.close, "n": float(bar.ticks),
-               "v": _num(bar.volume_24h), "src": float(source_bits(bar.sources))}
         changed = False
         for name, value in row.items():
             column = self.arrays[name]
             if not (column[slot] == value or (math.isnan(column[slot]) and math.isnan(value))):
                 column[slot] = value
                 changed = True
-        self.currency = bar.currency
         return changed
+
+    def tail_document(self, slots: Iterable[int], updated_at: dt.datetime) -> dict:
+        """The bars of `slots` only, packed like the ring's document: the tail of a ring saved before they changed."""
+        slots = sorted(set(slots))
+        return {**self.document(updated_at), **{name: _pack(self.arrays[name][i] for i in slots)
+                                                for name in (*BAR_ARRAYS, "src")}, "size": len(slots)}
+
+    def absorb_tail(self, tail: Mapping) -> tuple[list[int], bool]:
+        """The tail's bars put into the ring: (their slots, whether the ring changed)."""
+        arrays = {name: _unpack(tail[name]) for name in (*BAR_ARRAYS, "src")}
+        rows = [{name: arrays[name][i] for name in arrays} for i in range(len(arrays["t"]))]
+        changed = any([self.put_row(row) for row in rows])
+        return [self.slot(row["t"]) for row in rows], changed
 
     def rows(self, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None) -> list[dict]:
         """The bars with start <= bar start < end, oldest first."""
@@ -222,6 +245,22 @@ class TickRing:
                 "updated_at": updated_at, "t": _pack(times), **columns, "sources": sources,
                 "src": _pack(float(sources.index(self.ticks[t][1])) for t in times)}
 
+    def rows_held(self) -> list[tuple]:
+        """The ticks as put_rows rows (time in ms, numbers in RING_NUMBERS order, source, granularity)."""
+        return [(t, numbers[:-1], source, _label(numbers[-1])) for t, (numbers, source) in self.ticks.items()]
+
+    def tail_document(self, rows: Iterable[tuple], updated_at: dt.datetime) -> dict:
+        """Rows (put_rows form) as a ring document of their own: the tail of a ring saved before they came."""
+        part = TickRing(self.series, self.ticker, self.currency, self.source)
+        for row in rows:
+            part.add_values(*row)
+        return part.document(updated_at)
+
+    def absorb_tail(self, tail: Mapping) -> tuple[list[tuple], bool]:
+        """The tail's ticks added to the ring: (them as rows, whether the ring changed)."""
+        rows = TickRing.from_document(tail).rows_held()
+        return rows, any([self.add_values(*row) for row in rows])
+
     @classmethod
     def from_document(cls, doc: Mapping) -> "TickRing":
         ring = cls(series=doc["series"], ticker=doc["sensor_id"], currency=doc.get("currency") or "usd",
@@ -239,6 +278,54 @@ _LABELS = {seconds: label for label, seconds in (("5m", 300), ("1h", 3600), ("1d
 
 def _label(seconds: float) -> Optional[str]:
     return None if math.isnan(seconds) or not seconds else _LABELS.get(int(seconds), f"{int(seconds)}s")
+
+
+def tail_extends(doc: Optional[Mapping], tail: Optional[Mapping]) -> bool:
+    """Whether `tail` holds ticks newer than ring document `doc`: it was written over the revision `doc` is at."""
+    return bool(doc and tail and tail.get("base_rev") == doc.get("rev"))
+
+
+def with_tail(doc: Optional[Mapping], tail: Optional[Mapping]) -> Optional[Mapping]:
+    """A ring document with its tail in it: what the view holds now.
+
+    Bars go to their slots (a slot keeps the newer bar). For ticks, the usual case, every tail tick newer than the
+    ring's newest, is a concatenation of the packed arrays; a late tick in the tail goes through TickRing, which
+    decides between two ticks at one time as the archive does."""
+    if not tail_extends(doc, tail):
+        return doc
+    if doc["kind"] != "ticks":
+        return _bars_with_tail(doc, tail)
+    body, extra = columns(doc), columns(tail)
+    if not extra["t"].size:
+        return doc
+    ordered = bool(np.all(np.diff(extra["t"]) > 0)) and (not body["t"].size or extra["t"][0] > body["t"][-1])
+    if not ordered:
+        ring = TickRing.from_document(doc)
+        for row in TickRing.from_document(tail).rows_held():
+            ring.add_values(*row)
+        return {**ring.document(tail["updated_at"]), "rev": doc.get("rev")}
+    sources = sorted(set(doc.get("sources") or []) | set(tail.get("sources") or []))
+    codes = {name: np.array([sources.index(s) for s in part.get("sources") or []] or [0], dtype="<f8")
+             for name, part in (("doc", doc), ("tail", tail))}
+    body["src"] = codes["doc"][body["src"].astype(int)] if body["src"].size else body["src"]
+    extra["src"] = codes["tail"][extra["src"].astype(int)]
+    merged = {name: np.concatenate([body[name], extra[name]])[-TICK_RING_SIZE:].astype("<f8").tobytes()
+              for name in (*TICK_ARRAYS, "src")}
+    return {**doc, **merged, "sources": sources, "updated_at": tail["updated_at"]}
+
+
+def _bars_with_tail(doc: Mapping, tail: Mapping) -> Mapping:
+    body, extra = columns(doc), columns(tail)
+    size, step = len(body["t"]), RESOLUTIONS[doc["kind"]]
+    slots = (extra["t"] // step).astype(int) % size
+    held = body["t"][slots]
+    newer = np.isnan(held) | (held <= extra["t"])
+    merged = {}
+    for name in (*BAR_ARRAYS, "src"):
+        column = body[name].copy()
+        column[slots[newer]] = extra[name][newer]
+        merged[name] = column.astype("<f8").tobytes()
+    return {**doc, **merged, "updated_at": tail["updated_at"]}
 
 
 # --- the reader's side: a view document straight into arrays, no Python object per point ---------------------------

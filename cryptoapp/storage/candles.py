@@ -9,10 +9,23 @@ from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from cryptoapp.candles.bars import Bar
-from cryptoapp.schema import CANDLES, CANDLES_INDEXES, UTC, VIEWS
+from cryptoapp.candles.rings import with_tail
+from cryptoapp.schema import CANDLES, CANDLES_INDEXES, UTC, VIEW_TAILS, VIEWS
 from cryptoapp.storage.base import Family, translated
 
 REBUILD_CHUNK = 10_000  # candles per insert of a rebuild
+
+
+async def _save_over(collection, doc: dict, held_rev: int) -> bool:
+    """Inserts `doc` (held_rev 0) or replaces the stored one if it is still at `held_rev`; False if it was not."""
+    try:
+        if held_rev == 0:
+            await collection.insert_one(doc)
+            return True
+        result = await collection.replace_one({"_id": doc["_id"], "rev": held_rev}, doc)
+        return result.matched_count == 1
+    except DuplicateKeyError:
+        return False
 
 
 class Candles(Family):
@@ -27,6 +40,10 @@ class Candles(Family):
     @property
     def views(self):
         return self.collection(VIEWS)
+
+    @property
+    def tails(self):
+        return self.collection(VIEW_TAILS)
 
     @translated
     async def store_candles(self, bars: Iterable[Bar]) -> int:
@@ -85,17 +102,24 @@ class Candles(Family):
         return await self.views.find_one({"_id": view_id})
 
     @translated
+    async def load_view_tail(self, view_id: str) -> Optional[dict]:
+        return await self.tails.find_one({"_id": view_id})
+
+    async def current_view(self, view_id: str) -> Optional[dict]:
+        """The view as readers see it: its document with its tail's newer changes in it."""
+        doc = await self.load_view(view_id)
+        return with_tail(doc, await self.load_view_tail(view_id)) if doc else doc
+
+    @translated
     async def save_view(self, doc: dict, held_rev: int) -> bool:
         """Writes a view if the stored one is still at `held_rev` (0: none stored); False when another writer (a
         rebuild, the worker that owned the series before a rebalance) got there first: reload and apply again."""
-        try:
-            if held_rev == 0:
-                await self.views.insert_one(doc)
-                return True
-            result = await self.views.replace_one({"_id": doc["_id"], "rev": held_rev}, doc)
-            return result.matched_count == 1
-        except DuplicateKeyError:
-            return False
+        return await _save_over(self.views, doc, held_rev)
+
+    @translated
+    async def save_view_tail(self, doc: dict, held_rev: int) -> bool:
+        """save_view for a ticks ring's tail (its newest ticks, over the ring revision in doc["base_rev"])."""
+        return await _save_over(self.tails, doc, held_rev)
 
     @translated
     async def has_views(self) -> bool:

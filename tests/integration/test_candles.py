@@ -13,6 +13,7 @@ import pytest
 from cryptoapp.candles.rings import BarRing
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, UTC, candle_id
+from dashboard import data
 from testkit.audit import in_thread, publish
 from testkit.processes import ROOT, Worker, wait_for
 
@@ -59,7 +60,7 @@ def test_candles_match_the_archive_through_late_ticks_redelivery_a_kill_and_a_qu
             wait_for(lambda: dt.datetime.now(UTC) >= minute, 20, "the next minute")
         first = [tick("BNB", minute + dt.timedelta(seconds=s), 850.0 + s) for s in (1, 2, 3)]
         in_thread(publish(services["kafka"], topic, first))
-        wait_for(lambda: (d := db.views.find_one({"_id": "BNB_1m"})) and BarRing.from_document(d).rows(minute),
+        wait_for(lambda: (d := data._view(db, "BNB", "1m")) and BarRing.from_document(d).rows(minute),
                  30, "BNB's open minute in the views")
         worker.stop(9)
         worker.start()
@@ -83,7 +84,7 @@ def test_candles_match_the_archive_through_late_ticks_redelivery_a_kill_and_a_qu
     finally:
         worker.stop()
     # The serving view holds the same hour as crypto.candles.
-    ring = BarRing.from_document(db.views.find_one({"_id": "ETH_1h"}))
+    ring = BarRing.from_document(data._view(db, "ETH", "1h"))
     row = next(r for r in ring.rows() if r["timestamp"] == hour)
     stored = db.candles.find_one({"_id": eth_hour})
     assert (row["open"], row["high"], row["low"], row["close"], row["ticks"]) == \
