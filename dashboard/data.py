@@ -23,8 +23,8 @@ from cryptoapp.alerts import queries as rule_queries
 from cryptoapp.candles.rings import view_id
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
-    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, SEED_ID_SOURCES, STATUS, TICKER_RE,
-    VIEWS)
+    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, PRICES, SEED_ID_SOURCES, STATUS,
+    TICKER_RE, VIEWS)
 from dashboard.frames import (
     ANALYTICS_CORRELATION_COLUMNS, ANALYTICS_DAILY_COLUMNS, LIVE_HOURS, MAX_POINTS, RESOLUTION_CHOICES, bars_in,
     check_series, check_ticker, coins_of, covers, fitting_resolution, oldest_held, tick_frame, ticks_in, time_window,
@@ -89,6 +89,12 @@ def latest(db: Database) -> pd.DataFrame:
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
     return frame.sort_values(["_order", "sensor_id", "_own", "series"]).drop(columns=["_order", "_own"]) \
         .reset_index(drop=True)
+
+
+@_translated
+def archive_has_ticks(db: Database) -> bool:
+    """Whether crypto.prices holds a tick: one document asked for, only when the views hold none (to say why)."""
+    return db[PRICES].find_one({}, {"_id": 1}) is not None
 
 
 @_translated
