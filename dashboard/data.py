@@ -224,6 +224,21 @@ def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime
             found.setdefault(doc["_id"], doc)
     return sorted(found.values(), key=lambda d: d["fired_at"], reverse=True)[:limit]
 
+@_translated
+def last_fired(db: Database, rule_ids: Sequence[str]) -> dict[str, dt.datetime]:
+    """rule id -> when it last fired (in crypto.alerts, or still being delivered); a rule that never fired is absent.
+
+    One newest-first read of one document per rule and collection: FerretDB 1.24 has neither $max nor $first in
+    $group, and reading every firing to find each rule's newest would cost the whole retention on every page."""
+    last: dict[str, dt.datetime] = {}
+    for rule_id in rule_ids:
+        for collection in (ALERTS, ALERT_OUTBOX):
+            doc = db[collection].find_one({"rule_id": rule_id}, {"fired_at": 1}, sort=[("fired_at", DESCENDING)])
+            if doc is not None and (rule_id not in last or doc["fired_at"] > last[rule_id]):
+                last[rule_id] = doc["fired_at"]
+    return last
+
+
 # --- forecasts (written by the worker's forecasting agent, cryptoapp/forecasts) -------------------------
 _FORECAST_TIMES = ("made_at", "target_at")
 _SCORE_TEXTS = ("sensor_id", "model", "verdict")
