@@ -46,6 +46,13 @@ class _Ring:
             self.values[2 * self.next:2 * self.next + 2] = array.array("d", (created, readable))
             self.next = (self.next + 1) % self.size
 
+    def newest(self, count: int) -> list[tuple[float, float]]:
+        """The last `count` pairs (newest first), without copying the whole ring."""
+        held = len(self.values) // 2
+        end = self.next if held == self.size else held
+        slots = ((end - 1 - i) % held for i in range(min(count, held)))
+        return [(self.values[2 * s], self.values[2 * s + 1]) for s in slots]
+
     def pairs(self) -> list[tuple[float, float]]:
         values = self.values[2 * self.next:] + self.values[:2 * self.next]  # oldest first
         return list(zip(values[0::2], values[1::2]))
@@ -65,3 +72,10 @@ def batch_written(created: Iterable[float], acked_at: float | None = None) -> No
 def readable_since(since: float = 0.0) -> list[tuple[float, float]]:
     """(created, readable) Unix times of the kept ticks created at or after `since`, oldest first."""
     return [pair for pair in _readable.pairs() if pair[0] >= since]
+
+
+def readable_p90_s(count: int = 1000) -> float | None:
+    """The 90th percentile of the last `count` ticks' seconds from fetch to stored (crypto.status carries it for
+    the dashboard's stale rule); None before any tick."""
+    waits = sorted(max(0.0, readable - created) for created, readable in _readable.newest(count))
+    return waits[min(len(waits) - 1, int(0.9 * len(waits)))] if waits else None

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from cryptoapp.alerts.rules import AlertRule, RuleError
+from dashboard import formatting
 
-RULE_COLUMNS = ("id", "rule", "state", "webhook", "format", "created_at", "problem")
+RULE_COLUMNS = ("id", "rule", "state", "webhook", "format", "created_at", "problem", "last_fired")
 FIRING_COLUMNS = ("fired_at", "coin", "rule", "observed", "threshold", "unit", "status", "attempts", "last_error",
                   "rule_id", "id")
 # Delivery states as people read them; `pending` is also what a webhook being retried looks like.
 STATUS_WORDS = {"pending": "sending", "delivered": "delivered", "failed": "failed", "stored": "stored (no webhook)"}
 
 
-def rules_frame(docs: Iterable[dict]) -> pd.DataFrame:
-    """One row per stored rule, webhook masked; a malformed document is a row with its problem, not an error."""
+def rules_frame(docs: Iterable[dict], last_fired: Mapping[str, dt.datetime] | None = None) -> pd.DataFrame:
+    """One row per stored rule, webhook masked, with when it last fired (`last_fired`: rule id -> time, as
+    data.last_fired reads it; NaT for a rule that never fired); a malformed document is a row with its problem."""
+    last_fired = last_fired or {}
     rows = []
     for doc in docs:
         try:
@@ -30,7 +34,15 @@ def rules_frame(docs: Iterable[dict]) -> pd.DataFrame:
                      "state": "enabled" if shown["enabled"] else "paused", "problem": ""})
     frame = pd.DataFrame(rows, columns=list(RULE_COLUMNS))
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["last_fired"] = pd.to_datetime(frame["id"].map(last_fired), utc=True)
     return frame
+
+
+def fired_words(last: pd.Timestamp | None, now: dt.datetime) -> str:
+    """A rule's line in the list ends with this: "last fired 2025-11-21 10:00 UTC (5 min ago)", or "never fired"."""
+    if last is None or pd.isna(last):
+        return "never fired"
+    return f"last fired {formatting.utc_time(last, seconds=False)} UTC ({formatting.age(last.to_pydatetime(), now)})"
 
 
 def firings_frame(docs: Iterable[dict]) -> pd.DataFrame:
@@ -42,6 +54,27 @@ def firings_frame(docs: Iterable[dict]) -> pd.DataFrame:
     for column in ("observed", "threshold"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame.sort_values("fired_at", ascending=False, kind="stable").reset_index(drop=True)
+
+
+FIRING_HEADERS = {"fired_at": "Fired (UTC)", "coin": "Coin", "rule": "Rule", "observed": "Observed",
+                  "threshold": "Threshold", "status": "Delivery", "attempts": "Attempts", "last_error": "Last error",
+                  "rule_id": "Rule id"}
+
+
+def firings_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """firings_frame as a person reads it: headers in words, times in UTC without an offset, numbers with thousands
+    separators and their unit (200,000 USD), blank where there was no error."""
+    def with_unit(values: pd.Series) -> list[str]:
+        return [formatting.MISSING if pd.isna(v) else f"{formatting.number(v)} {formatting.text(u)}".strip()
+                for v, u in zip(values, frame["unit"])]
+
+    table = pd.DataFrame({
+        "fired_at": [formatting.utc_time(t) for t in frame["fired_at"]], "coin": frame["coin"].map(formatting.text),
+        "rule": frame["rule"].map(formatting.text), "observed": with_unit(frame["observed"]),
+        "threshold": with_unit(frame["threshold"]), "status": frame["status"].map(formatting.text),
+        "attempts": [formatting.MISSING if pd.isna(a) else f"{int(a):,}" for a in frame["attempts"]],
+        "last_error": frame["last_error"].map(formatting.text), "rule_id": frame["rule_id"].map(formatting.text)})
+    return table.rename(columns=FIRING_HEADERS)
 
 
 def coins_with_bid_ask(latest: pd.DataFrame) -> set[str]:

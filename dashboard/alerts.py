@@ -10,7 +10,7 @@ import streamlit as st
 from cryptoapp.alerts.rules import KINDS, RuleError, new_rule
 from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import cache, data, formatting, ui
-from dashboard.alert_tables import coins_with_bid_ask, firings_frame, rules_frame
+from dashboard.alert_tables import coins_with_bid_ask, fired_words, firings_frame, firings_table, rules_frame
 
 KIND_LABELS = {
     "above": "price above (USD)", "below": "price below (USD)",
@@ -68,7 +68,9 @@ def _rules(db) -> None:
     notice = st.session_state.pop(NOTICE, None)
     if notice:
         getattr(st, notice[0])(notice[1])
-    rules = rules_frame(data.list_rules(db))
+    docs = data.list_rules(db)
+    rules = rules_frame(docs, data.last_fired(db, [str(d.get("_id")) for d in docs]))
+    now = dt.datetime.now(dt.timezone.utc)
     st.markdown(f"**Rules** ({len(rules)})")
     if rules.empty:
         st.info("No alert rules yet: add one above, or `cryptoapp alerts add BTC above 100000`.")
@@ -76,7 +78,7 @@ def _rules(db) -> None:
     for row in rules.itertuples(index=False):
         text, state, actions = st.columns([6, 1, 2], vertical_alignment="center")
         where = f" → `{row.webhook}` ({row.format})" if row.webhook else ""
-        text.markdown(f"`{row.id}` {row.rule or row.problem}{where}")
+        text.markdown(f"`{row.id}` {row.rule or row.problem}{where} · {fired_words(row.last_fired, now)}")
         state.markdown(":green-badge[enabled]" if row.state == "enabled" else
                        ":gray-badge[paused]" if row.state == "paused" else ":red-badge[invalid]")
         toggle, delete = actions.columns(2)
@@ -93,10 +95,7 @@ def _firings(settings: DashboardSettings) -> None:
         if firings.empty:
             st.caption("No alert has fired yet.")
             return
-        st.dataframe(firings.drop(columns=["id"]), hide_index=True, width="stretch",
-                     column_config={"fired_at": st.column_config.DatetimeColumn("fired at (UTC)"),
-                                    "observed": st.column_config.NumberColumn(format="%.6g"),
-                                    "threshold": st.column_config.NumberColumn(format="%.6g")})
+        st.dataframe(firings_table(firings), hide_index=True, width="stretch")
 
 
 def render(settings: DashboardSettings) -> None:

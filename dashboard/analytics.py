@@ -40,23 +40,23 @@ def render(settings: DashboardSettings) -> None:
         with st.spinner("Reading the analytics results…"):
             run, daily, pairs = results(settings.mongo_uri, settings.mongo_db)
         if run is None or daily.empty:
-            st.info(f"No analytics results in database `{settings.mongo_db}` at {settings.server} yet. "
-                    f"Once the worker has collected prices (`make run`), run `make analytics`: it exports the archive "
-                    f"to Parquet, runs the Spark jobs and loads their results here.")
+            st.info(f"No analytics results in database `{settings.mongo_db}` at {settings.server} yet: the worker "
+                    "does not make them. `make analytics` does, from the prices stored so far (about 3 min: it "
+                    "exports the archive to Parquet, runs the Spark jobs, loads their results into MongoDB); this "
+                    "tab shows them within a minute. Run it again later for the days collected since.")
             return
         st.caption(f"{run_caption(run, dt.datetime.now(dt.timezone.utc))}. {REFRESH_HINT}")
         if daily["sources"].map(lambda s: "simulated" in (s or [])).any():
             st.warning("Some days are computed from simulated prices (`make demo`), not market data.")
 
-        coins = list(dict.fromkeys(daily["sensor_id"]))
-        coin = st.selectbox("Coin", coins, key="analytics_coin")
+        coin = st.selectbox("Coin", analytics_charts.coins_in_order(daily), key="analytics_coin")
         st.subheader(f"{coin}: daily statistics")
         table = analytics_charts.daily_table(daily, coin)
-        st.dataframe(table.style.format(analytics_charts.table_formats(table), na_rep=formatting.MISSING),
-                     hide_index=True, width="stretch", placeholder=formatting.MISSING)
+        st.dataframe(table, hide_index=True, width="stretch")
         st.caption("Return: close over the previous day's close. Volatility: √Σ of squared 1-minute log returns "
-                   "(annualized × √365). Coverage: minutes of the day's 1,440 that hold a tick. — where a value "
-                   "cannot be computed (first day, no 1-minute returns).")
+                   "(annualized × √365). Max drawdown: the day's largest fall from its running high. Coverage: "
+                   "minutes of the day's 1,440 that hold a tick. — where a value cannot be computed (first day, no "
+                   "1-minute returns).")
 
         annualized = st.toggle("Annualized volatility", value=True, key="analytics_annualized")
         st.plotly_chart(analytics_charts.volatility_figure(daily, annualized), width="stretch")
@@ -66,5 +66,6 @@ def render(settings: DashboardSettings) -> None:
             st.info(f"No {frequency} correlations in the last run (too few days or coins).")
         else:
             st.plotly_chart(analytics_charts.correlation_heatmap(pairs, frequency), width="stretch")
-            st.caption("Pearson correlation over the periods where both coins have a return; — where it is "
-                       "undefined (a constant price, or fewer than two shared returns).")
+            st.caption(f"{analytics_charts.correlation_note(pairs, frequency)} Pearson correlation over the periods "
+                       "where both coins have a return; — where it is undefined (a constant price, or fewer than "
+                       "two shared returns).")

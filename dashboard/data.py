@@ -23,8 +23,8 @@ from cryptoapp.alerts import queries as rule_queries
 from cryptoapp.candles.rings import view_id, with_tail
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
-    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, SEED_ID_SOURCES, STATUS, TICKER_RE,
-    VIEW_TAILS, VIEWS)
+    FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, PRICES, SEED_ID_SOURCES, STATUS,
+    TICKER_RE, VIEW_TAILS, VIEWS)
 from dashboard.frames import (
     ANALYTICS_CORRELATION_COLUMNS, ANALYTICS_DAILY_COLUMNS, LIVE_HOURS, MAX_POINTS, RESOLUTION_CHOICES, bars_in,
     check_series, check_ticker, coins_of, covers, fitting_resolution, oldest_held, tick_frame, ticks_in, time_window,
@@ -89,6 +89,12 @@ def latest(db: Database) -> pd.DataFrame:
                          _own=frame["source"].map(lambda s: s not in SEED_ID_SOURCES))
     return frame.sort_values(["_order", "sensor_id", "_own", "series"]).drop(columns=["_order", "_own"]) \
         .reset_index(drop=True)
+
+
+@_translated
+def archive_has_ticks(db: Database) -> bool:
+    """Whether crypto.prices holds a tick: one document asked for, only when the views hold none (to say why)."""
+    return db[PRICES].find_one({}, {"_id": 1}) is not None
 
 
 @_translated
@@ -219,6 +225,21 @@ def recent_firings(db: Database, limit: int = RECENT_FIRINGS, since: dt.datetime
         for doc in db[collection].find(match, FIRING_PROJECTION, sort=[("fired_at", DESCENDING)], limit=limit):
             found.setdefault(doc["_id"], doc)
     return sorted(found.values(), key=lambda d: d["fired_at"], reverse=True)[:limit]
+
+@_translated
+def last_fired(db: Database, rule_ids: Sequence[str]) -> dict[str, dt.datetime]:
+    """rule id -> when it last fired (in crypto.alerts, or still being delivered); a rule that never fired is absent.
+
+    One newest-first read of one document per rule and collection: FerretDB 1.24 has neither $max nor $first in
+    $group, and reading every firing to find each rule's newest would cost the whole retention on every page."""
+    last: dict[str, dt.datetime] = {}
+    for rule_id in rule_ids:
+        for collection in (ALERTS, ALERT_OUTBOX):
+            doc = db[collection].find_one({"rule_id": rule_id}, {"fired_at": 1}, sort=[("fired_at", DESCENDING)])
+            if doc is not None and (rule_id not in last or doc["fired_at"] > last[rule_id]):
+                last[rule_id] = doc["fired_at"]
+    return last
+
 
 # --- forecasts (written by the worker's forecasting agent, cryptoapp/forecasts) -------------------------
 _FORECAST_TIMES = ("made_at", "target_at")

@@ -81,3 +81,29 @@ def duration(seconds: float) -> str:
     """5 s, 5 min, 2 h: a bucket or interval length."""
     value, unit = _scaled(seconds, ("s", "min", "h"))
     return f"{value:g} s" if unit == "s" else f"{value:.3g} {unit}"
+
+
+def number(x: float | None) -> str:
+    """200,000 · 1,985.5 · -3: a threshold or an observed value as the rules write it (up to 10 digits)."""
+    return MISSING if _is_missing(x) else f"{x:,.10g}"
+
+
+def percent(x: float | None, signed: bool = False) -> str:
+    """25.00 %, or +10.00 % / -2.50 % when `signed`: a ratio of 0.25 shown as a percentage."""
+    if _is_missing(x):
+        return MISSING
+    return f"{x * 100:+.2f} %" if signed else f"{x * 100:.2f} %"
+
+
+def utc_time(t, seconds: bool = True) -> str:
+    """2025-11-21 10:00:05 (UTC, the page says so once in the header, not +00:00 in every cell); — when missing."""
+    if t is None or t != t:  # None, NaN, NaT
+        return MISSING
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def text(x) -> str:
+    """A text cell: blank for nothing (an error that did not happen is not "None")."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)

@@ -133,6 +133,19 @@ def bars_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFr
                         columns=list(BAR_COLUMNS))
 
 
+SPARKLINE_POINTS = 60
+
+
+def sparkline(recent: pd.DataFrame, series: str, points: int = SPARKLINE_POINTS) -> list[float]:
+    """A series' prices in data.load_live's frame, thinned to at most `points` evenly spaced ones ending with the
+    newest, for the line in a card; empty when it has none."""
+    values = recent.loc[recent["series"] == series, "value"].dropna().to_numpy() if not recent.empty else np.array([])
+    if len(values) <= points:
+        return values.tolist()
+    picks = np.linspace(0, len(values) - 1, points).round().astype("int64")
+    return values[picks].tolist()
+
+
 def fitting_resolution(hours: float, max_points: int = MAX_POINTS) -> str:
     """The finest bar resolution that draws `hours` in at most `max_points` bars."""
     return next(res for res, seconds in RESOLUTIONS.items() if hours * 3600 / seconds <= max_points or res == "1d")

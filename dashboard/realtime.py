@@ -9,16 +9,14 @@ import streamlit as st
 
 from cryptoapp.schema import SIMULATED
 from cryptoapp.settings.dashboard import DashboardSettings
-from dashboard import alerts, cache, charts, formatting, ui
+from dashboard import alerts, cache, charts, data, formatting, freshness, frames, status, ui
 
 CARDS_PER_ROW = 5
-STALE_AFTER_INTERVALS = 3
 
 
-def is_stale(tick_time: dt.datetime, now: dt.datetime, interval_s: float) -> bool:
-    """A series is stale when its newest tick is older than three poll intervals."""
-    return (now - tick_time).total_seconds() > STALE_AFTER_INTERVALS * interval_s
-
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def _archive_has_ticks(uri: str, db_name: str) -> bool:
+    return data.archive_has_ticks(cache.client(uri)[db_name])
 
 def _has(x) -> bool:
     return x is not None and not pd.isna(x)
@@ -33,35 +31,70 @@ def _quote_lines(tick) -> None:
     st.markdown(f"Spread **{formatting.spread(tick.spread, tick.spread_bps, tick.currency)}**")
 
 
-def _updated(tick, fields: str, name: str, now: dt.datetime, interval_s: float) -> None:
+def _updated(tick, fields: str, name: str, now: dt.datetime, stale_after: dict[str, float]) -> None:
     when = tick.timestamp.to_pydatetime()
     badges = []
     if tick.source == SIMULATED:
         badges.append(":orange-badge[simulated data]")
-    if is_stale(when, now, interval_s):
+    if freshness.is_stale(when, now, stale_after.get(tick.series, freshness.FLOOR_S)):
         badges.append(":red-badge[stale]")
     st.caption(" ".join([f"updated {formatting.age(when, now)} · {fields}: {name}", *badges]))
 
 
-def card(rows: pd.DataFrame, now: dt.datetime, interval_s: float, names: dict[str, str]) -> None:
-    """One coin: price, 24 h change (coloured, with an arrow), 24 h volume from its first series (CoinGecko's when
-    there is one), then each exchange's last price, bid, ask and spread; every number says its source and age."""
+def card(rows: pd.DataFrame, now: dt.datetime, stale_after: dict[str, float], names: dict[str, str],
+         recent: pd.DataFrame) -> None:
+    """One coin: price with a sparkline of its recent prices, 24 h change (coloured, with an arrow), 24 h volume from
+    its first series (CoinGecko's when there is one), then each exchange's last price, bid, ask and spread; every
+    number says its source and age."""
     ticks = list(rows.itertuples())
     primary = ticks[0]  # data.latest() puts a coin's CoinGecko series before its exchanges'
     with st.container(border=True):
-        st.metric(primary.sensor_id, formatting.price(primary.value, primary.currency))
+        st.metric(primary.sensor_id, formatting.price(primary.value, primary.currency),
+                  chart_data=frames.sparkline(recent, primary.series) or None, chart_type="line")
         st.markdown(f"{formatting.change(primary.change_24h_pct)} &nbsp;24 h")
         st.markdown(f"Volume 24 h: **{formatting.money(primary.volume_24h, primary.currency)}**")
         _quote_lines(primary)
         quoted = _has(primary.bid_price) or _has(primary.ask_price)
         _updated(primary, "price, change, volume" + (", bid, ask" if quoted else ""),
-                 names.get(primary.series, primary.series), now, interval_s)
+                 names.get(primary.series, primary.series), now, stale_after)
         for tick in ticks[1:]:
             name = names.get(tick.series, tick.series)
             st.markdown(f"**{name}**: last **{formatting.price(tick.value, tick.currency)}**")
             _quote_lines(tick)
             quoted = _has(tick.bid_price) or _has(tick.ask_price)
-            _updated(tick, "last" + (", bid, ask" if quoted else ""), name, now, interval_s)
+            _updated(tick, "last" + (", bid, ask" if quoted else ""), name, now, stale_after)
+
+
+def _empty(settings: DashboardSettings, state: status.Status) -> None:
+    """Why there is no card: the views are missing (an archive stored without them), or nothing is stored yet."""
+    if _archive_has_ticks(settings.mongo_uri, settings.mongo_db):
+        st.info(status.views_missing(settings.mongo_db, settings.server))
+        return
+    # A worker that runs but gets nothing from its sources is not told to start; the status line says why.
+    worker_up = state.lines and state.level != "error" and "worker" in state.lines[0] and "up" in state.lines[0]
+    st.info(f"No prices yet in database `{settings.mongo_db}` at {settings.server}: the worker runs; see "
+            "the pipeline line above for its sources." if worker_up else ui.no_data(settings, "prices yet"))
+
+
+def _stale_after(settings: DashboardSettings, latest: pd.DataFrame, series: pd.DataFrame,
+                 now: dt.datetime) -> dict[str, float]:
+    lag = freshness.pipeline_lag_s(cache.worker_status(settings.mongo_uri, settings.mongo_db), now)
+    return freshness.thresholds(latest, series, settings.interval, lag, settings.refresh)
+
+
+def _charts(settings: DashboardSettings, latest: pd.DataFrame, series: pd.DataFrame, coins: list[str],
+            names: dict[str, str]) -> None:
+    left, right = st.columns([3, 2])
+    with left:
+        if series.empty:
+            st.info(f"No ticks in the last 24 h. {ui.START_WORKER}")
+        else:
+            st.plotly_chart(charts.live_prices_figure(series, coins, names, settings.interval,
+                                                      series.attrs.get("start"), series.attrs.get("end")),
+                            key="live_prices", config={"displaylogo": False}, theme=None)
+    with right:
+        st.plotly_chart(charts.volume_figure(latest, names), key="live_volume", config={"displaylogo": False},
+                        theme=None)
 
 
 def _live_panel(settings: DashboardSettings) -> None:
@@ -71,31 +104,19 @@ def _live_panel(settings: DashboardSettings) -> None:
         now = dt.datetime.now(dt.timezone.utc)
         latest, series = cache.live(settings.mongo_uri, settings.mongo_db, cache.period_end(now, settings.refresh))
         if latest.empty:
-            # A worker that runs but gets nothing from its sources is not told to start; the status line says why.
-            worker_up = state.lines and state.level != "error" and "worker" in state.lines[0] and "up" in state.lines[0]
-            st.info(f"No prices yet in database `{settings.mongo_db}` at {settings.server}: the worker runs; see "
-                    "the pipeline line above for its sources." if worker_up else ui.no_data(settings, "prices yet"))
+            _empty(settings, state)
             return
         coins = list(dict.fromkeys(latest["sensor_id"]))
         names = charts.series_names(latest)
+        stale_after = _stale_after(settings, latest, series, now)
         if (latest["source"] == SIMULATED).any():
             st.warning("Simulated data: prices marked *simulated* come from `make demo`'s random walk, "
                        "not from a market.", icon=":material/science:")
         for first in range(0, len(coins), CARDS_PER_ROW):
             for column, coin in zip(st.columns(CARDS_PER_ROW), coins[first:first + CARDS_PER_ROW]):
                 with column:
-                    card(latest[latest["sensor_id"] == coin], now, settings.interval, names)
-        left, right = st.columns([3, 2])
-        with left:
-            if series.empty:
-                st.info(f"No ticks in the last 24 h. {ui.START_WORKER}")
-            else:
-                st.plotly_chart(charts.live_prices_figure(series, coins, names, settings.interval,
-                                                          series.attrs.get("start"), series.attrs.get("end")),
-                                key="live_prices", config={"displaylogo": False}, theme=None)
-        with right:
-            st.plotly_chart(charts.volume_figure(latest, names), key="live_volume", config={"displaylogo": False},
-                            theme=None)
+                    card(latest[latest["sensor_id"] == coin], now, stale_after, names, series)
+        _charts(settings, latest, series, coins, names)
         closes = sorted(names.get(s, s) for s in series.loc[series["resolution"] != "ticks", "series"].unique())
         shown = f"{len(series):,} points in the price charts"
         if closes:
@@ -103,10 +124,12 @@ def _live_panel(settings: DashboardSettings) -> None:
                       "for the others)")
         ui.footer([f"Source: {ui.source_names(sorted(set(latest['source'].dropna())))}", shown],
                   series.attrs.get("query_ms"))
-        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept. A source is marked stale when "
-                   f"its newest tick is older than {STALE_AFTER_INTERVALS} × CRYPTO_INTERVAL "
-                   f"({formatting.duration(STALE_AFTER_INTERVALS * settings.interval)}). Exchange prices are in "
-                   "their quote currency (USDT is not the dollar).")
+        st.caption(f"Refreshes every {settings.refresh:g} s; zoom and pan are kept. The line in each card is its "
+                   "price over the chart's window. A source is marked stale when no new price has come for longer "
+                   "than it usually takes: its own refresh (measured on its recent ticks), plus the poll interval "
+                   "for a polled source, the pipeline's measured lag and the page's refresh, at least "
+                   f"{formatting.duration(freshness.FLOOR_S)} (now {freshness.rule_text(stale_after.values())}). "
+                   "Exchange prices are in their quote currency (USDT is not the dollar).")
 
 
 def render(settings: DashboardSettings) -> None:

@@ -67,3 +67,10 @@ def describe(docs: Sequence[dict], now: dt.datetime) -> Status:
     if behind >= LAG_WORTH_SAYING:
         lines.append(f"{behind:,} ticks waiting to be stored")
     return Status(level, tuple(lines))
+
+
+def views_missing(db_name: str, server: str) -> str:
+    """What the page says when the archive holds ticks but the views it reads are missing."""
+    return (f"Database `{db_name}` at {server} holds stored prices but not the views this page reads (they were "
+            "stored before the views existed, or the views were dropped). A worker makes them when it starts "
+            "(`make run`, or `make demo` offline); `cryptoapp candles rebuild` makes them without starting one.")

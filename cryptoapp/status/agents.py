@@ -10,7 +10,7 @@ import os
 from cryptoapp import __version__
 from cryptoapp.app import app
 from cryptoapp.logs import Throttle
-from cryptoapp.metrics import CONSUMER_LAG
+from cryptoapp.metrics import CONSUMER_LAG, readable_p90_s
 from cryptoapp.schema import UTC
 from cryptoapp.storage import StorageError
 
@@ -51,7 +51,7 @@ async def status_document() -> dict:
     return {"_id": app.worker_id, "worker": app.worker_id, "pid": os.getpid(), "version": __version__,
             "started_at": STARTED_AT, "heartbeat": dt.datetime.now(UTC), "leader": app.is_leader(),
             "partitions": sorted(lag), "lag": {str(p): n for p, n in lag.items()}, "sources": sources,
-            "backfill": dict(app.backfill_progress)}
+            "backfill": dict(app.backfill_progress), "readable_p90_s": readable_p90_s()}
 
 
 @app.timer(interval=STATUS_EVERY)

@@ -27,12 +27,15 @@ SCREENSHOTS = Path(os.environ.get("CRYPTOAPP_SCREENSHOTS") or ARTIFACTS)
 @pytest.fixture(scope="module")
 def market_db(services):
     """Two days of five coins (5-minute backfill, an hour without data, live ticks) and two hours of an exchange's
-    BTC quotes, in a database of its own; the views built from them, the archive dropped (the pages never read it)."""
+    BTC quotes (a minute apart), in a database of its own; the views built from them, the archive dropped (the pages never read it)."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
     now = dt.datetime.now(dt.timezone.utc)
     market = seeding.market(now)
-    seeding.seed_views(client[name], services["mongo_uri"], market + seeding.exchange(now, price=seeding.last(market, "BTC")))
+    # The exchange's quotes a minute apart: a stream seeded once is stale once its refresh (5 s would make it 30 s,
+    # the floor) has passed, and the page opens some 20 s after `now`; a minute apart it is fresh for 65 s.
+    quotes = seeding.exchange(now, step_s=60, price=seeding.last(market, "BTC"))
+    seeding.seed_views(client[name], services["mongo_uri"], market + quotes)
     client[name].drop_collection(schema.PRICES)
     yield services["mongo_uri"], name
     client.drop_database(name)

@@ -87,15 +87,28 @@ def test_rules_are_paused_resumed_and_deleted_from_their_buttons(db):
 
 
 def test_recent_firings_are_listed_with_their_delivery_state_and_no_webhook(db):
-    rule = new_rule("BTC", "above", 100_000, webhook=SLACK, format="slack")
-    sending, done = firing_doc(rule, 1, 100_523.1), firing_doc(rule, 5, 100_611.0)
+    rule = new_rule("BTC", "above", 200_000, webhook=SLACK, format="slack")
+    quiet = new_rule("ETH", "below", 2000)
+    db.alert_rules.insert_many([rule.to_document(), quiet.to_document()])
+    sending, done = firing_doc(rule, 3, 200_523.1), firing_doc(rule, 5, 200_611.0)
     db.alert_outbox.insert_one({**sending, "owner": "worker-a", "lease_until": dt.datetime.now(UTC)})
     db.alerts.insert_one({**done, "status": "delivered", "attempts": 1})
     at = run_tab()
     table = at.dataframe[0].value
-    assert list(table["rule"]) == ["BTC above 100,000 USD"] * 2 and list(table["status"]) == ["sending", "delivered"]
-    assert list(table["observed"]) == [100_523.1, 100_611.0]
-    assert not {"webhook", "owner", "lease_until"} & set(table.columns)
+    assert list(table.columns) == ["Fired (UTC)", "Coin", "Rule", "Observed", "Threshold", "Delivery", "Attempts",
+                                   "Last error", "Rule id"]
+    assert list(table["Rule"]) == ["BTC above 200,000 USD"] * 2 and list(table["Delivery"]) == ["sending", "delivered"]
+    assert list(table["Observed"]) == ["200,523.1 USD", "200,611 USD"]
+    assert list(table["Threshold"]) == ["200,000 USD"] * 2
+    assert list(table["Fired (UTC)"]) == [sending["fired_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                                          done["fired_at"].strftime("%Y-%m-%d %H:%M:%S")]
+    cells = table.astype(str).to_numpy().ravel().tolist()
+    assert not [c for c in cells if "None" in c or "+00:00" in c or c == "nan"], cells
+    assert not {"webhook", "owner", "lease_until"} & {c.lower() for c in table.columns}
+    # The rules list says when each rule last fired (the one still being delivered counts).
+    lines = {m.value.split("`")[1]: m.value for m in at.markdown if m.value.startswith("`")}
+    assert lines[rule.id].endswith(f"last fired {sending['fired_at']:%Y-%m-%d %H:%M} UTC (3 min ago)")
+    assert lines[quiet.id].endswith("never fired")
 
 
 def firing_doc(rule, minutes_ago: float, value: float) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from pymongo import MongoClient
 
 from cryptoapp import schema
-from dashboard import cache, data, formatting
+from dashboard import cache, data, formatting, frames
 from tests.e2e import seeding
 from tests.e2e.seeding import tick
 from tests.support.pages import app_page
@@ -128,6 +128,10 @@ def test_the_archive_is_gone_and_the_live_tab_shows_every_series_newest_values(m
     ]
     updated = [c.value for c in at.caption if c.value.startswith("updated")]
     assert len(updated) == 6 and not any("stale" in u or "simulated" in u for u in updated)
+    # each card's line: its own series' prices of the chart's window, ending with the newest
+    spark = [list(m.proto.chart_data) for m in at.metric]
+    assert [s[-1] for s in spark] == [expected[c]["value"] for c in seeding.COINS]
+    assert all(1 < len(s) <= frames.SPARKLINE_POINTS for s in spark)
     assert updated[0].endswith("price, change, volume: CoinGecko")
     assert updated[1].endswith("last, bid, ask: binanceus (USDT)")
     assert not at.error and not at.warning
@@ -253,6 +257,13 @@ def test_a_minute_of_prices_fills_the_charts_and_draws_ticks_until_there_are_bar
     assert hi - lo < dt.timedelta(minutes=3)
     assert spec["layout"]["title"]["text"] == "BTC · simulated · ticks · simulated data"
     assert not spec["layout"].get("shapes")  # no grey "no data" across the chart
+
+
+def test_an_archive_without_views_says_the_views_are_missing_and_how_they_come(own_db):
+    seeding.store(own_db, [tick("BTC", now() - dt.timedelta(minutes=5), 81000.0)])  # ticks, no views
+    info = app_page().info[0].value
+    assert "holds stored prices but not the views this page reads" in info and "No prices yet" not in info
+    assert "`cryptoapp candles rebuild`" in info and "`make run`" in info
 
 
 def test_an_empty_database_says_how_to_start_the_worker(own_db):

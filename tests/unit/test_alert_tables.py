@@ -8,7 +8,8 @@ from cryptoapp.alerts.evaluation import RuleState, evaluate
 from cryptoapp.alerts.rules import new_rule
 from cryptoapp.prices.models import PriceTick
 from dashboard import frames, history_charts
-from dashboard.alert_tables import coins_with_bid_ask, firing_layer, firing_markers, firings_frame, rules_frame
+from dashboard.alert_tables import (coins_with_bid_ask, fired_words, firing_layer, firing_markers, firings_frame,
+                                    firings_table, rules_frame)
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 11, 21, 10, tzinfo=UTC)
@@ -68,3 +69,22 @@ def test_firing_layer_marks_the_history_charts_price_panel_and_adds_nothing_with
     assert len(marked) == 1 and marked[0].yaxis == price_axis and list(marked[0].y) == [101.0]
     plain = history_charts.history_figure(frame, "BTC", layers=[firing_layer([])])
     assert not [t for t in plain.data if t.name == "alerts fired"]
+
+
+def test_the_firings_table_reads_as_words_with_units_and_no_none_or_offset():
+    rule = new_rule("BTC", "above", 200_000)
+    tick = PriceTick(ticker="BTC", timestamp=T0, value=200_523.1, source="coingecko")
+    doc = {**evaluate(rule, RuleState(), tick, T0).to_document(), "status": "stored", "attempts": 0}
+    table = firings_table(firings_frame([doc]))
+    assert table.iloc[0].to_dict() == {
+        "Fired (UTC)": "2025-11-21 10:00:00", "Coin": "BTC", "Rule": "BTC above 200,000 USD",
+        "Observed": "200,523.1 USD", "Threshold": "200,000 USD", "Delivery": "stored (no webhook)", "Attempts": "0",
+        "Last error": "", "Rule id": rule.id}
+
+
+def test_each_rule_says_when_it_last_fired():
+    fired, quiet = new_rule("BTC", "above", 100), new_rule("ETH", "below", 2000)
+    frame = rules_frame([fired.to_document(), quiet.to_document()], {fired.id: T0})
+    now = T0 + dt.timedelta(minutes=5)
+    assert fired_words(frame.loc[0, "last_fired"], now) == "last fired 2025-11-21 10:00 UTC (5 min ago)"
+    assert fired_words(frame.loc[1, "last_fired"], now) == "never fired"

@@ -49,3 +49,24 @@ def test_sums_in_a_quote_currency_name_it(value, currency, text):
                                                           (5.0, None, "usd", "$5"), (None, None, "usd", "—")])
 def test_spreads_absolute_and_in_basis_points(spread, bps, currency, text):
     assert formatting.spread(spread, bps, currency) == text
+
+
+@pytest.mark.parametrize("value, text", [(200000.0, "200,000"), (1985.5, "1,985.5"), (-3.0, "-3"), (None, "—")])
+def test_numbers_have_thousands_separators_as_the_rules_write_them(value, text):
+    assert formatting.number(value) == text
+
+
+@pytest.mark.parametrize("value, signed, text", [(0.25, False, "25.00 %"), (0.1, True, "+10.00 %"),
+                                                 (-0.025, True, "-2.50 %"), (math.nan, True, "—")])
+def test_ratios_are_shown_as_percentages(value, signed, text):
+    assert formatting.percent(value, signed) == text
+
+
+def test_utc_times_carry_no_offset_and_missing_ones_are_a_dash():
+    import pandas as pd
+
+    assert formatting.utc_time(pd.Timestamp("2025-11-21T10:00:05Z")) == "2025-11-21 10:00:05"
+    east = dt.datetime(2025, 11, 21, 11, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert formatting.utc_time(east, seconds=False) == "2025-11-21 10:00"
+    assert formatting.utc_time(None) == formatting.utc_time(pd.NaT) == "—"
+    assert formatting.text(None) == "" and formatting.text("HTTP 500") == "HTTP 500"
