@@ -34,11 +34,11 @@ def _quote_lines(tick) -> None:
 def _updated(tick, fields: str, name: str, now: dt.datetime, stale_after: dict[str, float]) -> None:
     when = tick.timestamp.to_pydatetime()
     badges = []
-    if tick.source == SIMULATED:
-        badges.append(":orange-badge[simulated data]")
+    if tick.source == SIMULATED:  # the badge names the source: "simulated simulated data" said it twice
+        name, badges = "", [":orange-badge[simulated data]"]
     if freshness.is_stale(when, now, stale_after.get(tick.series, freshness.FLOOR_S)):
         badges.append(":red-badge[stale]")
-    st.caption(" ".join([f"updated {formatting.age(when, now)} · {fields}: {name}", *badges]))
+    st.caption(" ".join([f"updated {formatting.age(when, now)} · {fields}:" + (f" {name}" if name else ""), *badges]))
 
 
 def card(rows: pd.DataFrame, now: dt.datetime, stale_after: dict[str, float], names: dict[str, str],
