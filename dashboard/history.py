@@ -137,8 +137,9 @@ def render(settings: DashboardSettings) -> None:
         frame, too_few_bars = load(settings, choice, cache.period_end(now, settings.refresh))
         start, end = frame.attrs["start"], frame.attrs["end"]
         if frame.empty:
-            st.info(f"No {choice.coin} ({choice.name}) data between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} "
-                    f"UTC (the last {choice.hours} h) in database `{settings.mongo_db}` at {settings.server}. "
+            st.info(f"No {choice.coin} ({choice.name}) data between {resolution.when(start, choice.zone)} and "
+                    f"{resolution.when(end, choice.zone)} (the last {choice.hours} h) in database "
+                    f"`{settings.mongo_db}` at {settings.server}. "
                     f"{ui.START_WORKER} Or widen the window.")
             return
         bars = history_charts.is_bars(frame)
@@ -163,8 +164,8 @@ def notes(frame: pd.DataFrame, choice: Choice, close: pd.Series, too_few_bars: i
     sources and counts."""
     bars = history_charts.is_bars(frame)
     st.caption(resolution.explain(frame, choice.resolution, choice.mode, choice.hours, too_few_bars))
-    for note in (resolution.reach_note(frame, choice.coin, choice.name, choice.resolution),
-                 resolution.newest_note(frame, now)):
+    for note in (resolution.reach_note(frame, choice.coin, choice.name, choice.resolution, choice.zone),
+                 resolution.newest_note(frame, now, choice.zone)):
         if note:
             st.info(note, icon=":material/info:")
     short = indicators.too_short(close, choice.indicators, choice.periods)

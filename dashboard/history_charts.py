@@ -92,8 +92,9 @@ def _price_traces(fig: go.Figure, frame: pd.DataFrame, mode: str, series_label: 
             (up, up_fill), (down, down_fill) = CANDLE_COLORS[kind]
             fig.add_trace(go.Candlestick(
                 x=rows["timestamp"], open=rows["open"], high=rows["high"], low=rows["low"], close=rows["close"],
-                name=name, increasing={"line": {"color": up}, "fillcolor": up_fill},
-                decreasing={"line": {"color": down}, "fillcolor": down_fill}, text=hover, hoverinfo="y+text+name",
+                name=name, legendrank=price_marks.CANDLE_RANK, text=hover, hoverinfo="y+text+name",
+                increasing={"line": {"color": up}, "fillcolor": up_fill},
+                decreasing={"line": {"color": down}, "fillcolor": down_fill},
             ), row=1, col=1)
         else:
             xs, ys, (texts,) = with_breaks(frame, rows, "close", interval_s, bucket_s, ["ticks"])

@@ -14,13 +14,15 @@ from dashboard.chart_layout import DOWN, FLAT, UP
 MIN_RUN = 3  # bars in a row before a change of density is marked: one full bar among dots is no change
 MAX_MARKS = 3  # a window that flips back and forth says so at its first changes, not at every one
 SPARSE, FULL = "sparse", "full"
+CANDLE_RANK = 1  # the legend lists the candles first, their up/down colours next, then the rest (plotly's rank: 1000)
 
 
 def up_down_legend(fig: go.Figure) -> None:
     """Two legend entries that say what the candles' colours mean (candles have one entry per trace, not per colour)."""
     for name, color in (("up bar: close above open", UP), ("down bar: close below open", DOWN)):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
-                                 marker={"symbol": "square", "size": 11, "color": color}), row=1, col=1)
+                                 legendrank=CANDLE_RANK + 1, marker={"symbol": "square", "size": 11, "color": color}),
+                      row=1, col=1)
 
 
 def last_price(frame: pd.DataFrame, column: str) -> tuple[float, str] | None:

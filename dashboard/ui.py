@@ -106,5 +106,5 @@ def time_zone() -> str:
     next, then every named zone; kept in the URL. A chart gets it with time_zones.in_zone(fig, zone)."""
     zones = time_zones.choices(st.context.timezone)
     return st.selectbox("Time zone", zones, key=TIME_ZONE, bind="query-params",
-                        help="Times on the chart's axis and in its hover. UTC is the default; the notes under the "
-                             "chart say UTC.")
+                        help="Times on the chart's axis, in its hover and in the notes under it. UTC is the "
+                             "default.")
