@@ -12,9 +12,15 @@ from dashboard.indicators import MACD, RSI
 
 UP, DOWN, FLAT = "#15803d", "#b91c1c", "#64748b"
 LIVE, BACKFILLED, SIMULATED_COLOR, TREND = "#0369a1", "#38bdf8", "#c2410c", "#334155"
-# Candles: live bars in full colour, backfilled bars pale (history CoinGecko sent at 5 min to 1 d steps), simulated
-# bars orange/brown so they never pass for market prices.
-CANDLE_COLORS = {"live": (UP, DOWN), "backfill": ("#4ade80", "#f87171"), "simulated": ("#f59e0b", "#7c2d12")}
+# Candles are green when they close up and red when they close down, in every series: live bars in full colour,
+# backfilled bars pale (history CoinGecko sent at 5 min to 1 d steps), simulated bars hollow (green and red outlines,
+# a faint fill), named as simulated in the legend and the title so they never pass for market prices.
+UP_FAINT, DOWN_FAINT = "rgba(21, 128, 61, 0.18)", "rgba(185, 28, 28, 0.18)"
+CANDLE_COLORS = {  # kind -> ((up line, up fill), (down line, down fill))
+    "live": ((UP, UP), (DOWN, DOWN)),
+    "backfill": (("#4ade80", "#4ade80"), ("#f87171", "#f87171")),
+    "simulated": ((UP, UP_FAINT), (DOWN, DOWN_FAINT)),
+}
 EXCHANGE_COLORS = ("#7c3aed", "#b45309", "#047857", "#be185d", "#0e7490")
 COIN_COLORS = ("#0369a1", "#7c3aed", "#b45309", "#047857", "#be185d", "#0e7490", "#4d7c0f", "#6d28d9")
 INDICATOR_COLORS = {"SMA": "#334155", "EMA": "#d97706", "Bollinger bands": "#6366f1", RSI: "#7c3aed",
@@ -126,6 +132,24 @@ def style(fig: go.Figure, title: str, uirevision: str, height: int) -> go.Figure
     fig.update_xaxes(gridcolor=GRID, showline=True, linecolor="#bae6fd")
     fig.update_yaxes(gridcolor=GRID, zeroline=False)
     return fig
+
+
+def crosshair(fig: go.Figure) -> go.Figure:
+    """A crosshair under the pointer: a dotted line across every panel at its time and across the panel at its price,
+    with the unified hover (every trace's values at that time, a candle's open, high, low and close) beside it."""
+    spikes = {"showspikes": True, "spikemode": "across", "spikesnap": "cursor", "spikecolor": FLAT,
+              "spikethickness": 1, "spikedash": "dot"}
+    fig.update_xaxes(**spikes)
+    fig.update_yaxes(**spikes)
+    fig.update_layout(spikedistance=-1)  # the line follows the pointer anywhere on the plot, not only near a point
+    return fig
+
+
+def price_hoverformat(price: float | None) -> str:
+    """The d3 format of a price in the hover, at the digits formatting.price writes: 87,123.45, 1.0002, 0.000012."""
+    if price is None or pd.isna(price) or abs(price) >= 1000:
+        return ",.2f"
+    return ",.4f" if abs(price) >= 1 else ".6~g"
 
 
 def currency_axis(currency: str | None) -> dict:

@@ -82,43 +82,35 @@ def _share(x: float) -> str:
     return formatting.MISSING if pd.isna(x) else f"{100 * x:.1f} %"
 
 
+def error(x: float | None, currency: str | None = "usd") -> str:
+    """A forecast's mean absolute error to three figures at most: $412, $12.3, $1.23, $0.00123 (an error of a fifth of
+    a cent on a $87,000 price is no information)."""
+    if x is None or pd.isna(x):
+        return formatting.MISSING
+    number = f"{x:,.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+    # formatting.price's way with currencies ($ for the dollar, the code after the number for any other), at fewer digits
+    return f"${number}" if not currency or currency.lower() == "usd" else f"{number} {currency.upper()}"
+
+
 def score_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Model vs naive over each model's rolling window: MAE beside naive's, direction hit rate, points, verdict."""
     columns = ["Model", "Horizon", "MAE", "Naive MAE", "Direction hit rate", "Points scored", "Verdict"]
-    rows = [[model_name(r.model), f"{int(r.horizon_min)} min", formatting.price(r.mae), formatting.price(r.naive_mae),
-             _share(r.hit_rate), f"{int(r.points):,}", r.verdict]
+    rows = [[model_name(r.model), f"{int(r.horizon_min)} min", error(r.mae), error(r.naive_mae), _share(r.hit_rate),
+             f"{int(r.points):,}", r.verdict]
             for r in scores.itertuples(index=False)]
     return pd.DataFrame(rows, columns=columns)
 
 
-def headline(ticker: str, scores: pd.DataFrame) -> str:
-    """The sentence above the table: which forecasts the chart draws, or plainly that no model beats naive."""
+def verdict_line(ticker: str, scores: pd.DataFrame, drawn_here: bool = True) -> str:
+    """The forecasts' verdict in one line, under the chart: which forecasts are drawn, or plainly why none is."""
     if scores.empty:
         return f"No forecasts of {ticker} yet."
     skilled = sorted(_skilled(scores), key=lambda pair: (pair[1], pair[0]))
-    if not skilled:
-        return (f"No model beats the naive “no change” forecast for {ticker}, so no forecast is drawn: a forecast "
-                "that does no better than “the price stays where it is” shows no skill.")
-    named = ", ".join(f"the {model_name(m)} {h} min ahead" for m, h in skilled)
-    return (f"Drawn on the chart: {named}, which beat{'s' if len(skilled) == 1 else ''} the naive “no change” "
-            f"forecast for {ticker} by more than chance over the last scored points.")
-
-
-def no_skill_sentences(scores: pd.DataFrame) -> list[str]:
-    """One plain sentence for each model and horizon whose forecast is not drawn as skill."""
-    sentences = []
-    for r in scores.itertuples(index=False):
-        if bool(r.beats_naive):
-            continue
-        what = f"The {model_name(r.model)} ({int(r.horizon_min)} min ahead)"
-        if r.points < r.min_points:
-            sentences.append(f"{what} has {int(r.points):,} of the {int(r.min_points):,} scored points needed to "
-                             "judge it against the naive no-change forecast: its forecast is not shown yet.")
-        elif r.mae < r.naive_mae:
-            sentences.append(f"{what} has a lower error than the naive no-change forecast over the last "
-                             f"{int(r.points):,} points, but not by more than chance explains: its forecast is not "
-                             "shown as skill.")
-        else:
-            sentences.append(f"{what} has not beaten the naive no-change forecast over the last {int(r.points):,} "
-                             "points: its forecast is not shown as skill.")
-    return sentences
+    if skilled:
+        named = ", ".join(f"{model_name(m)} {h} min" for m, h in skilled)
+        where = "drawn on the chart" if drawn_here else "drawn on CoinGecko's chart of the coin (choose it as the source)"
+        return f"Forecasts that beat the naive “no change” forecast for {ticker}, {where}: {named} ahead."
+    if (scores["points"] < scores["min_points"]).all():
+        scored, needed = int(scores["points"].max()), int(scores["min_points"].min())
+        return (f"Forecasts of {ticker} are not judged yet ({scored:,} of {needed:,} scored points), so none is drawn.")
+    return f"No forecast of {ticker} beats the naive “no change” forecast, so none is drawn."

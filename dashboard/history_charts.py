@@ -10,10 +10,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cryptoapp.schema import COINGECKO_BACKFILL, RESOLUTIONS, SEED_ID_SOURCES, SIMULATED
+from dashboard import price_marks
 from dashboard.chart_layout import (BACKFILLED, CANDLE_COLORS, DOWN, INDICATOR_COLORS, LIVE, SIMULATED_COLOR,
                                     SOURCE_NAMES, TREND, UP, VOLUME_COLOR, VOLUME_NOTE, VOLUME_PANEL, Span,
-                                    currency_axis, fitted_range, gap_spans, scatter_type, shade_gaps, style,
-                                    with_breaks)
+                                    crosshair, currency_axis, fitted_range, gap_spans, price_hoverformat, scatter_type,
+                                    shade_gaps, style, with_breaks)
 from dashboard.indicators import MACD, PRICE_PANEL, RSI, RSI_BANDS, Line
 
 
@@ -81,18 +82,19 @@ def _price_traces(fig: go.Figure, frame: pd.DataFrame, mode: str, series_label: 
                 x=xs, y=ys, name=name, mode="lines+markers" if len(rows) <= 60 else "lines",
                 line={"color": color, "width": 2, "dash": "dash" if backfill else "solid"},
                 marker={"size": 5}, opacity=0.85 if backfill else 1.0, connectgaps=False,
-                hovertemplate=f"%{{y:,.6~f}}{unit}<extra>{name}</extra>",
+                hovertemplate=f"%{{y}}{unit}<extra>{name}</extra>",
             ), row=1, col=1)
         return
     for kind, rows in _bar_groups(frame):
         name = _kind_name(kind, series_label)
         hover = [f"{n:,} ticks · {' + '.join(s)}" for n, s in zip(rows["ticks"], rows["sources"])]
         if mode == "candles":
-            up, down = CANDLE_COLORS[kind]
+            (up, up_fill), (down, down_fill) = CANDLE_COLORS[kind]
             fig.add_trace(go.Candlestick(
                 x=rows["timestamp"], open=rows["open"], high=rows["high"], low=rows["low"], close=rows["close"],
-                name=name, increasing={"line": {"color": up}, "fillcolor": up},
-                decreasing={"line": {"color": down}, "fillcolor": down}, text=hover, hoverinfo="x+y+text+name",
+                name=name, legendrank=price_marks.CANDLE_RANK, text=hover, hoverinfo="y+text+name",
+                increasing={"line": {"color": up}, "fillcolor": up_fill},
+                decreasing={"line": {"color": down}, "fillcolor": down_fill},
             ), row=1, col=1)
         else:
             xs, ys, (texts,) = with_breaks(frame, rows, "close", interval_s, bucket_s, ["ticks"])
@@ -101,7 +103,7 @@ def _price_traces(fig: go.Figure, frame: pd.DataFrame, mode: str, series_label: 
                 x=xs, y=ys, name=f"{name}, close", mode="lines+markers" if len(rows) <= 60 else "lines",
                 line={"color": color, "width": 2, "dash": "dash" if kind == "backfill" else "solid"},
                 marker={"size": 5}, connectgaps=False, customdata=texts,
-                hovertemplate=f"%{{y:,.6~f}}{unit} · %{{customdata}} ticks<extra>{name}</extra>",
+                hovertemplate=f"%{{y}}{unit} · %{{customdata}} ticks<extra>{name}</extra>",
             ), row=1, col=1)
 
 
@@ -128,7 +130,7 @@ def _indicator_traces(fig: go.Figure, frame: pd.DataFrame, lines: Sequence[Line]
         dash = "dot" if line.name.endswith((" middle", " signal")) else "solid"
         trace = dict(x=x, y=values, name=line.name, mode="lines", connectgaps=False,
                      line={"color": color, "width": 1.5, "dash": dash},
-                     hovertemplate=f"%{{y:,.6~f}}<extra>{line.name}</extra>")
+                     hovertemplate=f"%{{y}}<extra>{line.name}</extra>")
         if line.name.endswith(" signal"):
             trace["line"]["color"] = "#f97316"
         if line.name.endswith(" lower"):  # the band between lower and upper (the trace drawn before the middle)
@@ -159,13 +161,14 @@ def _bollinger_order(lines: Sequence[Line]) -> list[Line]:
 def history_figure(frame: pd.DataFrame, ticker: str, series_label: str = "CoinGecko", *, mode: str = "candles",
                    lines: Sequence[Line] = (), interval_s: float = 60, start: pd.Timestamp | None = None,
                    end: pd.Timestamp | None = None, currency: str | None = "usd", layers: Sequence[Layer] = (),
-                   extra_panels: Sequence[str] = ()) -> go.Figure:
+                   extra_panels: Sequence[str] = (), log_y: bool = False) -> go.Figure:
     """One series over a window: candlesticks (bars) or a line, its 24 h volume below, the indicator `lines` on the
     price or in panels of their own (RSI, MACD), interior gaps shaded, the time axis fitted to the data.
 
     `frame` is a tick or a bar frame of dashboard.data.load_history. Backfilled and simulated points are drawn in
     traces of their own. `layers` are called last with the figure and its Panels, to draw more (alert markers,
-    forecasts) on any panel; `extra_panels` adds empty panels below, by name, for them.
+    forecasts) on any panel; `extra_panels` adds empty panels below, by name, for them. `log_y`: the price on a log
+    scale. The newest price is tagged on the right axis, and a crosshair follows the pointer.
     """
     if mode not in ("candles", "line"):
         raise ValueError(f"mode {mode!r}: choose candles or line")
@@ -192,19 +195,42 @@ def history_figure(frame: pd.DataFrame, ticker: str, series_label: str = "CoinGe
         x_range = fitted_range(frame["timestamp"].min(), last, start, end, min_pad_s=max(5.0, bucket_s / 2))
     elif start is not None and end is not None:
         x_range = (pd.Timestamp(start), pd.Timestamp(end))
-    simulated = SIMULATED in set(frame["source"].dropna()) if "source" in frame.columns else \
-        any(SIMULATED in s for s in frame["sources"]) if "sources" in frame.columns else False
-    what = "ticks" if resolution == "ticks" else f"{resolution} bars"
-    title = f"{ticker} · {series_label} · {what}" + (" · simulated data" if simulated else "")
-    style(fig, title, uirevision=f"history-{ticker}-{series_label}-{resolution}-{mode}",
-           height=420 + 140 * (len(panels) - 1))
-    fig.update_yaxes(title_text="price", separatethousands=True, **currency_axis(currency), row=1, col=1)
-    # The legend under the chart: with indicators it takes several lines, which would cover the title above.
-    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.06, "yanchor": "top", "xanchor": "left"},
-                      margin={"l": 80, "r": 20, "t": 50, "b": 20}, legend_traceorder="normal")
-    fig.update_xaxes(rangeslider_visible=False)
+    style(fig, _title(frame, ticker, series_label, resolution),
+          uirevision=f"history-{ticker}-{series_label}-{resolution}-{mode}", height=420 + 140 * (len(panels) - 1))
+    _price_panel(fig, frame, mode, currency, log_y)
     if x_range is not None:
         fig.update_xaxes(range=list(x_range))
     for layer in layers:
         layer(fig, Panels(rows=rows, frame=frame, x_range=x_range))
     return fig
+
+
+def _price_panel(fig: go.Figure, frame: pd.DataFrame, mode: str, currency: str | None, log_y: bool) -> None:
+    """The price axis (linear or log), the legend under the chart, the crosshair, and the marks on the price panel:
+    the candles' up/down legend, where bars turn from single ticks to full ones, the last price on the right."""
+    column = "close" if is_bars(frame) else "value"
+    level = frame[column].dropna().iloc[-1] if frame[column].notna().any() else None
+    fig.update_yaxes(title_text="price", separatethousands=True, hoverformat=price_hoverformat(level),
+                     **currency_axis(currency), row=1, col=1)
+    if log_y:
+        fig.update_yaxes(type="log", title_text="price (log scale)", row=1, col=1)
+    # The legend under the chart: with indicators it takes several lines, which would cover the title above. The right
+    # margin holds the last price's tag.
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.06, "yanchor": "top", "xanchor": "left"},
+                      margin={"l": 80, "r": 95, "t": 50, "b": 20}, legend_traceorder="normal")
+    fig.update_xaxes(rangeslider_visible=False)
+    crosshair(fig)
+    if mode == "candles" and is_bars(frame):
+        price_marks.up_down_legend(fig)
+        price_marks.mark_density_changes(fig, frame)
+    price_marks.draw_last_price(fig, frame, column, currency, log_y)
+
+
+def _title(frame: pd.DataFrame, ticker: str, series_label: str, resolution: str) -> str:
+    """"BTC · CoinGecko · 5m bars", and "· simulated data" when simulated ticks are drawn and the series' name does not
+    already say so."""
+    simulated = SIMULATED in set(frame["source"].dropna()) if "source" in frame.columns else \
+        any(SIMULATED in s for s in frame["sources"]) if "sources" in frame.columns else False
+    what = "ticks" if resolution == "ticks" else f"{resolution} bars"
+    named = "simulated" in series_label.lower()
+    return f"{ticker} · {series_label} · {what}" + (" · simulated data" if simulated and not named else "")

@@ -14,7 +14,7 @@ import datetime as dt
 import pandas as pd
 
 from cryptoapp.schema import RESOLUTIONS
-from dashboard import formatting
+from dashboard import formatting, time_zones
 from dashboard.frames import MAX_POINTS, fitting_resolution
 
 MAX_CANDLES = 300  # about 3 px a candle across a 1,000 px chart; CoinGecko's 1m bars are single ticks anyway
@@ -63,7 +63,12 @@ def explain(frame: pd.DataFrame, choice: str, mode: str, hours: float, too_few_b
     return f"Resolution: auto → {used} bars: {why}, and {fits}."
 
 
-def reach_note(frame: pd.DataFrame, coin: str, name: str, choice: str) -> str | None:
+def when(at: dt.datetime, zone: str = time_zones.UTC) -> str:
+    """"07 Dec 06:20 UTC", or the wall time and zone of `zone`: "07 Dec 15:20 Asia/Tokyo"."""
+    return f"{time_zones.wall_time(at, zone):%d %b %H:%M} {zone}"
+
+
+def reach_note(frame: pd.DataFrame, coin: str, name: str, choice: str, zone: str = time_zones.UTC) -> str | None:
     """A sentence when the window reaches past what the view holds (attrs["held_from"]), else None."""
     start, held_from = frame.attrs.get("start"), frame.attrs.get("held_from")
     if start is None or held_from is None:
@@ -74,14 +79,14 @@ def reach_note(frame: pd.DataFrame, coin: str, name: str, choice: str) -> str | 
     if held_from - start <= slack:
         return None
     view = "tick view" if used == "ticks" else f"{used} view"
-    text = (f"The window starts {start:%d %b %H:%M} UTC, but the {view} of {coin} · {name} holds data from "
-            f"{held_from:%d %b %H:%M} UTC on: the chart shows what it holds.")
+    text = (f"The window starts {when(start, zone)}, but the {view} of {coin} · {name} holds data from "
+            f"{when(held_from, zone)} on: the chart shows what it holds.")
     if choice != "auto" and used != "1d":
         text += " A coarser resolution reaches further back."
     return text
 
 
-def newest_note(frame: pd.DataFrame, now: dt.datetime) -> str | None:
+def newest_note(frame: pd.DataFrame, now: dt.datetime, zone: str = time_zones.UTC) -> str | None:
     """A sentence when the newest point is well before the window's end (the source stopped), else None."""
     if frame.empty or frame.attrs.get("end") is None:
         return None
@@ -90,5 +95,5 @@ def newest_note(frame: pd.DataFrame, now: dt.datetime) -> str | None:
     step = RESOLUTIONS.get(used, 0)
     if (frame.attrs["end"] - newest).total_seconds() <= max(3 * step, 600):
         return None
-    return (f"Newest point: {newest:%d %b %H:%M} UTC ({formatting.age(newest, now)}); nothing has been stored for "
-            "this series since.")
+    return (f"Newest point: {when(newest, zone)} ({formatting.age(newest, now)}); nothing has been stored for this "
+            "series since.")

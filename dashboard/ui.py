@@ -1,4 +1,5 @@
-"""Page pieces both tabs use: the unreachable-server message, the empty-state sentence, the footer, the error guard."""
+"""Page pieces the tabs share: the unreachable-server message, the empty-state sentence, the footer, the error guard,
+the time-zone select."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import streamlit as st
 
 from cryptoapp.settings.dashboard import DashboardSettings
 from cryptoapp.uris import mask_uri
-from dashboard import cache, data, status
+from dashboard import cache, data, status, time_zones
 from dashboard.chart_layout import SOURCE_NAMES
 from dashboard.data import DataUnavailable, QueryTooSlow
 
@@ -95,3 +96,15 @@ def pipeline_status(settings: DashboardSettings) -> status.Status:
     if state.lines:
         st.markdown(f"{marker} **Pipeline:** {state.text}")
     return state
+
+
+TIME_ZONE = "tz"  # the select's key, and the URL's query parameter that keeps the choice (?tz=Asia/Tokyo)
+
+
+def time_zone() -> str:
+    """The time zone the charts show times in, chosen where this is called: UTC (the default), this browser's own zone
+    next, then every named zone; kept in the URL. A chart gets it with time_zones.in_zone(fig, zone)."""
+    zones = time_zones.choices(st.context.timezone)
+    return st.selectbox("Time zone", zones, key=TIME_ZONE, bind="query-params",
+                        help="Times on the chart's axis, in its hover and in the notes under it. UTC is the "
+                             "default.")

@@ -15,13 +15,25 @@ from playwright.sync_api import expect
 from pymongo import MongoClient
 
 from cryptoapp import schema
+from cryptoapp.forecasts.documents import score_documents
+from cryptoapp.forecasts.online import CoinForecaster
 from tests.e2e import seeding
 from tests.e2e.browser import ARTIFACTS, WIDTH, assert_no_exception, dashboard_server
+from tests.unit.test_forecasts import bars as forecast_bars
+from tests.unit.test_forecasts import sine
 
 pytestmark = pytest.mark.e2e
 
 # Screenshots land in .local/artifacts/ (a test run leaves the tree clean); `make screenshots` writes docs/img/.
 SCREENSHOTS = Path(os.environ.get("CRYPTOAPP_SCREENSHOTS") or ARTIFACTS)
+
+
+def forecast_scores() -> list[dict]:
+    """BTC's scores as the worker stores them after 150 minutes: each model too few points to be judged yet."""
+    forecaster = CoinForecaster("BTC", horizons=(5,))
+    for bar in forecast_bars(sine(150)):
+        forecaster.update(bar)
+    return score_documents(forecaster.score_rows())
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +49,7 @@ def market_db(services):
     quotes = seeding.exchange(now, step_s=60, price=seeding.last(market, "BTC"))
     seeding.seed_views(client[name], services["mongo_uri"], market + quotes)
     client[name].drop_collection(schema.PRICES)
+    client[name][schema.FORECAST_SCORES].insert_many(forecast_scores())
     yield services["mongo_uri"], name
     client.drop_database(name)
     client.close()
@@ -118,3 +131,75 @@ def test_history_tab_draws_candlesticks_with_indicators_and_exports_what_it_show
                 .replace(",", ""))
     assert len(rows) == shown and {"open", "close", "sources", "SMA 20", "RSI 14", "MACD 12/26/9"} <= set(rows[0])
     assert rows[-1]["resolution"] == "5m" and rows[-1]["sources"] == "coingecko"
+
+
+# --- the history tab as a person first sees it ------------------------------------------------------------------
+
+def history_chart(page):
+    return page.get_by_test_id("stPlotlyChart").filter(has=page.locator(".main-svg")).first
+
+
+def window(page):
+    """The number shown on the window slider's thumb."""
+    return page.get_by_test_id("stSlider").get_by_test_id("stSliderThumbValue")
+
+
+def test_the_history_chart_is_above_the_fold_and_the_forecast_verdict_one_line_under_it(dashboard, page):
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    page.goto(f"{dashboard}/?tab=History")
+    expect(page.get_by_text("BTC · CoinGecko · 5m bars")).to_be_visible(timeout=60_000)
+    chart = history_chart(page).bounding_box()
+    assert chart["y"] < 900 - 300, chart  # the chart starts well inside the first screen, its candles with it
+    verdict = page.get_by_text("Forecasts of BTC are not judged yet (140 of 200 scored points), so none is drawn.")
+    expect(verdict).to_be_visible()
+    line = verdict.bounding_box()
+    assert line["y"] >= chart["y"] + chart["height"] - 1 and line["height"] < 32, (chart, line)  # under it, one line
+    expander = page.get_by_test_id("stExpander").filter(has_text="Forecast scores")
+    expect(expander.get_by_test_id("stDataFrame")).not_to_be_visible()  # the table waits in a closed expander
+    expander.get_by_text("Forecast scores").click()
+    expect(expander.get_by_test_id("stDataFrame")).to_be_visible()
+    for label in ("up bar: close above open", "down bar: close below open", "← one tick a bar (dots) · full bars →"):
+        expect(page.get_by_text(label).first).to_be_visible()
+    # The pointer over the newest candles: a crosshair and the bar's open, high, low and close in dollars and cents.
+    price_panel = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.move(price_panel["x"] + price_panel["width"] * 0.95, price_panel["y"] + price_panel["height"] / 2)
+    expect(page.locator(".hoverlayer")).to_contain_text(re.compile(
+        r"open: \$[\d,]+\.\d\dhigh: \$[\d,]+\.\d\dlow: \$[\d,]+\.\d\dclose: \$[\d,]+\.\d\d"))
+    expect(page.locator(".js-plotly-plot .spikeline").first).to_be_attached()
+    assert_no_exception(page)
+
+
+def test_a_link_restores_the_view_and_a_bad_link_opens_the_default_one(dashboard, page):
+    page.goto(f"{dashboard}/?tab=History&coin=ETH&hours=6&resolution=1m&tz=Asia/Tokyo")
+    expect(page.get_by_text("ETH · CoinGecko · 1m bars")).to_be_visible(timeout=60_000)
+    expect(window(page)).to_have_text("6")
+    for label, value in (("Coin", "ETH"), ("Resolution", "1m"), ("Time zone", "Asia/Tokyo")):
+        expect(page.get_by_role("combobox", name=label)).to_have_value(value)
+    # The time axis is Tokyo's wall time: the window ends now, nine hours ahead of UTC.
+    end = page.evaluate("document.querySelector('.js-plotly-plot')._fullLayout.xaxis.range[1]")
+    shown = dt.datetime.fromisoformat(end[:19])
+    tokyo_now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=9)
+    assert abs(shown - tokyo_now) < dt.timedelta(minutes=10), (end, tokyo_now)
+    assert_no_exception(page)
+
+    page.goto(f"{dashboard}/?tab=History&coin=NOPE&hours=abc&resolution=7s&tz=Mars/Base")
+    expect(page.get_by_text("BTC · CoinGecko · 5m bars")).to_be_visible(timeout=60_000)
+    expect(window(page)).to_have_text("24")
+    expect(page.get_by_role("combobox", name="Time zone")).to_have_value("UTC")
+    assert "coin=" not in page.url and "tz=" not in page.url
+    assert_no_exception(page)
+
+
+def test_range_buttons_change_the_window_and_the_link(dashboard, page):
+    page.goto(f"{dashboard}/?tab=History")
+    expect(page.get_by_text("BTC · CoinGecko · 5m bars")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="7 D").click()
+    expect(page.get_by_text("BTC · CoinGecko · 1h bars")).to_be_visible(timeout=30_000)
+    expect(window(page)).to_have_text("168")
+    expect(page.get_by_text("draws 168 h in at most 300 candles")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"[?&]hours=168(&|$)"))
+    page.get_by_role("button", name="1 H").click()
+    expect(page.get_by_text("BTC · CoinGecko · 1m bars")).to_be_visible(timeout=30_000)
+    expect(window(page)).to_have_text("1")
+    expect(page).to_have_url(re.compile(r"[?&]hours=1(&|$)"))
+    assert_no_exception(page)

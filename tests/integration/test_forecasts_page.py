@@ -1,10 +1,11 @@
 """Requires the running MongoDB server: the history tab's forecast panel (AppTest, no browser) on what the worker
-stores, draws the forecast where a model beats naive and says plainly when none does."""
+stores, draws the forecast where a model beats naive and says plainly, in one line under the chart, when none does."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -39,8 +40,8 @@ def seed(db, closes) -> list[dt.datetime]:
 
 
 def history_tab():
-    """The history tab as far as the panel goes: the chart of BTC's last two hours of minute bars (what the worker's
-    views hold, here the seeded closes), then the one call, then the chart drawn."""
+    """The history tab as far as the forecasts go: the chart of BTC's last two hours of minute bars (what the worker's
+    views hold, here the seeded closes) with the forecasts drawn on it, then the verdict under it."""
     import datetime as dt
 
     import pandas as pd
@@ -59,8 +60,9 @@ def history_tab():
                           "sources": [("coingecko",)] * len(closes), "currency": "usd"}, columns=list(BAR_COLUMNS))
     frame.attrs.update(resolution="1m", start=end - dt.timedelta(hours=2), end=end)
     fig = history_charts.history_figure(frame, "BTC", start=frame.attrs["start"], end=frame.attrs["end"])
-    fig = forecasts.render(load(), "BTC", frame, fig, series=st.session_state.get("series", "BTC"))
+    shown = forecasts.draw(load(), "BTC", frame, fig, series=st.session_state.get("series", "BTC"))
     st.plotly_chart(fig, key="history_chart")
+    forecasts.verdict(shown)
 
 
 def run_page(closes, series: str = "BTC") -> tuple[AppTest, dict]:
@@ -73,23 +75,24 @@ def test_on_a_random_walk_no_forecast_is_drawn_and_the_page_says_so(db):
     closes = random_walk(BARS, seed=2)
     seed(db, closes)
     at, spec = run_page(closes)
-    assert [i.value for i in at.info] == [
-        "No model beats the naive “no change” forecast for BTC, so no forecast is drawn: a forecast that does no "
-        "better than “the price stays where it is” shows no skill."]
-    assert not at.success and not at.error
+    assert [m.value for m in at.markdown] == [
+        ":material/info: No forecast of BTC beats the naive “no change” forecast, so none is drawn."]
+    assert not at.error and not at.info
+    assert at.expander[0].label == "Forecast scores: each model beside the naive forecast"
     assert not [t for t in spec["data"] if "forecast" in (t.get("name") or "")]
     table = at.dataframe[0].value
     assert list(table["Model"]) == ["linear model", "SNARIMAX model"] * 2
     assert list(table["Horizon"]) == ["5 min", "5 min", "60 min", "60 min"]
     assert set(table["Verdict"]) <= {"does not beat naive", "lower MAE, within chance"}
-    assert len([c for c in at.caption if "not shown as skill" in c.value]) == 4
+    assert all(re.fullmatch(r"\$[\d,]+(\.\d{1,2})?", mae) for mae in table["MAE"]), list(table["MAE"])  # 3 figures
 
 
 def test_where_a_model_beats_naive_its_path_and_band_are_drawn_past_the_window(db):
     closes = sine(BARS)
     minutes = seed(db, closes)
     at, spec = run_page(closes)
-    assert at.success[0].value.startswith("Drawn on the chart: the linear model 5 min ahead")
+    assert at.markdown[0].value.startswith(":material/trending_up: Forecasts that beat the naive “no change” forecast "
+                                           "for BTC, drawn on the chart: linear model 5 min")
     path = next(t for t in spec["data"] if t.get("name") == "linear model forecast")
     assert path.get("yaxis", "y") == "y" and path["y"][0] == pytest.approx(float(closes[-1]))  # on the price panel
     assert "linear model: 80 % of its recent errors" in [t.get("name") for t in spec["data"]]
@@ -103,4 +106,4 @@ def test_where_a_model_beats_naive_its_path_and_band_are_drawn_past_the_window(d
     # where to see them.
     at, spec = run_page(closes, series="BTC_binanceus")
     assert not [t for t in spec["data"] if "forecast" in (t.get("name") or "")]
-    assert "choose it as the source to see them on the chart" in at.caption[-1].value
+    assert "drawn on CoinGecko's chart of the coin (choose it as the source)" in at.markdown[0].value

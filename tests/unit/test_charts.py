@@ -2,6 +2,7 @@
 extra layers, volume colours, and PNG export."""
 
 import datetime as dt
+import math
 import struct
 import subprocess
 from pathlib import Path
@@ -41,6 +42,11 @@ def bars(minutes, sources=("coingecko",), resolution="1m", start_value=100.0):
 
 def at(minutes):
     return pd.Timestamp(START + dt.timedelta(minutes=minutes))
+
+
+def gap_shades(fig):
+    """The grey "no data" spans drawn on the figure (its other shapes are lines: the last price, density changes)."""
+    return [s for s in fig.layout.shapes if s.type == "rect"]
 
 
 # --- gaps ------------------------------------------------------------------------------------------------------
@@ -98,7 +104,7 @@ def test_history_axis_fits_the_bars_and_the_last_bar_ends_a_resolution_later():
     fig = history_charts.history_figure(bars(range(1430, 1436)), "BTC", start=at(0), end=at(1440))
     lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
     assert at(1429) < lo < at(1430) and hi == at(1440)
-    assert fig.layout.shapes == ()  # the hours before the data are no gap to shade: the axis starts at the data
+    assert gap_shades(fig) == []  # the hours before the data are no gap to shade: the axis starts at the data
 
 
 # --- the real-time tab -----------------------------------------------------------------------------------------
@@ -173,10 +179,92 @@ def test_candlesticks_keep_live_backfilled_and_simulated_bars_apart():
     assert set(candles) == {"CoinGecko backfill (history)", "CoinGecko (live)", "simulated data (not market prices)"}
     assert len(candles["CoinGecko backfill (history)"].x) == 20  # a bar with any backfilled tick is drawn as such
     assert list(candles["CoinGecko (live)"].open) == [100.0 + m for m in range(20, 30)]
-    colours = {name: t.increasing.line.color for name, t in candles.items()}
-    assert len(set(colours.values())) == 3
+    fills = {name: (t.increasing.fillcolor, t.decreasing.fillcolor) for name, t in candles.items()}
+    assert len(set(fills.values())) == 3  # each kind of bar looks its own
     assert "simulated data" in fig.layout.title.text and "1m bars" in fig.layout.title.text
     assert fig.layout.xaxis.rangeslider.visible is False
+
+
+def hue(color: str) -> float:
+    """The hue in degrees of "#rrggbb" or "rgba(r, g, b, a)"."""
+    import colorsys
+
+    if color.startswith("#"):
+        rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    else:
+        rgb = [float(v) for v in color[color.index("(") + 1:-1].split(",")[:3]]
+    return colorsys.rgb_to_hsv(*(v / 255 for v in rgb))[0] * 360
+
+
+def test_up_candles_are_green_and_down_candles_red_in_every_series_with_a_legend_saying_so():
+    rows = pd.concat([bars(range(0, 10), [schema.COINGECKO_BACKFILL]), bars(range(10, 20), [schema.COINGECKO]),
+                      bars(range(20, 30), [schema.SIMULATED])], ignore_index=True)
+    rows.attrs["resolution"] = "1m"
+    fig = history_charts.history_figure(rows, "BTC")
+    candles = traces(fig, "candlestick")
+    assert len(candles) == 3
+    for candle in candles:
+        for color in (candle.increasing.line.color, candle.increasing.fillcolor):
+            assert 90 <= hue(color) <= 160, (candle.name, color)  # green
+        for color in (candle.decreasing.line.color, candle.decreasing.fillcolor):
+            assert hue(color) <= 15 or hue(color) >= 345, (candle.name, color)  # red
+    legend = {t.name: t.marker.color for t in fig.data if t.name and t.name.startswith(("up bar", "down bar"))}
+    assert legend == {"up bar: close above open": chart_layout.UP, "down bar: close below open": chart_layout.DOWN}
+    assert not [t for t in history_charts.history_figure(rows, "BTC", mode="line").data
+                if t.name and t.name.startswith("up bar")]  # a line has no up or down bars
+
+
+def test_a_simulated_series_says_simulated_once_in_the_title():
+    rows = bars(range(30), [schema.SIMULATED])
+    assert history_charts.history_figure(rows, "BTC", "simulated").layout.title.text == "BTC · simulated · 1m bars"
+    assert history_charts.history_figure(rows, "BTC").layout.title.text == "BTC · CoinGecko · 1m bars · simulated data"
+
+
+def density_marks(fig):
+    return [(pd.Timestamp(a.x), a.text) for a in fig.layout.annotations if a.name == "density change"]
+
+
+def test_where_bars_turn_from_single_ticks_to_full_ones_the_chart_says_so():
+    rows = bars(range(30))
+    rows["ticks"] = [1] * 12 + [5] * 18  # twelve 5-minute points of the backfill, then live minutes
+    fig = history_charts.history_figure(rows, "BTC")
+    assert density_marks(fig) == [(at(12), "← one tick a bar (dots) · full bars →")]
+    assert [pd.Timestamp(s.x0) for s in fig.layout.shapes if s.type == "line" and s.xref == "x"] == [at(12)]
+    rows["ticks"] = [5] * 10 + [1] * 20
+    assert density_marks(history_charts.history_figure(rows, "BTC")) == [(at(10), "← full bars · one tick a bar (dots) →")]
+    rows["ticks"] = [1] * 10 + [4, 4] + [1] * 18  # two full bars among dots are no change of density
+    assert density_marks(history_charts.history_figure(rows, "BTC")) == []
+    rows["ticks"] = [1] * 12 + [5] * 18
+    assert density_marks(history_charts.history_figure(rows, "BTC", mode="line")) == []  # a line draws no dots
+
+
+def last_price_tag(fig):
+    [tag] = [a for a in fig.layout.annotations if a.name == "last price"]
+    return tag
+
+
+def test_the_last_price_is_a_line_and_a_tag_on_the_right_axis_coloured_by_its_bar():
+    rows = bars(range(30), start_value=87000.0)  # every bar closes above its open
+    fig = history_charts.history_figure(rows, "BTC")
+    tag = last_price_tag(fig)
+    assert tag.text == "$87,030.00" and tag.y == 87030.0 and tag.bgcolor == chart_layout.UP
+    assert (tag.xref, tag.x, tag.xanchor) == ("x domain", 1, "left")  # just right of the plot: on the price axis
+    [line] = [s for s in fig.layout.shapes if s.type == "line" and s.xref == "x domain"]
+    assert line.y0 == line.y1 == 87030.0
+    rows.loc[rows.index[-1], "close"] = rows["open"].iloc[-1] - 5
+    assert last_price_tag(history_charts.history_figure(rows, "BTC")).bgcolor == chart_layout.DOWN
+    logged = history_charts.history_figure(rows, "BTC", log_y=True)
+    assert logged.layout.yaxis.type == "log" and logged.layout.yaxis2.type != "log"  # the price only
+    assert last_price_tag(logged).y == pytest.approx(math.log10(87024.0))  # annotations sit at the log on log axes
+    ticks_fig = history_charts.history_figure(frame(ticks(range(10), value=2900.0)), "ETH", mode="line")
+    assert last_price_tag(ticks_fig).text == "$2,909.00" and last_price_tag(ticks_fig).bgcolor == chart_layout.UP
+
+
+def test_a_crosshair_follows_the_pointer_across_every_panel():
+    fig = history_charts.history_figure(bars(range(30)), "BTC")
+    for axis in (fig.layout.xaxis, fig.layout.xaxis2, fig.layout.yaxis):
+        assert axis.showspikes and axis.spikemode == "across"
+    assert fig.layout.hovermode == "x unified"  # every trace's values (a candle's OHLC) at the pointer's time
 
 
 def test_the_volume_panel_says_it_is_the_rolling_24h_volume_at_bar_close():
@@ -204,7 +292,7 @@ def test_line_mode_draws_closes_and_breaks_at_gaps():
     fig = history_charts.history_figure(bars([0, 1, 2, 20, 21]), "BTC", mode="line")
     line = next(t for t in fig.data if t.type in ("scatter", "scattergl"))
     assert list(line.y) == [101.0, 102.0, 103.0, None, 121.0, 122.0]
-    assert [(s.x0, s.x1) for s in fig.layout.shapes][:1] == [(at(2), at(20))]
+    assert [(s.x0, s.x1) for s in gap_shades(fig)][:1] == [(at(2), at(20))]
 
 
 def test_ticks_draw_a_line_per_source_with_backfill_dashed():

@@ -114,6 +114,8 @@ def test_the_page_says_when_the_window_reaches_past_what_the_view_holds():
     assert note.startswith(f"The window starts {start:%d %b %H:%M} UTC, but the 1m view of BTC · CoinGecko holds data "
                            f"from {NOW - dt.timedelta(hours=33):%d %b %H:%M} UTC on")
     assert note.endswith("A coarser resolution reaches further back.")
+    tokyo = resolution.reach_note(held, "BTC", "CoinGecko", "1m", zone="Asia/Tokyo")  # the zone the chart is shown in
+    assert tokyo.startswith(f"The window starts {start + dt.timedelta(hours=9):%d %b %H:%M} Asia/Tokyo, but")
     held.attrs["held_from"] = start + dt.timedelta(seconds=30)  # within a bar of the start: the view reaches it
     assert resolution.reach_note(held, "BTC", "CoinGecko", "1m") is None
 

@@ -42,15 +42,13 @@ def test_a_model_that_beats_naive_is_drawn_with_its_band_and_one_that_does_not_i
     [band] = traces(fig, "linear model: 80 % of its recent errors")
     assert list(band.y) == [newest[0].base_close, *(f.band_high for f in newest), *(f.band_low for f in newest[::-1]),
                             newest[0].base_close]
-    # SNARIMAX beats naive at 5 minutes only: its path stops there, and its 60-minute forecast is a sentence.
+    # SNARIMAX beats naive at 5 minutes only: its path stops there, and the line under the chart names what is drawn.
     [snarimax] = traces(fig, "SNARIMAX model forecast")
     assert len(snarimax.y) == 2
-    assert forecast_charts.no_skill_sentences(scores) == [
-        "The SNARIMAX model (60 min ahead) has not beaten the naive no-change forecast over the last 600 points: "
-        "its forecast is not shown as skill."]
-    assert forecast_charts.headline("BTC", scores) == (
-        "Drawn on the chart: the linear model 5 min ahead, the SNARIMAX model 5 min ahead, the linear model 60 min "
-        "ahead, which beat the naive “no change” forecast for BTC by more than chance over the last scored points.")
+    assert forecast_charts.verdict_line("BTC", scores) == (
+        "Forecasts that beat the naive “no change” forecast for BTC, drawn on the chart: linear model 5 min, SNARIMAX "
+        "model 5 min, linear model 60 min ahead.")
+    assert "choose it as the source" in forecast_charts.verdict_line("BTC", scores, drawn_here=False)
     # The chart's time axis has to reach the end of the furthest target bar drawn.
     assert forecast_charts.drawn_until(forecasts, scores) == pd.Timestamp(minute(1399 + 60 + 1))
 
@@ -60,15 +58,9 @@ def test_on_a_random_walk_nothing_is_drawn_as_skill_and_the_page_says_so():
     fig = forecast_charts.add_forecasts(go.Figure(), forecasts, scores)
     assert not traces(fig, "forecast") and not traces(fig, "recent errors")
     assert forecast_charts.drawn_until(forecasts, scores) is None
-    assert forecast_charts.headline("BTC", scores) == (
-        "No model beats the naive “no change” forecast for BTC, so no forecast is drawn: a forecast that does no "
-        "better than “the price stays where it is” shows no skill.")
-    sentences = forecast_charts.no_skill_sentences(scores)
-    assert len(sentences) == 4
-    assert ("The linear model (5 min ahead) has not beaten the naive no-change forecast over the last 500 points: "
-            "its forecast is not shown as skill.") in sentences
-    assert ("The SNARIMAX model (60 min ahead) has a lower error than the naive no-change forecast over the last "
-            "600 points, but not by more than chance explains: its forecast is not shown as skill.") in sentences
+    assert forecast_charts.verdict_line("BTC", scores) == (
+        "No forecast of BTC beats the naive “no change” forecast, so none is drawn.")
+    assert set(forecast_charts.score_table(scores)["Verdict"]) <= {"does not beat naive", "lower MAE, within chance"}
 
 
 def test_the_table_sets_each_model_beside_naive():
@@ -79,7 +71,8 @@ def test_the_table_sets_each_model_beside_naive():
     linear = table[table["Model"] == "linear model"].iloc[0]
     row = scores[scores["model"] == "linear"].iloc[0]
     assert linear["Horizon"] == "5 min" and linear["Points scored"] == "290"
-    assert linear["MAE"] == formatting.price(row["mae"]) and linear["Naive MAE"] == formatting.price(row["naive_mae"])
+    assert linear["MAE"] == forecast_charts.error(row["mae"])
+    assert linear["Naive MAE"] == forecast_charts.error(row["naive_mae"])
     assert row["mae"] < 0.6 * row["naive_mae"]
     assert linear["Verdict"] == "beats naive"
 
@@ -88,6 +81,11 @@ def test_a_model_without_enough_points_is_not_judged_yet():
     _, forecasts, scores = frames(sine(150), horizons=(5,))
     assert not forecast_charts.add_forecasts(go.Figure(), forecasts, scores).data
     assert forecast_charts.drawn_until(forecasts, scores) is None
-    assert forecast_charts.no_skill_sentences(scores)[0] == (
-        "The linear model (5 min ahead) has 140 of the 200 scored points needed to judge it against the naive "
-        "no-change forecast: its forecast is not shown yet.")
+    assert forecast_charts.verdict_line("BTC", scores) == (
+        "Forecasts of BTC are not judged yet (140 of 200 scored points), so none is drawn.")
+
+
+def test_an_error_is_written_to_three_figures_at_most():
+    assert [forecast_charts.error(x) for x in (412.34, 12.345, 1.2345, 0.0012345, float("nan"))] == [
+        "$412", "$12.3", "$1.23", "$0.00123", formatting.MISSING]
+    assert forecast_charts.error(1234.5, "usdt") == "1,234 USDT"
