@@ -150,7 +150,8 @@ def test_importing_the_app_with_a_bad_setting_raises_a_config_error_not_system_e
 def test_a_bad_setting_stops_the_worker_with_one_line_whichever_command_starts_it(command):
     out = subprocess.run([sys.executable, *command, "-l", "info"], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_PARTITIONS": "0"})
-    assert (out.returncode, out.stdout, out.stderr) == (1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive\n")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive: set it to a whole number above 0\n")
 
 
 @pytest.mark.parametrize("uri, masked", [
