@@ -209,7 +209,7 @@ def test_forecast_settings_defaults_overrides_and_errors():
                                               "minutes >= 1, comma separated (e.g. 5,60)"),
         ({"CRYPTO_FORECAST_MODELS": "linear,lstm"}, "CRYPTO_FORECAST_MODELS='linear,lstm' names no model kinds "
                                                     "['lstm']: choose from linear, snarimax, comma separated"),
-        ({"CRYPTO_FORECAST_WINDOW": "0"}, "CRYPTO_FORECAST_WINDOW='0' must be positive"),
+        ({"CRYPTO_FORECAST_WINDOW": "0"}, "CRYPTO_FORECAST_WINDOW='0' must be positive: set it to a whole number above 0"),
         ({"CRYPTO_FORECASTS": "maybe"}, "CRYPTO_FORECASTS='maybe' is neither on nor off: use 1 or 0 (true/false, yes/no)"),
         ({"CRYPTO_FORECASTS": "1", "CRYPTO_CANDLES": "0"}, "CRYPTO_FORECASTS=1 needs the candles (the forecasters "
                                                            "learn from their closed minute bars): set CRYPTO_CANDLES=1, "
