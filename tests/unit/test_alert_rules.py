@@ -143,3 +143,12 @@ def test_errors_speak_the_words_of_the_place_the_rule_was_typed():
             rule_from_input(*args, tracked=coins, words=form)
         assert str(refused.value).startswith(message), refused.value
         assert "--" not in str(refused.value) and isinstance(refused.value, CoinError) == (args[0] == "ETH")
+
+
+def test_the_dashboard_form_names_its_own_labels_and_checkbox():
+    from cryptoapp.alerts.rule_input import CoinError, rule_from_input
+    from dashboard.alerts import FORM
+
+    with pytest.raises(CoinError, match=r"^Coin: DOGE \(dogecoin\) is not among the coins the worker tracks \(BTC\):"
+                                        r".* tick “Keep it for a coin with no prices yet” to store the rule anyway"):
+        rule_from_input("dogecoin", "above", 100, tracked=tracked("bitcoin"), words=FORM)
