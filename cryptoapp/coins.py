@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import json
 import logging
 import math
@@ -203,6 +204,31 @@ def resolve_name(catalogue: Catalogue, name: str) -> Optional[Coin]:
                                                              for x in catalogue.listings.values()):
         return catalogue.resolve(name)
     return None
+
+
+def known_coin(name: str, catalogue: Optional[Catalogue] = None) -> Optional[Coin]:
+    """The coin `name` (a CoinGecko id or a ticker) means in the catalogue, else in the built-in list; None when
+    it knows no such coin."""
+    if catalogue is not None:
+        return resolve_name(catalogue, name)
+    return resolve(name) if name.upper() in _BY_TICKER or name.lower() in KNOWN_COINS else None
+
+
+def spellings(catalogue: Optional[Catalogue] = None) -> dict[str, Coin]:
+    """Every name CRYPTO_SYMBOLS takes for a coin the catalogue (else the built-in list) knows, lower case -> the
+    coin: its symbol (the largest coin's), its ticker, its CoinGecko id, each winning over the one before."""
+    if catalogue is None:
+        return {**{t.lower(): Coin(i, t) for i, t in KNOWN_COINS.items()}, **{i: resolve(i) for i in KNOWN_COINS}}
+    names = {}
+    for listing in sorted(catalogue.listings.values(), key=_by_size):
+        names.setdefault(listing.symbol.lower(), catalogue.coin(listing.coin_id))
+    names.update({t.lower(): catalogue.coin(i) for i, t in catalogue.tickers.items()})
+    return {**names, **{i: catalogue.coin(i) for i in (*catalogue.listings, *KNOWN_COINS)}}
+
+
+def nearest_ids(name: str, names: dict[str, Coin], n: int = 3) -> list[str]:
+    """The CoinGecko ids of the known coins spelled most like `name` (difflib's ratio 0.6 and above), best first."""
+    return list(dict.fromkeys(names[m].coin_id for m in difflib.get_close_matches(name.lower(), names, n=n)))
 
 
 def read_catalogue(path: Path) -> Optional[Catalogue]:

@@ -7,7 +7,9 @@ import datetime as dt
 
 import streamlit as st
 
-from cryptoapp.alerts.rules import KINDS, RuleError, new_rule
+from cryptoapp.alerts.rule_input import Tracked, rule_from_input
+from cryptoapp.alerts.rules import KINDS, RuleError, Wording
+from cryptoapp.coins import Coin, spellings
 from cryptoapp.settings.dashboard import DashboardSettings
 from dashboard import cache, data, formatting, ui
 from dashboard.alert_tables import coins_with_bid_ask, fired_words, firings_frame, firings_table, rules_frame
@@ -17,6 +19,11 @@ KIND_LABELS = {
     "change_pct": "price change within a window (%, + rise / - fall)",
     "volume_spike": "24 h volume up within a window (%)", "spread_bps": "bid/ask spread above (bps)",
 }
+# The form's labels, which its errors name too (the same rule code as the CLI's, in the page's own words).
+LABELS = {"coin": "Coin", "kind": "Kind", "threshold": "Threshold", "window": "Window (change and volume only)",
+          "webhook": "Webhook URL (optional)", "format": "Payload", "untracked": "Keep it for a coin with no prices yet"}
+FORM = Wording({k: v.split(" (")[0] for k, v in LABELS.items()}, "15m",
+               f"tick “{LABELS['untracked']}” to store the rule anyway")
 NOTICE = "alerts_notice"  # session state: the outcome of the last button, shown after the rerun it causes
 RECENT_S = 600  # the real-time tab's badge counts the firings of the last 10 minutes
 TOASTED = "alerts_toasted"  # session state: ids of the recent firings this session has seen
@@ -29,25 +36,32 @@ def _form(settings: DashboardSettings, db) -> None:
     with st.form("new_alert", clear_on_submit=False, border=True):
         st.markdown("**New alert**")
         left, middle, right = st.columns(3)
-        coin = left.selectbox("Coin", coins or ["BTC"], accept_new_options=True, key="alert_coin")
-        kind = middle.selectbox("Kind", KINDS, format_func=KIND_LABELS.get, key="alert_kind")
-        threshold = right.text_input("Threshold", placeholder="e.g. 100000, 3 or -3", key="alert_threshold")
+        coin = left.selectbox(LABELS["coin"], coins or ["BTC"], accept_new_options=True, key="alert_coin",
+                              help="A ticker or a CoinGecko id, as CRYPTO_SYMBOLS takes them: BTC or bitcoin.")
+        kind = middle.selectbox(LABELS["kind"], KINDS, format_func=KIND_LABELS.get, key="alert_kind")
+        threshold = right.text_input(LABELS["threshold"], placeholder="e.g. 100000, 3 or -3", key="alert_threshold")
         left, middle, right = st.columns(3)
-        window = left.text_input("Window (change and volume only)", placeholder="e.g. 15m, 1h", key="alert_window")
-        webhook = middle.text_input("Webhook URL (optional)", type="password", key="alert_webhook",
+        window = left.text_input(LABELS["window"], placeholder="e.g. 15m, 1h", key="alert_window")
+        webhook = middle.text_input(LABELS["webhook"], type="password", key="alert_webhook",
                                     help="Kept secret: shown masked everywhere once saved.")
-        payload = right.selectbox("Payload", ("json", "slack", "discord"), key="alert_format")
+        payload = right.selectbox(LABELS["format"], ("json", "slack", "discord"), key="alert_format")
+        untracked = st.checkbox(LABELS["untracked"], key="alert_untracked",
+                                help="The rule waits until the worker stores prices for its coin (CRYPTO_SYMBOLS).")
         submitted = st.form_submit_button("Add alert")
     if not submitted:
         return
+    # The coins the worker prices, as the page knows them: those it stores prices for.
+    tracked = Tracked.of((Coin(t.lower(), t) for t in coins), spellings())
     try:
-        rule = new_rule(coin, kind, threshold, window=window, webhook=webhook, format=payload,
-                        coins_with_bid_ask=coins_with_bid_ask(latest))
+        rule = rule_from_input(coin, kind, threshold, tracked=tracked, untracked=untracked, words=FORM,
+                               window=window, webhook=webhook, format=payload,
+                               coins_with_bid_ask=coins_with_bid_ask(latest))
     except RuleError as exc:
         st.error(f"Not added: {exc}")
         return
     data.add_rule(db, rule.to_document())
-    st.success(f"Added {rule.describe()} (rule {rule.id}); the worker applies it within seconds.")
+    waits = f" It waits: the worker stores no prices for {rule.coin} yet." if tracked.waits(rule.coin) else ""
+    st.success(f"Added {rule.describe()} (rule {rule.id}); the worker applies it within seconds.{waits}")
 
 
 def _act(db, rule_id: str, action: str) -> None:

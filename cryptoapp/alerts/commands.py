@@ -10,9 +10,12 @@ from typing import Optional
 import aiohttp
 from faust.cli import AppCommand, argument, option
 
+from cryptoapp.alerts.rule_input import CoinError, Tracked, alert_coin
 from cryptoapp.alerts.rules import RULE_ID_RE, AlertRule, RuleError, new_rule
 from cryptoapp.app import app
+from cryptoapp.coins import spellings
 from cryptoapp.schema import UTC, iso_z
+from cryptoapp.sources.catalogue import tracked_coins
 from cryptoapp.storage import PriceStore, StorageError
 
 ACTIONS = ("add", "list", "pause", "resume", "delete")
@@ -43,21 +46,25 @@ class QuickCommand(AppCommand):
     option("--format", "payload_format", default="json",
            help="Webhook payload: json (documented in the README), slack ({'text'}) or discord ({'content'})."),
     option("--paused", is_flag=True, default=False, help="add: create the rule paused."),
+    option("--untracked", is_flag=True, default=False,
+           help="add: store a rule for a coin the worker does not track (CRYPTO_SYMBOLS); it waits until it does."),
     base=QuickCommand,
 )
 async def alerts(self: AppCommand, action: str, args: tuple[str, ...], window: Optional[str],
-                 webhook: Optional[str], payload_format: str, paused: bool) -> None:
+                 webhook: Optional[str], payload_format: str, paused: bool, untracked: bool) -> None:
     """Price alerts: add COIN KIND THRESHOLD [--window W] [--webhook URL] [--format F] | list | pause ID | resume ID | delete ID.
 
-    KIND is above or below (a price in USD), change_pct (a signed %, e.g. 3 or -3, with --window),
-    volume_spike (24 h volume up by a %, with --window) or spread_bps (bid/ask spread in basis points).
+    COIN is spelled as in CRYPTO_SYMBOLS (a CoinGecko id or a ticker: bitcoin or BTC) and must be one the worker
+    tracks (else exit 2), unless --untracked. KIND is above or below (a price in USD), change_pct (a signed %,
+    e.g. 3 or -3, with --window), volume_spike (24 h volume up by a %, with --window) or spread_bps (bid/ask
+    spread in basis points).
     """
     try:
-        await _alerts(self, action, args, window, webhook, payload_format, paused)
+        await _alerts(self, action, args, (window, webhook, payload_format), paused, untracked)
     except (UserError, RuleError) as exc:
         # file=, not err=True: Faust passes its stdout as click.echo's file, which then ignores err.
         self.say(f"cryptoapp alerts: {exc}", file=self.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2 if isinstance(exc, CoinError) else 1) from None
 
 
 # A negative threshold (change_pct -3, a fall) would otherwise be taken for an unknown option `-3`;
@@ -65,34 +72,25 @@ async def alerts(self: AppCommand, action: str, args: tuple[str, ...], window: O
 alerts._click.context_settings["ignore_unknown_options"] = True
 
 
-async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], window: Optional[str],
-                  webhook: Optional[str], payload_format: str, paused: bool) -> None:
+async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], delivery: tuple, paused: bool,
+                  untracked: bool) -> None:
     if action not in ACTIONS:
         raise UserError(f"action: {action!r} is not one of {', '.join(ACTIONS)}")
     unknown = [a for a in args if a.startswith("--")]
     if unknown:
-        raise UserError(f"{unknown[0]} is not an option of `cryptoapp alerts`: use --window, --webhook, --format "
-                        "or --paused")
+        raise UserError(f"{unknown[0]} is not an option of `cryptoapp alerts`: use --window, --webhook, --format, "
+                        "--paused or --untracked")
     if action == "add":
         if len(args) != 3:
             raise UserError(ADD_USAGE)
-        coin, kind, threshold = args
-        with_book = await _coins_with_bid_ask(coin) if kind.strip().lower() == "spread_bps" else set()
-        rule = new_rule(coin, kind, threshold, window=window, webhook=webhook, format=payload_format,
-                        enabled=not paused, coins_with_bid_ask=with_book)
-        async with _store() as store:
-            await store.alerts.add_rule(rule.to_document())
-        shown = rule.shown()
-        where = f" -> {shown['webhook']} ({shown['format']})" if shown["webhook"] else " (stored only: no --webhook)"
-        command.say(f"added rule {rule.id}: {rule.describe()}{where}{' [paused]' if paused else ''}; "
-                    "a running worker applies it within seconds")
+        await _add(command, *args, delivery, paused, untracked)
         return
     if action == "list":
         if args:
             raise UserError("list takes no arguments")
         async with _store() as store:
             docs = await store.alerts.list_rules()
-        command.say(_listing(docs, as_json=command.json))
+        command.say(_listing(docs, _tracked(), as_json=command.json))
         return
     if len(args) != 1:
         raise UserError(f"{action} needs one rule id, e.g. `cryptoapp alerts {action} 3f9a2c1b`")
@@ -110,6 +108,29 @@ async def _alerts(command: AppCommand, action: str, args: tuple[str, ...], windo
     command.say(f"rule {rule_id} {done}; a running worker applies it within seconds")
 
 
+def _tracked() -> Tracked:
+    """The coins the worker prices, from the settings it reads (CRYPTO_SYMBOLS, resolved as it resolves them)."""
+    coins, catalogue = tracked_coins(app.settings)
+    return Tracked.of(coins, spellings(catalogue))
+
+
+async def _add(command: AppCommand, coin: str, kind: str, threshold: str, delivery: tuple, paused: bool,
+               untracked: bool) -> None:
+    tracked = _tracked()
+    ticker = alert_coin(coin, tracked, untracked=untracked)
+    window, webhook, payload_format = delivery
+    with_book = await _coins_with_bid_ask(str(ticker)) if kind.strip().lower() == "spread_bps" else set()
+    rule = new_rule(ticker, kind, threshold, window=window, webhook=webhook, format=payload_format,
+                    enabled=not paused, coins_with_bid_ask=with_book)
+    async with _store() as store:
+        await store.alerts.add_rule(rule.to_document())
+    shown = rule.shown()
+    where = f" -> {shown['webhook']} ({shown['format']})" if shown["webhook"] else " (stored only: no --webhook)"
+    state = " [paused]" if paused else f" [waiting: the worker does not track {rule.coin}]" \
+        if tracked.waits(rule.coin) else ""
+    command.say(f"added rule {rule.id}: {rule.describe()}{where}{state}; a running worker applies it within seconds")
+
+
 class _store:
     """PriceStore for one command, its failures turned into one line."""
 
@@ -124,19 +145,23 @@ class _store:
             raise UserError(str(exc)) from None
 
 
-def _listing(docs: list[dict], as_json: bool) -> str:
+def _listing(docs: list[dict], tracked: Tracked, as_json: bool) -> str:
+    """The rules as a table (or JSON); an enabled rule for a coin the worker does not track shows as waiting."""
     rows, bad = [], []
     for doc in docs:
         try:
-            rows.append(AlertRule.from_document(doc).shown())
+            row = AlertRule.from_document(doc).shown()
         except RuleError as exc:
             bad.append(str(exc))
+            continue
+        state = ("waiting" if tracked.waits(row["coin"]) else "enabled") if row["enabled"] else "paused"
+        rows.append({**row, "state": state})
     if as_json:
         return json.dumps([{**r, "created_at": iso_z(r["created_at"])} for r in rows] + [{"error": b} for b in bad])
     if not rows and not bad:
         return "no alert rules yet: add one with `cryptoapp alerts add BTC above 100000`"
     table = [("ID", "RULE", "STATE", "WEBHOOK", "FORMAT", "CREATED")] + [
-        (r["id"], r["rule"], "enabled" if r["enabled"] else "paused", r["webhook"] or "-", r["format"],
+        (r["id"], r["rule"], r["state"], r["webhook"] or "-", r["format"],
          iso_z(r["created_at"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]

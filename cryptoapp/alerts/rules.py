@@ -23,8 +23,9 @@ from collections.abc import Collection
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from cryptoapp.alerts.wording import CLI, HINTS, RuleError, Wording, one_line
 from cryptoapp.schema import TICKER_RE, UTC, bson_time, granularity_seconds, is_finite_number
 from cryptoapp.uris import mask_webhook_url
 
@@ -35,18 +36,7 @@ MAX_WINDOW_S = 86400  # the volume is already a 24 h figure; a longer price wind
 RULE_ID_RE = re.compile(r"[0-9a-f]{8}")
 Kind = Literal["above", "below", "change_pct", "volume_spike", "spread_bps"]
 PayloadFormat = Literal["json", "slack", "discord"]
-
-# How a field is called where users type it (CLI flags, form labels) when pydantic names it otherwise.
-_FIELD_NAMES = {"window_s": "window", "delivery.webhook": "webhook", "delivery.format": "format"}
-_HINTS = {
-    "threshold": "give a number, e.g. 100000 for a price or 3 for 3 %",
-    "enabled": "use true or false",
-    "created_at": "use an ISO-8601 time with a time zone",
-}
-
-
-class RuleError(ValueError):
-    """A rule that cannot be accepted; the message is one line naming the field and the fix."""
+__all__ = ["CLI", "RuleError", "Wording", "one_line"]  # re-exported: the errors' words live in wording.py
 
 
 def new_rule_id() -> str:
@@ -122,7 +112,7 @@ def _ticker(value: object) -> object:
 
 def _finite_threshold(value: float) -> float:
     if not is_finite_number(value):
-        raise ValueError(f"{value!r} is not a finite number: {_HINTS['threshold']}")
+        raise ValueError(f"{value!r} is not a finite number: {HINTS['threshold']}")
     return value
 
 
@@ -173,23 +163,25 @@ class AlertRule(BaseModel):
     _utc = field_validator("created_at", "updated_at")(_utc_time)
 
     @model_validator(mode="after")
-    def _fits_kind(self) -> "AlertRule":
-        # Model-level messages carry their field name themselves (pydantic gives them no location).
-        t, kind = self.threshold, self.kind
+    def _fits_kind(self, info: ValidationInfo) -> "AlertRule":
+        # Model-level messages carry their field name themselves (pydantic gives them no location), in the words of
+        # the place the rule was typed (new_rule's `words`).
+        t, kind, words = self.threshold, self.kind, (info.context or {}).get("words", CLI)
+        threshold, window = words.field("threshold"), words.field("window")
         if kind in ("above", "below") and t <= 0:
-            raise ValueError(f"threshold: a price must be positive, e.g. {kind} 100000")
+            raise ValueError(f"{threshold}: a price must be positive, e.g. {kind} 100000")
         if kind == "change_pct" and t == 0:
-            raise ValueError("threshold: change_pct needs a signed percentage, e.g. 3 (a rise of 3 %) or -3 "
+            raise ValueError(f"{threshold}: change_pct needs a signed percentage, e.g. 3 (a rise of 3 %) or -3 "
                              "(a fall of 3 %)")
         if kind == "change_pct" and t <= -100:
-            raise ValueError(f"threshold: a price cannot fall {-t:g} %: use a fall under 100 %, e.g. -3")
+            raise ValueError(f"{threshold}: a price cannot fall {-t:g} %: use a fall under 100 %, e.g. -3")
         if kind in ("volume_spike", "spread_bps") and t <= 0:
             example = "50 (volume up 50 %)" if kind == "volume_spike" else "20 (20 basis points)"
-            raise ValueError(f"threshold: {kind} needs a positive number, e.g. {example}")
+            raise ValueError(f"{threshold}: {kind} needs a positive number, e.g. {example}")
         if kind in WINDOW_KINDS and self.window_s is None:
-            raise ValueError(f"window: {kind} needs a window, e.g. --window 15m")
+            raise ValueError(f"{window}: {kind} needs a window, e.g. {words.window_example}")
         if kind not in WINDOW_KINDS and self.window_s is not None:
-            raise ValueError(f"window: only change_pct and volume_spike take a window; {kind} does not")
+            raise ValueError(f"{window}: only change_pct and volume_spike take a window; {kind} does not")
         if self.updated_at is None:
             self.updated_at = self.created_at
         return self
@@ -234,56 +226,29 @@ class AlertRule(BaseModel):
             raise RuleError(f"stored rule {doc.get('_id')!r}: {exc}") from None
 
 
-def one_line(exc: ValidationError) -> str:
-    """pydantic's errors as one line naming the (first) field and the fix."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    field = _FIELD_NAMES.get(".".join(str(p) for p in first["loc"]), ".".join(str(p) for p in first["loc"]))
-    kind, given = first["type"], first.get("input")
-    if kind == "value_error":
-        message = str(first["ctx"]["error"])
-    elif kind == "literal_error":
-        message = f"{given!r} is not one of {first['ctx']['expected']}"
-    elif kind == "missing":
-        message = "is missing" + (f": {_HINTS[field]}" if field in _HINTS else "")
-    elif kind == "extra_forbidden":
-        message = "is not a rule field"
-    elif kind.startswith(("float_", "int_")) and field != "webhook":
-        message = f"{given!r} is not a number" + (f": {_HINTS[field]}" if field in _HINTS else "")
-    elif kind.startswith("bool_"):
-        message = f"{given!r} is not true or false"
-    else:
-        if field == "webhook":  # never echo a URL that may hold a token
-            given = mask_webhook_url(given) if isinstance(given, str) else type(given).__name__
-        message = f"{given!r} is not valid ({first['msg'][0].lower()}{first['msg'][1:]})"
-        if field in _HINTS:
-            message += f": {_HINTS[field]}"
-    line = f"{field}: {message}" if field else message
-    if len(errors) > 1:
-        line += f" (and {len(errors) - 1} more)"
-    return line
-
-
 def new_rule(coin: object, kind: object, threshold: object, *, window: object = None, webhook: object = None,
-             format: object = "json", enabled: bool = True, coins_with_bid_ask: Collection[str] = ()) -> AlertRule:
-    """A new rule from user input (CLI arguments, form fields); RuleError with one line when it is not usable.
+             format: object = "json", enabled: bool = True, coins_with_bid_ask: Collection[str] = (),
+             words: Wording = CLI) -> AlertRule:
+    """A new rule from user input (CLI arguments, form fields); RuleError with one line, in `words`, when it is not
+    usable. The coin is a ticker here (rule_input.rule_from_input takes the spellings of CRYPTO_SYMBOLS).
 
     `coins_with_bid_ask`: the tickers whose ticks carry bid and ask, as the running sources give them;
     a spread_bps rule for any other coin is refused.
     """
     try:
-        rule = AlertRule(coin=coin, kind=kind, threshold=threshold, window_s=window, enabled=enabled,
-                         delivery=Delivery(webhook=webhook, format=format))
+        rule = AlertRule.model_validate({"coin": coin, "kind": kind, "threshold": threshold, "window_s": window,
+                                         "enabled": enabled, "delivery": {"webhook": webhook, "format": format}},
+                                        context={"words": words})
     except ValidationError as exc:
-        raise RuleError(one_line(exc)) from None
-    check_bid_ask(rule, coins_with_bid_ask)
+        raise RuleError(one_line(exc, words)) from None
+    check_bid_ask(rule, coins_with_bid_ask, words)
     return rule
 
 
-def check_bid_ask(rule: AlertRule, coins_with_bid_ask: Collection[str]) -> None:
+def check_bid_ask(rule: AlertRule, coins_with_bid_ask: Collection[str], words: Wording = CLI) -> None:
     """Refuses a spread_bps rule for a coin whose ticks have no bid/ask (CoinGecko gives none)."""
     if rule.kind == "spread_bps" and rule.coin not in coins_with_bid_ask:
         having = ", ".join(sorted(coins_with_bid_ask)) or "none"
-        raise RuleError(f"coin: {rule.coin} has no bid/ask from the running sources (coins with bid/ask: "
+        raise RuleError(f"{words.field('coin')}: {rule.coin} has no bid/ask from the running sources (coins with bid/ask: "
                         f"{having}); spread_bps needs a source that quotes {rule.coin}'s bid and ask, "
                         "such as an exchange")

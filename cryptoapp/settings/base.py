@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from cryptoapp.settings import defaults
 from cryptoapp.uris import mask_uri, mongo_servers
 
 
@@ -19,17 +20,18 @@ class ConfigError(ValueError):
 
 def _number(kind=float, minimum: float = 0.0, strict: bool = True, unit: str = ""):
     """A validator for a number above (or, not strict, at least) `minimum`, with a message that says so."""
+    fix = f"set it to a {'whole ' if kind is int else ''}number {'above' if strict else 'of at least'} {minimum:g}{unit}"
+
     def check(value: Any) -> Any:
         try:
             number = kind(value)
         except (TypeError, ValueError):
-            raise ValueError(f"is not a number: set it to a {'whole ' if kind is int else ''}number "
-                             f"{'above' if strict else 'of at least'} {minimum:g}{unit}") from None
+            raise ValueError(f"is not a number: {fix}") from None
         if number != number or number in (float("inf"), float("-inf")) or \
                 (number <= minimum if strict else number < minimum):
             if strict and minimum == 0:
-                raise ValueError("must be positive")
-            raise ValueError(f"must be {'above' if strict else 'at least'} {minimum:g}{unit}")
+                raise ValueError(f"must be positive: {fix}")
+            raise ValueError(f"must be {'above' if strict else 'at least'} {minimum:g}{unit}: {fix}")
         return number
     return check
 
@@ -85,9 +87,9 @@ class SharedSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", validate_assignment=True,
                                       populate_by_name=True, env_ignore_empty=True)
 
-    mongo_uri: str = Field("mongodb://localhost:27017", alias="MONGO_URI")
+    mongo_uri: str = Field(defaults.MONGO_URI, alias="MONGO_URI")
     mongo_db: str = Field("crypto", alias="MONGO_DB")
-    interval: Seconds = Field(60.0, alias="CRYPTO_INTERVAL")  # the worker's polls; the dashboard's "stale"
+    interval: Seconds = Field(defaults.INTERVAL_S, alias="CRYPTO_INTERVAL")  # the worker's polls; the dashboard's "stale"
     forecasts: bool = Field(True, alias="CRYPTO_FORECASTS")  # the worker learns them, the dashboard says if off
 
     @classmethod

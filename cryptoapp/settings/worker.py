@@ -10,7 +10,8 @@ from pydantic_settings import NoDecode
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, parse_models
 from cryptoapp.forecasts.online import DEFAULT_HORIZONS, parse_horizons
 from cryptoapp.forecasts.scoring import WINDOW
-from cryptoapp.schema import COINGECKO, DEFAULT_SYMBOLS, SIMULATED, SOURCES
+from cryptoapp.schema import COINGECKO, SIMULATED, SOURCES
+from cryptoapp.settings import defaults
 from cryptoapp.settings.base import (
     ConfigError, Count, Seconds, SharedSettings, listed, load_settings, number, one_line, url_check)
 from cryptoapp.settings.lists import parse_sources, parse_symbols
@@ -42,7 +43,7 @@ class Settings(SharedSettings):
     # --- servers (MongoDB's: SharedSettings) ---
     kafka_broker: str = Field("kafka://localhost:9092", alias="KAFKA_BROKER")
     # --- the worker ---
-    symbols: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SYMBOLS, alias="CRYPTO_SYMBOLS")
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(defaults.DEFAULT_SYMBOLS, alias="CRYPTO_SYMBOLS")
     source: str = Field(COINGECKO, alias="CRYPTO_SOURCE")  # one source: the spelling before CRYPTO_SOURCES
     sources_named: Optional[tuple[str, ...]] = Field(None, alias="CRYPTO_SOURCES")  # read it as `sources`
     exchange: str = Field(DEFAULT_EXCHANGE, alias="CRYPTO_EXCHANGE")  # ccxt id; checked when the worker starts
@@ -56,12 +57,12 @@ class Settings(SharedSettings):
     coingecko_timeout: Seconds = Field(20.0, alias="COINGECKO_TIMEOUT")  # seconds a call may take (connect: ≤ 5)
     requests_per_minute: Count = Field(25, alias="CRYPTO_REQUESTS_PER_MINUTE")
     backfill_hours: number(strict=False, unit=" h") = Field(168.0, alias="CRYPTO_BACKFILL_HOURS")  # 0: no backfill
-    web_port: Count = Field(6066, alias="WEB_PORT")
-    web_bind: str = Field("127.0.0.1", alias="WEB_BIND")
+    web_port: Count = Field(defaults.WEB_PORT, alias="WEB_PORT")
+    web_bind: str = Field(defaults.WEB_BIND, alias="WEB_BIND")
     app_id: str = Field("cryptoapp", alias="CRYPTO_APP_ID")
     topic: str = Field("crypto-prices", alias="CRYPTO_TOPIC")  # the prices topic; the others are named below
     partitions: Count = Field(8, alias="CRYPTO_PARTITIONS")  # fixed once the topics exist; more workers share them
-    datadir: str = Field(".local/faust", alias="CRYPTO_DATADIR")
+    datadir: str = Field(defaults.DATADIR, alias="CRYPTO_DATADIR")
     # How long Kafka waits for a worker that stopped answering before its partitions go to the others (static
     # membership: a worker restarted within it takes them back without a rebalance).
     session_timeout: number(minimum=6.0, strict=False, unit=" s") = Field(60.0, alias="CRYPTO_SESSION_TIMEOUT")
@@ -244,11 +245,12 @@ def from_environment() -> Settings:
 
 
 def apply_flags(s: Settings, argv: Sequence[str]) -> list[str]:
-    """Take the seed's producer flags (--symbols, --interval, --mongo-uri) out of argv into `s`.
+    """Take the seed's producer flags (--symbols, --interval, --mongo-uri) and --datadir (-D) out of argv into `s`.
 
     Returns the remaining arguments, for Faust's own command line.
     """
-    fields = {"--symbols": "symbols", "--interval": "interval", "--mongo-uri": "mongo_uri"}
+    fields = {"--symbols": "symbols", "--interval": "interval", "--mongo-uri": "mongo_uri", "--datadir": "datadir",
+              "-D": "datadir"}
     rest: list[str] = []
     args = list(argv)
     while args:

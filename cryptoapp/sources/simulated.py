@@ -13,28 +13,47 @@ from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 from cryptoapp.sources import SourceHealth
 
-# Late-2025 levels: price (USD), circulating supply, 24 h volume (USD), per-step volatility.
-_START = {
+# Late-2025 levels, rounded: price (USD), circulating supply, 24 h volume (USD), per-step volatility. One row per coin
+# of the built-in list (cryptoapp.coins.KNOWN_COINS), the only coins simulated: any other has no level to start from.
+LEVELS = {
     "BTC": (87000.0, 19.95e6, 6.0e10, 0.0008),
     "ETH": (2900.0, 120.7e6, 2.5e10, 0.0010),
     "BNB": (850.0, 137.7e6, 2.0e9, 0.0010),
     "USDT": (1.0, 184e9, 9.0e10, 0.00005),
     "USDC": (1.0, 75e9, 1.2e10, 0.00005),
+    "SOL": (130.0, 560e6, 4.0e9, 0.0014),
+    "XRP": (2.0, 60e9, 3.0e9, 0.0013),
+    "ADA": (0.40, 36e9, 6.0e8, 0.0015),
+    "DOGE": (0.14, 151e9, 1.2e9, 0.0016),
+    "TRX": (0.28, 94.7e9, 6.0e8, 0.0008),
+    "DOT": (2.1, 1.6e9, 2.0e8, 0.0015),
+    "LTC": (80.0, 76.5e6, 4.0e8, 0.0013),
+    "LINK": (13.0, 680e6, 6.0e8, 0.0015),
+    "AVAX": (13.0, 430e6, 4.0e8, 0.0016),
+    "BCH": (560.0, 19.9e6, 4.0e8, 0.0013),
+    "XLM": (0.24, 32e9, 2.0e8, 0.0014),
+    "DAI": (1.0, 5.3e9, 1.5e8, 0.00005),
+    "SHIB": (8.0e-6, 589e12, 1.5e8, 0.0016),
+    "UNI": (5.5, 630e6, 3.0e8, 0.0016),
+    "MATIC": (0.13, 10.5e9, 1.0e8, 0.0016),
+    "TON": (1.6, 2.5e9, 1.5e8, 0.0014),
+    "XMR": (400.0, 18.4e6, 1.0e8, 0.0012),
+    "ATOM": (2.5, 490e6, 1.2e8, 0.0015),
 }
-_OTHER = (10.0, 1e9, 1e8, 0.0015)
 
 
 class SimulatedSource(Service):
-    """Every poll moves each coin one random-walk step; the numbers are simulated, never real."""
+    """Every poll moves each coin one random-walk step; the numbers are simulated, never real. Only the coins of
+    LEVELS are simulated (the worker leaves any other out at start, with one line: cryptoapp.sources.catalogue)."""
 
     name = "simulated"
 
     def __init__(self, coins: tuple[Coin, ...], seed: int = 42, **kwargs):
         super().__init__(**kwargs)
-        self.coins = coins
+        self.coins = tuple(c for c in coins if c.ticker in LEVELS)
         self._random = random.Random(seed)
-        self._state = {c.ticker: list(_START.get(c.ticker, _OTHER)) for c in coins}
-        self._open = {c.ticker: self._state[c.ticker][0] for c in coins}
+        self._state = {c.ticker: list(LEVELS[c.ticker]) for c in self.coins}
+        self._open = {c.ticker: self._state[c.ticker][0] for c in self.coins}
         self.health = SourceHealth()
 
     def step(self, now: dt.datetime) -> list[PriceTick]:

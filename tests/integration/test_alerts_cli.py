@@ -14,8 +14,10 @@ SLACK = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXXXXXXXXXXXX
 
 
 def cryptoapp(db, *args: str) -> subprocess.CompletedProcess:
-    # WEB_PORT: a port no worker listens on, so a spread_bps rule finds no running sources.
-    env = {**os.environ, "MONGO_DB": db.name, "WEB_PORT": str(free_port())}
+    # WEB_PORT: a port no worker listens on, so a spread_bps rule finds no running sources. No cached coin list: the
+    # coins resolve through the built-in one, whatever CoinGecko told this machine's worker.
+    env = {**os.environ, "MONGO_DB": db.name, "WEB_PORT": str(free_port()),
+           "CRYPTO_COINS_CACHE": str(ROOT / ".local" / "no-such-coin-list.json")}
     return subprocess.run([str(ROOT / ".venv" / "bin" / "cryptoapp"), *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
@@ -65,3 +67,20 @@ def test_invalid_input_exits_1_with_one_line_naming_the_field(db):
         assert result.stderr.startswith(expected), (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     assert db.alert_rules.count_documents({}) == 0
+
+
+def test_a_coin_is_spelled_as_crypto_symbols_spells_it_and_an_untracked_one_needs_untracked(db):
+    by_id, nope, doge = (("add", "bitcoin", "above", "100"), ("add", "NOPECOIN", "above", "100"),
+                         ("add", "dogecoin", "above", "1", "--untracked"))
+    with ThreadPoolExecutor(3) as pool:
+        added, refused, waiting = pool.map(lambda args: cryptoapp(db, "alerts", *args), (by_id, nope, doge))
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("added rule ") and ": BTC above 100 USD (stored only" in added.stdout
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == ("cryptoapp alerts: coin: 'NOPECOIN' is no coin id or ticker the catalogue knows "
+                              "(nearest known ids: dogecoin, toncoin, binancecoin); the worker tracks BTC, ETH, BNB, "
+                              "USDT, USDC\n")
+    assert waiting.returncode == 0 and "[waiting: the worker does not track DOGE]" in waiting.stdout, waiting.stderr
+    assert sorted(d["coin"] for d in db.alert_rules.find()) == ["BTC", "DOGE"]
+    rows = {r["coin"]: r["state"] for r in json.loads(cryptoapp(db, "--json", "alerts", "list").stdout)}
+    assert rows == {"BTC": "enabled", "DOGE": "waiting"}

@@ -108,9 +108,10 @@ def rules(pipeline, receiver):
         "PAU": ("PAU", "above", "100", "--webhook", receiver.url("hook")),
         "refused": ("ABV", "spread_bps", "20"),
     }
+    # The test's coins are none the worker tracks (it prices DOGE): --untracked stores their rules all the same.
     with ThreadPoolExecutor(4) as pool:  # each call is a process start: side by side
-        results = dict(zip(adds, pool.map(lambda args: worker.command("alerts", "add", *args), adds.values()),
-                           strict=True))
+        results = dict(zip(adds, pool.map(lambda args: worker.command("alerts", "add", *args, "--untracked"),
+                                          adds.values()), strict=True))
     refused = results.pop("refused")
     assert refused.returncode == 1 and refused.stderr.startswith(
         "cryptoapp alerts: coin: ABV has no bid/ask from the running sources (coins with bid/ask: SPR)"), refused.stderr

@@ -11,6 +11,7 @@ import pytest
 from cryptoapp.coins import Coin, load_catalogue, resolve_all
 from cryptoapp.sources.budget import request_budget
 from cryptoapp.sources.coingecko import CoinGeckoClient
+from testkit.processes import Worker, wait_for
 from tests.support.fake_coingecko import FakeCoinGecko, FakeCoinGeckoServer, markets_rows
 
 UTC = dt.timezone.utc
@@ -82,3 +83,19 @@ async def test_offline_with_a_stale_cache_the_cache_serves(fake, client, tmp_pat
     caplog.set_level(logging.WARNING, "cryptoapp.coins")
     assert await load_catalogue(client, path, ["top:5"], now=NOW + dt.timedelta(days=3)) == cached
     assert any("the cached one of 2024-03-25" in r.getMessage() for r in caplog.records)
+
+
+def test_a_worker_leaves_a_coin_nobody_lists_out_with_one_line_and_stores_none_of_it(db):
+    """Requires Kafka and MongoDB: a real worker on the simulated source, as `make demo` runs it."""
+    worker = Worker(db.name, {"CRYPTO_SOURCE": "simulated", "CRYPTO_SYMBOLS": "bitcoin,notacoin",
+                              "CRYPTO_INTERVAL": "0.5", "CRYPTO_CANDLES": "0", "CRYPTO_FORECASTS": "0"})
+    worker.start()
+    try:
+        wait_for(lambda: db.prices.count_documents({"sensor_id": "BTC"}) >= 3, 60, "three BTC ticks stored")
+    finally:
+        worker.stop()
+    lines = [line for line in worker.log_text().splitlines() if "notacoin" in line.lower()]
+    assert len(lines) == 1, lines
+    assert "CRYPTO_SYMBOLS names a coin not in the built-in list: 'notacoin' (nearest known ids: " in lines[0]
+    assert "left out, pricing BTC" in lines[0]
+    assert db.prices.distinct("sensor_id") == ["BTC"]

@@ -95,3 +95,60 @@ def test_a_rule_shown_or_printed_has_its_webhook_masked():
 
 def test_windows_are_written_back_in_their_shortest_form():
     assert [format_window(s) for s in (60, 90, 900, 3600, 86400, None)] == ["1m", "90s", "15m", "1h", "1d", ""]
+
+
+def tracked(*symbols):
+    from cryptoapp.alerts.rule_input import Tracked
+    from cryptoapp.coins import resolve_all, spellings
+
+    return Tracked.of(resolve_all(symbols), spellings())
+
+
+def test_an_alert_takes_the_coin_as_crypto_symbols_spells_it():
+    from cryptoapp.alerts.rule_input import rule_from_input
+
+    coins = tracked("bitcoin", "ethereum")
+    assert rule_from_input("bitcoin", "above", 100, tracked=coins).coin == "BTC"
+    assert rule_from_input("btc", "above", 100, tracked=coins).coin == "BTC"
+    assert rule_from_input("Ethereum", "below", 1, tracked=coins).coin == "ETH"
+
+
+def test_an_alert_for_a_coin_the_worker_does_not_track_is_refused_with_the_tracked_ones_unless_asked():
+    from cryptoapp.alerts.rule_input import CoinError, rule_from_input
+
+    coins = tracked("bitcoin", "ethereum")
+    with pytest.raises(CoinError, match=r"^coin: DOGE \(dogecoin\) is not among the coins the worker tracks "
+                                        r"\(BTC, ETH\): add it to CRYPTO_SYMBOLS .* add --untracked"):
+        rule_from_input("DOGE", "above", 100, tracked=coins)
+    with pytest.raises(CoinError, match=r"^coin: 'NOPECOIN' is no coin id or ticker the catalogue knows \(nearest "
+                                        r"known ids: dogecoin.*\); the worker tracks BTC, ETH$"):
+        rule_from_input("NOPECOIN", "above", 100, tracked=coins)
+    rule = rule_from_input("dogecoin", "above", 100, tracked=coins, untracked=True)
+    assert rule.coin == "DOGE" and coins.waits(rule.coin) and not coins.waits("BTC")
+    assert rule_from_input("nopecoin", "above", 100, tracked=coins, untracked=True).coin == "NOPECOIN"
+
+
+def test_errors_speak_the_words_of_the_place_the_rule_was_typed():
+    from cryptoapp.alerts.rule_input import CoinError, rule_from_input
+    from cryptoapp.alerts.rules import Wording
+
+    form = Wording({"coin": "Coin", "threshold": "Threshold", "window": "Window"}, "15m", "tick the box")
+    coins = tracked("bitcoin")
+    cases = [(("BTC", "change_pct", 3), "Window: change_pct needs a window, e.g. 15m"),
+             (("BTC", "above", "lots"), "Threshold: 'lots' is not a number"),
+             (("BTC", "above", -1), "Threshold: a price must be positive"),
+             (("ETH", "above", 1), "Coin: ETH (ethereum) is not among the coins the worker tracks (BTC)")]
+    for args, message in cases:
+        with pytest.raises(RuleError) as refused:
+            rule_from_input(*args, tracked=coins, words=form)
+        assert str(refused.value).startswith(message), refused.value
+        assert "--" not in str(refused.value) and isinstance(refused.value, CoinError) == (args[0] == "ETH")
+
+
+def test_the_dashboard_form_names_its_own_labels_and_checkbox():
+    from cryptoapp.alerts.rule_input import CoinError, rule_from_input
+    from dashboard.alerts import FORM
+
+    with pytest.raises(CoinError, match=r"^Coin: DOGE \(dogecoin\) is not among the coins the worker tracks \(BTC\):"
+                                        r".* tick “Keep it for a coin with no prices yet” to store the rule anyway"):
+        rule_from_input("dogecoin", "above", 100, tracked=tracked("bitcoin"), words=FORM)

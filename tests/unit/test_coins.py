@@ -80,3 +80,27 @@ def test_the_cache_round_trips_and_knows_its_age(tmp_path):
     assert not cached.is_fresh(NOW + dt.timedelta(days=1))
     path.write_text("{broken")
     assert read_catalogue(path) is None and read_catalogue(tmp_path / "none.json") is None
+
+
+def test_a_coin_the_catalogue_does_not_know_is_left_out_with_one_line_naming_the_nearest_ids():
+    from cryptoapp.sources.catalogue import pick_known
+
+    coins, line = pick_known(["bitcoin", "notacoin", "etherium"], None)
+    assert coins == (Coin("bitcoin", "BTC"),)
+    assert line.startswith("CRYPTO_SYMBOLS names coins not in the built-in list: 'notacoin' (nearest known ids: ")
+    assert "'etherium' (nearest known ids: ethereum, tether); left out, pricing BTC." in line
+    coins, line = pick_known(["BTC", "FOOBAR", "aptos"], catalogue())
+    assert [c.ticker for c in coins] == ["BTC", "APT"]
+    assert "not in CoinGecko's list of 2024-03-25: 'FOOBAR' (nearest known ids: none)" in line
+    assert pick_known(["top:3", "BTC", "eth"], None) == (resolve_all(["top:3", "eth"]), None)
+    assert pick_known(["aptos"], None)[0] == ()  # offline, a coin outside the built-in list is not known either
+
+
+def test_every_spelling_of_a_known_coin_names_it():
+    from cryptoapp.coins import spellings
+
+    names = spellings()
+    assert names["bitcoin"] == names["btc"] == Coin("bitcoin", "BTC") and names["avalanche-2"].ticker == "AVAX"
+    names = spellings(catalogue())
+    assert names["apt"] == names["aptos"] == Coin("aptos", "APT")
+    assert names["ton"] == Coin("toncoin", "TON") and names["ton2"] == Coin("tokamak-network", "TON2")

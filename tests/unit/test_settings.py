@@ -150,7 +150,8 @@ def test_importing_the_app_with_a_bad_setting_raises_a_config_error_not_system_e
 def test_a_bad_setting_stops_the_worker_with_one_line_whichever_command_starts_it(command):
     out = subprocess.run([sys.executable, *command, "-l", "info"], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ, "CRYPTO_PARTITIONS": "0"})
-    assert (out.returncode, out.stdout, out.stderr) == (1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive\n")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1, "", "cryptoapp: CRYPTO_PARTITIONS='0' must be positive: set it to a whole number above 0\n")
 
 
 @pytest.mark.parametrize("uri, masked", [
@@ -208,7 +209,7 @@ def test_forecast_settings_defaults_overrides_and_errors():
                                               "minutes >= 1, comma separated (e.g. 5,60)"),
         ({"CRYPTO_FORECAST_MODELS": "linear,lstm"}, "CRYPTO_FORECAST_MODELS='linear,lstm' names no model kinds "
                                                     "['lstm']: choose from linear, snarimax, comma separated"),
-        ({"CRYPTO_FORECAST_WINDOW": "0"}, "CRYPTO_FORECAST_WINDOW='0' must be positive"),
+        ({"CRYPTO_FORECAST_WINDOW": "0"}, "CRYPTO_FORECAST_WINDOW='0' must be positive: set it to a whole number above 0"),
         ({"CRYPTO_FORECASTS": "maybe"}, "CRYPTO_FORECASTS='maybe' is neither on nor off: use 1 or 0 (true/false, yes/no)"),
         ({"CRYPTO_FORECASTS": "1", "CRYPTO_CANDLES": "0"}, "CRYPTO_FORECASTS=1 needs the candles (the forecasters "
                                                            "learn from their closed minute bars): set CRYPTO_CANDLES=1, "
