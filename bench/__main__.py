@@ -11,10 +11,10 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench import alerts, analytics, forecasts, harness, latency, page, reads, scale, sink_throughput, storage_cost
+from bench import alerts, analytics, cli, forecasts, harness, latency, page, reads, scale, sink_throughput, storage_cost
 from bench.profiling import Profiler
 
-SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics", "page")
+SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics", "page", "cli")
 FULL_OUT = harness.ROOT / "bench" / "results.json"
 # Quick runs only prove the code still works: they must never replace the numbers of a full run.
 QUICK_OUT = harness.ROOT / ".local" / "bench" / "results-quick.json"
@@ -80,6 +80,7 @@ def targets(results: dict) -> list[dict]:
         row("dashboard first paint, the demo's data (ms)", ok("page").get("first_paint_ms"), "< 1500",
             lambda v: v < 1500),
         row("dashboard full page, the demo's data (ms)", ok("page").get("full_ms"), "< 3000", lambda v: v < 3000),
+        row("cryptoapp --help (ms, wall)", ok("cli").get("help_ms"), "< 500", lambda v: v < 500),
         row("FerretDB CPU under the idle demo (% of a core)", ok("idle").get("mongo_cpu_pct"), "< 10",
             lambda v: v < 10),
     ]
@@ -135,6 +136,9 @@ def table(results: dict) -> str:
         add("first paint / full page, the first load", f"{pg['cold_first_paint_ms']:,} / {pg['cold_full_ms']:,}", "ms")
         idle = results["idle"]
         add("idle demo: FerretDB / worker CPU", f"{idle['mongo_cpu_pct']} / {idle['worker_cpu_pct']}", "% of a core")
+    if results.get("cli", {}).get("status") == "ok":
+        add("cryptoapp --help / --version, median wall time", f"{results['cli']['help_ms']} / "
+            f"{results['cli']['version_ms']}", "ms")
     for name, keys in (("alerts", ("rules", "p99_ms")), ("forecasts", ("sink_ratio",)),
                        ("analytics", ("ticks", "export_s", "jobs_s"))):
         part = results.get(name, {})
@@ -204,6 +208,7 @@ def main(argv=None) -> int:
         "forecasts": lambda: forecasts.run(args.quick, profiler),
         "analytics": lambda: analytics.run(args.quick),
         "page": lambda: page.run(args.quick),
+        "cli": lambda: cli.run(args.quick),
     }
     for name in SECTIONS:
         results[name] = _run_section(name, runners[name]) if name in chosen else {"status": "not run"}

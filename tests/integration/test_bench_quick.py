@@ -39,5 +39,6 @@ def test_quick_bench_runs_every_section_and_leaves_the_full_results_alone(servic
     assert results["memory"]["worker_rss_mb_after_sink"] > 0
     page = results["page"]
     assert 0 < page["first_paint_ms"] <= page["full_ms"] and results["idle"]["mongo_cpu_pct"] >= 0
+    assert 0 < results["cli"]["help_ms"] <= results["cli"]["help_max_ms"]
     assert {t["target"] for t in results["targets"]} and "Targets" in run.stdout
     assert (FULL_OUT.read_bytes() if FULL_OUT.exists() else None) == before
