@@ -15,7 +15,7 @@ from tests.e2e.browser import assert_no_exception, dashboard_server
 pytestmark = pytest.mark.e2e
 
 INTERVAL_S, REFRESH_S = 2, 2
-WATCHED_S = 20
+WATCHED_S = 12
 COINS = 5
 
 

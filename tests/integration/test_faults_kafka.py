@@ -12,6 +12,7 @@ from testkit.services import assert_nothing_lost_or_doubled
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.drill  # about 50 s: `make drills` (and CI after `make test`)
 def test_worker_waits_for_a_late_kafka_then_outlives_a_hard_kill_without_losing_a_tick(private_services):
     private_services.down("kafka")
     with private_services.simulated_worker("kafka", 0.05) as (name, worker):

@@ -61,6 +61,7 @@ def run_async(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+@pytest.mark.drill  # about 70 s: `make drills` (and CI after `make test`)
 def test_two_workers_share_the_load_answer_alike_and_survive_a_kill(services, unique_name):
     client = MongoClient(services["mongo_uri"], tz_aware=True)
     db = client[unique_name]
