@@ -63,14 +63,15 @@ FIRING_HEADERS = {"fired_at": "Fired (UTC)", "coin": "Coin", "rule": "Rule", "ob
 
 def firings_table(frame: pd.DataFrame) -> pd.DataFrame:
     """firings_frame as a person reads it: headers in words, times in UTC without an offset, numbers with thousands
-    separators and their unit (200,000 USD), blank where there was no error."""
-    def with_unit(values: pd.Series) -> list[str]:
-        return [formatting.MISSING if pd.isna(v) else f"{formatting.number(v)} {formatting.text(u)}".strip()
+    separators and their unit (the threshold as the rule wrote it, 200,000 USD; the observed value to a price's
+    digits, 86,877.12 USD), blank where there was no error."""
+    def with_unit(values: pd.Series, digits=formatting.number) -> list[str]:
+        return [formatting.MISSING if pd.isna(v) else f"{digits(v)} {formatting.text(u)}".strip()
                 for v, u in zip(values, frame["unit"])]
 
     table = pd.DataFrame({
         "fired_at": [formatting.utc_time(t) for t in frame["fired_at"]], "coin": frame["coin"].map(formatting.text),
-        "rule": frame["rule"].map(formatting.text), "observed": with_unit(frame["observed"]),
+        "rule": frame["rule"].map(formatting.text), "observed": with_unit(frame["observed"], formatting.amount),
         "threshold": with_unit(frame["threshold"]), "status": frame["status"].map(formatting.text),
         "attempts": [formatting.MISSING if pd.isna(a) else f"{int(a):,}" for a in frame["attempts"]],
         "last_error": frame["last_error"].map(formatting.text), "rule_id": frame["rule_id"].map(formatting.text)})

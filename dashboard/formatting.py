@@ -22,13 +22,16 @@ def _in(number: str, currency: str | None) -> str:
 def price(x: float | None, currency: str | None = "usd") -> str:
     """$87,123.45 for large prices, $1.0002 for stablecoins, $0.000012 for tiny ones; 87,123.45 USDT in a quote
     currency other than the dollar."""
-    if _is_missing(x):
-        return MISSING
+    return MISSING if _is_missing(x) else _in(amount(x), currency)
+
+
+def amount(x: float) -> str:
+    """87,123.45 · 1.0002 · 0.000012: a price's digits, as many as its size needs (a measured value, not typed)."""
     if abs(x) >= 1000:
-        return _in(f"{x:,.2f}", currency)
+        return f"{x:,.2f}"
     if abs(x) >= 1:
-        return _in(f"{x:,.4f}", currency)
-    return _in(f"{x:.6g}", currency)
+        return f"{x:,.4f}"
+    return f"{x:.6g}"
 
 
 def money(x: float | None, currency: str | None = "usd") -> str:

@@ -73,12 +73,12 @@ def test_firing_layer_marks_the_history_charts_price_panel_and_adds_nothing_with
 
 def test_the_firings_table_reads_as_words_with_units_and_no_none_or_offset():
     rule = new_rule("BTC", "above", 200_000)
-    tick = PriceTick(ticker="BTC", timestamp=T0, value=200_523.1, source="coingecko")
+    tick = PriceTick(ticker="BTC", timestamp=T0, value=200_523.11735, source="coingecko")
     doc = {**evaluate(rule, RuleState(), tick, T0).to_document(), "status": "stored", "attempts": 0}
     table = firings_table(firings_frame([doc]))
     assert table.iloc[0].to_dict() == {
         "Fired (UTC)": "2025-11-21 10:00:00", "Coin": "BTC", "Rule": "BTC above 200,000 USD",
-        "Observed": "200,523.1 USD", "Threshold": "200,000 USD", "Delivery": "stored (no webhook)", "Attempts": "0",
+        "Observed": "200,523.12 USD", "Threshold": "200,000 USD", "Delivery": "stored (no webhook)", "Attempts": "0",
         "Last error": "", "Rule id": rule.id}
 
 
