@@ -60,3 +60,8 @@ def firings(uri: str, db_name: str, ticker: str, since: dt.datetime, end: dt.dat
 @st.cache_data(ttl=5, max_entries=8, show_spinner=False)
 def worker_status(uri: str, db_name: str) -> list[dict]:
     return data.worker_status(client(uri)[db_name])
+
+
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def archive_has_ticks(uri: str, db_name: str) -> bool:
+    return data.archive_has_ticks(client(uri)[db_name])

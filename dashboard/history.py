@@ -130,7 +130,8 @@ def render(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "history tab"):
         latest = cache.series(settings.mongo_uri, settings.mongo_db)
         if latest.empty:
-            st.info(ui.no_data(settings, "prices yet"))
+            if not ui.views_missing(settings):
+                st.info(ui.no_data(settings, "prices yet"))
             return
         choice = controls(latest)
         now = dt.datetime.now(dt.timezone.utc)

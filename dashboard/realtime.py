@@ -14,9 +14,6 @@ from dashboard import alerts, cache, charts, data, formatting, freshness, frames
 CARDS_PER_ROW = 5
 
 
-@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
-def _archive_has_ticks(uri: str, db_name: str) -> bool:
-    return data.archive_has_ticks(cache.client(uri)[db_name])
 
 def _has(x) -> bool:
     return x is not None and not pd.isna(x)
@@ -67,8 +64,7 @@ def card(rows: pd.DataFrame, now: dt.datetime, stale_after: dict[str, float], na
 
 def _empty(settings: DashboardSettings, state: status.Status) -> None:
     """Why there is no card: the views are missing (an archive stored without them), or nothing is stored yet."""
-    if _archive_has_ticks(settings.mongo_uri, settings.mongo_db):
-        st.info(status.views_missing(settings.mongo_db, settings.server))
+    if ui.views_missing(settings):
         return
     # A worker that runs but gets nothing from its sources is not told to start; the status line says why.
     worker_up = state.lines and state.level != "error" and "worker" in state.lines[0] and "up" in state.lines[0]

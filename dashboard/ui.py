@@ -50,6 +50,15 @@ def no_data(settings: DashboardSettings, what: str) -> str:
     return f"No {what} in database `{settings.mongo_db}` at {settings.server}. {START_WORKER}"
 
 
+def views_missing(settings: DashboardSettings) -> bool:
+    """Says so, and True, when the archive holds ticks but the serving views do not (an archive stored without
+    them): every tab that reads the views shows this rather than "no prices yet"."""
+    if not cache.archive_has_ticks(settings.mongo_uri, settings.mongo_db):
+        return False
+    st.info(status.views_missing(settings.mongo_db, settings.server))
+    return True
+
+
 def source_names(sources) -> str:
     return ", ".join(SOURCE_NAMES.get(s, s) for s in sources) or "—"
 

@@ -267,9 +267,10 @@ def test_a_minute_of_prices_fills_the_charts_and_draws_ticks_until_there_are_bar
 
 def test_an_archive_without_views_says_the_views_are_missing_and_how_they_come(own_db):
     seeding.store(own_db, [tick("BTC", now() - dt.timedelta(minutes=5), 81000.0)])  # ticks, no views
-    info = app_page().info[0].value
-    assert "holds stored prices but not the views this page reads" in info and "No prices yet" not in info
-    assert "`cryptoapp candles rebuild`" in info and "`make run`" in info
+    for tab in (None, "History"):  # every tab that reads the views says the same
+        info = app_page(tab).info[0].value
+        assert "holds stored prices but not the views this page reads" in info and "No prices yet" not in info
+        assert "`cryptoapp candles rebuild`" in info and "`make run`" in info
 
 
 def test_an_empty_database_says_how_to_start_the_worker(own_db):
