@@ -47,14 +47,17 @@ demo: run
 test: services
 	$(BIN)/pytest
 
-# The slow drills, kept out of `make test` (about 5 min): `python -m bench --quick` (every benchmark end to end, so
-# the bench code never rots) and the short fault drill (`make chaos CHAOS_ARGS=--short`). CI runs them after the tests.
+# The slow drills, kept out of `make test` (about 7 min): `python -m bench --quick` (every benchmark end to end, so
+# the bench code never rots), the short fault drill (`make chaos CHAOS_ARGS=--short`), two workers through a kill
+# (tests/integration/test_scale.py) and a late Kafka's hard kill (test_faults_kafka.py). CI runs them after the tests.
 drills: services
 	$(BIN)/pytest -m drill
 
-# The browser tests, writing their screenshots into docs/img/ (the README's pictures) instead of .local/artifacts/.
+# The README's pictures in docs/img/ (about 5 min): the browser tests' close-ups (a card with bid and ask), then all
+# four tabs from make demo's data, with make analytics run on it (scripts/screenshots.py).
 screenshots: services
 	CRYPTOAPP_SCREENSHOTS=docs/img $(BIN)/pytest tests/e2e/test_browser.py
+	PYTHONPATH=. $(BIN)/python scripts/screenshots.py
 
 clean: stop
 	rm -rf .local

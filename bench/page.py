@@ -9,25 +9,21 @@ price card; the full page is navigation start to every card and both live charts
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 
 import psutil
 
 from bench import harness
-from cryptoapp.schema import PRICES
+from testkit import demo
 from testkit.dashboard import CHROMIUM, CHROMIUM_ARGS, dashboard_server
 from testkit.processes import Worker, wait_for
 
 IDLE_S, QUICK_IDLE_S = 60.0, 10.0
 LOADS, QUICK_LOADS = 5, 2
-COINS = 5  # the default coins, one card each
+COINS = demo.COINS
 LIVE_CHARTS = 2  # the live prices and the volume chart
-HISTORY = re.compile(r"simulated history: (\d+) simulated ticks published")
 VIEWPORT = {"width": 1400, "height": 900}
-DEMO = {"CRYPTO_SOURCES": "simulated", "CRYPTO_SOURCE": "simulated", "CRYPTO_INTERVAL": "2",
-        "CRYPTO_BACKFILL_HOURS": "168"}
 
 
 def idle_cpu(worker: Worker, seconds: float) -> dict:
@@ -41,17 +37,6 @@ def idle_cpu(worker: Worker, seconds: float) -> dict:
     elapsed = time.perf_counter() - started
     return {**{f"{k}_cpu_pct": round(100 * (harness.cpu_seconds(p) - before[k]) / elapsed, 1)
                for k, p in processes.items()}, "idle_s": round(elapsed)}
-
-
-def _wait_history_stored(worker: Worker, name: str) -> None:
-    """Until the week of simulated history the demo publishes at start-up is in the archive: idle means after it."""
-    published = wait_for(lambda: HISTORY.search(worker.log_text()), 120, "the demo's simulated history published")
-    client = harness.mongo()
-    try:
-        wait_for(lambda: client[name][PRICES].estimated_document_count() >= int(published[1]), 300,
-                 "the demo's simulated history stored", interval=1.0)
-    finally:
-        client.close()
 
 
 def _load(browser, url: str) -> tuple[float, float]:
@@ -92,15 +77,15 @@ def page_loads(url: str, loads: int) -> dict:
 
 def run(quick: bool) -> dict:
     name = harness.unique_name("page")
-    worker = Worker(name, DEMO)
+    worker, client = None, harness.mongo()
     try:
-        worker.start()
-        wait_for(lambda: len((worker.get("/prices/")[1] or {})) >= COINS, 120, "a price for every demo coin")
-        _wait_history_stored(worker, name)
+        worker = demo.start(name)
+        demo.wait_history_stored(worker, client)
         idle = idle_cpu(worker, QUICK_IDLE_S if quick else IDLE_S)
         with dashboard_server({"MONGO_DB": name, "MONGO_URI": harness.MONGO_URI}, f"bench-{name}-dashboard.log") as url:
             loads = page_loads(url, QUICK_LOADS if quick else LOADS)
     finally:
-        worker.stop()
-        harness.remove_run(harness.mongo(), name)
+        if worker is not None:
+            worker.stop()
+        harness.remove_run(client, name)
     return {"idle": idle, **loads, "viewport": VIEWPORT, "worker": "make demo's settings", "database": name}
