@@ -81,6 +81,7 @@ def run(quick: bool) -> dict:
     try:
         worker = demo.start(name)
         demo.wait_history_stored(worker, client)
+        demo.wait_settled(worker, harness.KAFKA)
         idle = idle_cpu(worker, QUICK_IDLE_S if quick else IDLE_S)
         with dashboard_server({"MONGO_DB": name, "MONGO_URI": harness.MONGO_URI}, f"bench-{name}-dashboard.log") as url:
             loads = page_loads(url, QUICK_LOADS if quick else LOADS)

@@ -3,11 +3,13 @@ of its own, for the page bench and the README's screenshots alike."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from pymongo import MongoClient
 
 from cryptoapp.schema import PRICES
+from testkit.audit import uncommitted
 from testkit.processes import Worker, wait_for
 
 COINS = 5  # the default coins, one card each
@@ -28,3 +30,15 @@ def wait_history_stored(worker: Worker, client: MongoClient) -> None:
     published = wait_for(lambda: HISTORY.search(worker.log_text()), 120, "the demo's simulated history published")
     wait_for(lambda: client[worker.name][PRICES].estimated_document_count() >= int(published[1]), 300,
              "the demo's simulated history stored", interval=1.0)
+
+
+def wait_settled(worker: Worker, bootstrap: str) -> None:
+    """Until the pipeline has caught up with the history: every record of the prices, view-ticks and candles topics
+    committed by the worker's group (the candles and views of a week of history take FerretDB half a minute more
+    after the archive holds it; an idle figure taken before that measures the catching up)."""
+    topics = [f"{worker.name}-{t}" for t in ("prices", "view-ticks", "candles")]
+
+    def behind() -> int:
+        return sum(asyncio.run(uncommitted(bootstrap, worker.name, topic)) for topic in topics)
+
+    wait_for(lambda: behind() == 0, 300, "the demo's pipeline caught up with its history", interval=2.0)
