@@ -100,7 +100,7 @@ def test_recent_firings_are_listed_with_their_delivery_state_and_no_webhook(db):
     assert list(table.columns) == ["Fired (UTC)", "Coin", "Rule", "Observed", "Threshold", "Delivery", "Attempts",
                                    "Last error", "Rule id"]
     assert list(table["Rule"]) == ["BTC above 200,000 USD"] * 2 and list(table["Delivery"]) == ["sending", "delivered"]
-    assert list(table["Observed"]) == ["200,523.1 USD", "200,611 USD"]
+    assert list(table["Observed"]) == ["200,523.10 USD", "200,611.00 USD"]  # a price's digits
     assert list(table["Threshold"]) == ["200,000 USD"] * 2
     assert list(table["Fired (UTC)"]) == [sending["fired_at"].strftime("%Y-%m-%d %H:%M:%S"),
                                           done["fired_at"].strftime("%Y-%m-%d %H:%M:%S")]
