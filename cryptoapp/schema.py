@@ -158,7 +158,7 @@ CANDLE_FIELDS = ("_id", "sensor_id", "resolution", "start", "open", "high", "low
 # A candle made from an exchange's trades adds `provenance` and these; `provenance` says what made a bar: the
 # ticks of a series (CoinGecko's, or an exchange's ticker without trades), its trades, or the exchange's own klines
 # (a minute the trade stream missed, repaired by `cryptoapp candles verify --against-exchange`).
-TRADE_BAR_FIELDS = ("volume", "quote_volume", "trades", "vwap")
+TRADE_BAR_FIELDS = ("volume", "quote_volume", "trades", "vwap", "first_trade_id", "last_trade_id")
 PROVENANCES = ("ticks", "trades", "exchange-klines")
 
 

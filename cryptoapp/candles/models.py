@@ -34,6 +34,8 @@ class Bar:
     quote_volume: Optional[float] = None  # the same in the quote currency (sum of price x amount)
     trades: Optional[int] = None          # trades counted (each trade id once)
     vwap: Optional[float] = None          # quote_volume / volume
+    first_trade_id: Optional[int] = None  # the lowest and highest trade id in it: ids run in sequence per pair on
+    last_trade_id: Optional[int] = None   # Binance, so a bar whose ids leave a hole missed trades (a reconnect)
     provenance: str = "ticks"             # what made it: PROVENANCES
 
     @property

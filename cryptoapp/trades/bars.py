@@ -54,7 +54,8 @@ def minute_bar(minute: Mapping, provenance: str = "trades") -> Bar:
                open=float(prices[first]), high=float(prices.max()), low=float(prices.min()),
                close=float(prices[last]), ticks=n, volume_24h=None, sources=(minute["series"].partition("_")[2],),
                currency=minute["currency"], first_at=ms_time(int(times[first])), last_at=ms_time(int(times[last])),
-               volume=base, quote_volume=quote, trades=n, vwap=quote / base if base else None, provenance=provenance)
+               volume=base, quote_volume=quote, trades=n, vwap=quote / base if base else None, provenance=provenance,
+               first_trade_id=int(ids.min()), last_trade_id=int(ids.max()))
 
 
 def merge_bars(children: Sequence[Bar], resolution: str) -> Bar:
@@ -70,7 +71,13 @@ def merge_bars(children: Sequence[Bar], resolution: str) -> Bar:
                volume_24h=None, sources=tuple(sorted({s for b in children for s in b.sources})),
                currency=last.currency, first_at=first.first_at, last_at=last.last_at, volume=base,
                quote_volume=quote, trades=sum(b.trades or 0 for b in children), vwap=quote / base if base else None,
-               provenance=provenance)
+               provenance=provenance, first_trade_id=_extreme(min, children, "first_trade_id"),
+               last_trade_id=_extreme(max, children, "last_trade_id"))
+
+
+def _extreme(pick, children: Sequence[Bar], name: str):
+    values = [getattr(b, name) for b in children if getattr(b, name) is not None]
+    return pick(values) if values else None
 
 
 def parents(start_s: int) -> dict[str, int]:

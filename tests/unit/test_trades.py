@@ -98,3 +98,27 @@ def _minute(rows):
     minute = new_minute("BTC_binanceus", "BTC", "usd", T0 // 1000)
     add_trades(minute, rows)
     return minute
+
+
+def test_klines_compared_minute_by_minute_a_gap_named_and_repaired_a_difference_named():
+    from cryptoapp.sources.klines import Comparison, compare
+
+    m = T0
+    stored = {m: {"provenance": "trades", "open": 10.0, "high": 12.0, "low": 9.0, "close": 11.0, "volume": 3.0,
+                  "trades": 3, "first_trade_id": 1, "last_trade_id": 3},
+              m + 60_000: {"provenance": "trades", "open": 11.0, "high": 11.0, "low": 11.0, "close": 11.0,
+                           "volume": 1.0, "trades": 2, "first_trade_id": 4, "last_trade_id": 6}}  # id 5 missed
+    klines = [[m, 10.0, 12.0, 9.0, 11.0, 3.0 + 1e-12], [m + 60_000, 11.0, 11.5, 11.0, 11.0, 1.5],
+              [m + 120_000, 11.0, 11.0, 11.0, 11.0, 0.0], [m + 180_000, 11.0, 11.2, 10.9, 11.1, 0.7]]
+    out = Comparison()
+    compare("BTC_binanceus", "BTC", "usd", "binanceus", klines, stored, out)
+    assert (out.checked, out.mismatches) == (1, [])  # volume within rounding
+    assert [line.split(": ", 1)[1] for line in out.gaps] == [
+        "its trade ids leave a hole (a reconnect); repaired from binanceus's kline",
+        "no trade of it reached the stream; repaired from binanceus's kline"]
+    assert [(b.high, b.volume, b.provenance) for b in out.repairs] == [(11.5, 1.5, "exchange-klines"),
+                                                                       (11.2, 0.7, "exchange-klines")]
+    klines[0][2] = 12.5
+    out = Comparison()
+    compare("BTC_binanceus", "BTC", "usd", "binanceus", klines[:1], stored, out)
+    assert out.mismatches == ["BTC_binanceus 2026-12-07T13:00:00Z: high 12 here, 12.5 on binanceus"]
