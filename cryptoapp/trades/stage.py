@@ -23,6 +23,7 @@ from cryptoapp.trades.topics import trade_minutes
 
 log = logging.getLogger(__name__)
 CLOSE_EVERY = 5.0  # seconds between two looks for open bars that have closed
+EVICT_EVERY = 60.0  # seconds between two sweeps of minutes past CRYPTO_CANDLES_HOURS
 
 
 class TradeStage:
@@ -35,10 +36,39 @@ class TradeStage:
         self._open: dict[tuple[str, str, int], Bar] = {}  # bars sent while open: sent again once closed
         self._reports = Throttle(60.0)
         self.unreadable = 0
+        self._held: dict[str, set[int]] | None = None  # series -> the minute starts the table holds (for eviction)
+        self._last_event: dict[str, EventT] = {}  # series -> an event of its partition, where its deletes go
+        self._evicted_at = 0.0
 
     def forget(self) -> None:
         self._bars.clear()
         self._open.clear()
+        self._held = None
+        self._last_event.clear()
+
+    def _index(self) -> dict[str, set[int]]:
+        if self._held is None:  # after a start or a rebalance: what the restored table holds
+            self._held = {}
+            for key in list(trade_minutes.keys()):
+                series, _, minute = key.rpartition("@")
+                self._held.setdefault(series, set()).add(int(minute) * MINUTE)
+        return self._held
+
+    def _evict(self, now: float) -> None:
+        """Drops the minutes older than CRYPTO_CANDLES_HOURS from the table (a trade that old is left out anyway)."""
+        oldest = now - self.app.settings.candles_hours * 3600
+        for series, starts in self._index().items():
+            event = self._last_event.get(series)
+            old = [start for start in starts if start + MINUTE <= oldest]
+            if event is None or not old:
+                continue  # without an event of its partition since the start, at the series' next trade
+            with in_partition_of(event):
+                for start in old:
+                    key = minute_key(series, start)
+                    if key in trade_minutes:
+                        del trade_minutes[key]
+                    self._bars.pop(key, None)
+                    starts.discard(start)
 
     def _minute(self, key: str) -> Bar | None:
         raw = trade_minutes.get(key)
@@ -94,6 +124,8 @@ class TradeStage:
                 with in_partition_of(event):
                     trade_minutes[key] = minute
                 changed.append((first.series, minute["start_s"]))
+                self._index().setdefault(first.series, set()).add(minute["start_s"])
+                self._last_event[first.series] = event
         touched = {(series, "1m", start) for series, start in changed}
         touched |= {(series, res, s) for series, start in changed for res, s in parents(start).items()}
         out = []
@@ -113,6 +145,9 @@ class TradeStage:
     async def close_due(self) -> None:
         """Sends the open bars sent before, now closed (a quiet series' last bars close too)."""
         now = time.time()
+        if now - self._evicted_at > EVICT_EVERY:
+            self._evicted_at = now
+            self._evict(now)
         grace = self.app.settings.candle_grace_s
         due = [at for at, bar in self._open.items() if bar.end.timestamp() + grace <= now]
         out = []
