@@ -118,7 +118,7 @@ class TradeStage:
             event, first = group[-1][0], group[0][1]
             trades = [(t.id, t.time_ms, t.price, t.amount) for _, t in group]
             raw = trade_minutes.get(key)
-            minute = {**raw, "trades": dict(raw["trades"])} if raw else new_minute(
+            minute = {**raw, "ids": [list(r) for r in raw["ids"]]} if raw else new_minute(
                 first.series, first.ticker, first.currency, first.time_ms // 1000 // MINUTE * MINUTE)
             if add_trades(minute, trades):
                 with in_partition_of(event):

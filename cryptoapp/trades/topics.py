@@ -7,4 +7,4 @@ from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
 trade_minutes = app.Table(
     "trade_minutes", key_type=str, partitions=app.settings.partitions,
     extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
-    help="Series@minute -> its trades by trade id (cryptoapp.trades.bars), held CRYPTO_CANDLES_HOURS.")
+    help="Series@minute -> its trade bar so far and the trade ids counted in it (cryptoapp.trades.bars.new_minute).")

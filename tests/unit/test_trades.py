@@ -122,3 +122,16 @@ def test_klines_compared_minute_by_minute_a_gap_named_and_repaired_a_difference_
     out = Comparison()
     compare("BTC_binanceus", "BTC", "usd", "binanceus", klines[:1], stored, out)
     assert out.mismatches == ["BTC_binanceus 2026-12-07T13:00:00Z: high 12 here, 12.5 on binanceus"]
+
+
+def test_a_dense_minute_stays_a_few_ranges_and_still_counts_each_trade_id_once():
+    minute = new_minute("BTC_binanceus", "BTC", "usd", T0 // 1000)
+    rows = [(i, T0 + i // 2, 100.0 + (i % 7), 0.001) for i in range(1, 50_001)]
+    for start in range(0, len(rows), 500):  # batches of 500, as the agent takes them
+        add_trades(minute, rows[start:start + 500])
+    assert not add_trades(minute, rows[1000:1500] + rows[:3])  # a replay, in and out of order
+    add_trades(minute, [(60_000, T0 + 59_000, 90.0, 1.0)])  # a hole between 50,000 and 60,000
+    assert minute["ids"] == [[1, 50_000], [60_000, 60_000]]
+    bar = minute_bar(minute)
+    assert (bar.trades, bar.low, bar.close, bar.first_trade_id, bar.last_trade_id) == (50_001, 90.0, 90.0, 1, 60_000)
+    assert bar.volume == pytest.approx(51.0)
