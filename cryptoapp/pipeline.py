@@ -40,7 +40,8 @@ from cryptoapp.trades.stage import CLOSE_EVERY, TradeStage
 settings = app.settings
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
-VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0  # views are saved at most about once a second per series
+VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0
+TRADES_BATCH = 2000  # a burst's trades per batch: one table write and one bar per series and minute each  # views are saved at most about once a second per series
 
 
 class Stages:
@@ -143,7 +144,7 @@ if settings.candles and settings.trades_on:
     @app.agent(trades_topic, concurrency=1)
     async def trade_candles(stream):
         """Batches of crypto-trades into the exchange series' candles; offsets wait until the bars are sent."""
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW):
+        async for events in stream.take_events(TRADES_BATCH, within=BATCH_WINDOW):
             await written_before_commit(app, events, app.stages.trades.feed, "the trade candles")
 
     @app.timer(interval=CLOSE_EVERY)
