@@ -135,3 +135,18 @@ def test_a_dense_minute_stays_a_few_ranges_and_still_counts_each_trade_id_once()
     bar = minute_bar(minute)
     assert (bar.trades, bar.low, bar.close, bar.first_trade_id, bar.last_trade_id) == (50_001, 90.0, 90.0, 1, 60_000)
     assert bar.volume == pytest.approx(51.0)
+
+
+def test_a_day_merged_from_its_hours_equals_the_day_merged_from_its_minutes():
+    rng = random.Random(3)
+    day0 = T0 // 86_400_000 * 86_400_000
+    trades = [trade(i, day0 + rng.randrange(0, 86_400_000), round(rng.uniform(90, 110), 2), 0.5) for i in range(4000)]
+    minutes = list(bars_of(trades).values())
+    hours = {}
+    for bar in minutes:
+        hours.setdefault(bar.start.timestamp() // 3600, []).append(bar)
+    by_hours = merge_bars([merge_bars(group, "1h") for group in hours.values()], "1d")
+    by_minutes = merge_bars(minutes, "1d")
+    assert (by_hours.open, by_hours.high, by_hours.low, by_hours.close, by_hours.trades, by_hours.start) == (
+        by_minutes.open, by_minutes.high, by_minutes.low, by_minutes.close, by_minutes.trades, by_minutes.start)
+    assert by_hours.volume == pytest.approx(by_minutes.volume) and by_hours.trades == 4000
