@@ -11,10 +11,11 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench import alerts, analytics, cli, forecasts, harness, latency, page, reads, scale, sink_throughput, storage_cost
+from bench import (alerts, analytics, cli, forecasts, harness, latency, page, reads, scale, sink_throughput, storage_cost,
+                   trades)
 from bench.profiling import Profiler
 
-SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics", "page", "cli")
+SECTIONS = ("sink", "latency", "scale", "reads", "storage", "alerts", "forecasts", "analytics", "page", "cli", "trades")
 FULL_OUT = harness.ROOT / "bench" / "results.json"
 # Quick runs only prove the code still works: they must never replace the numbers of a full run.
 QUICK_OUT = harness.ROOT / ".local" / "bench" / "results-quick.json"
@@ -81,6 +82,8 @@ def targets(results: dict) -> list[dict]:
             lambda v: v < 1500),
         row("dashboard full page, the demo's data (ms)", ok("page").get("full_ms"), "< 3000", lambda v: v < 3000),
         row("cryptoapp --help (ms, wall)", ok("cli").get("help_ms"), "< 500", lambda v: v < 500),
+        row("trades into candles (trades/s, the worker)", ok("trades").get("trades_per_s"), f">= {trades.TARGET:,}",
+            lambda v: v >= trades.TARGET),
         row("FerretDB CPU under the idle demo (% of a core)", ok("idle").get("mongo_cpu_pct"), "< 10",
             lambda v: v < 10),
     ]
@@ -136,6 +139,9 @@ def table(results: dict) -> str:
         add("first paint / full page, the first load", f"{pg['cold_first_paint_ms']:,} / {pg['cold_full_ms']:,}", "ms")
         idle = results["idle"]
         add("idle demo: FerretDB / worker CPU", f"{idle['mongo_cpu_pct']} / {idle['worker_cpu_pct']}", "% of a core")
+    if results.get("trades", {}).get("status") == "ok":
+        add("trades into candles / worker RSS", f"{results['trades']['trades_per_s']} / "
+            f"{results['trades']['worker_rss_mb']}", "trades/s / MB")
     if results.get("cli", {}).get("status") == "ok":
         add("cryptoapp --help / --version, median wall time", f"{results['cli']['help_ms']} / "
             f"{results['cli']['version_ms']}", "ms")
@@ -209,6 +215,7 @@ def main(argv=None) -> int:
         "analytics": lambda: analytics.run(args.quick),
         "page": lambda: page.run(args.quick),
         "cli": lambda: cli.run(args.quick),
+        "trades": lambda: trades.run(args.quick),
     }
     for name in SECTIONS:
         results[name] = _run_section(name, runners[name]) if name in chosen else {"status": "not run"}

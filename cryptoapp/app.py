@@ -11,8 +11,8 @@ CHANGELOG_SEGMENT_MS = 60_000  # latest_prices' changelog rolls a segment a minu
 
 # Made by faust_app.py: Faust, the settings and the services take seconds to import, which `cryptoapp --help` does not
 # need. `from cryptoapp.app import app` and `faust -A cryptoapp.app` make them (a bad setting raises UnusableSettings).
-_MADE_ON_FIRST_USE = frozenset({"app", "settings", "prices_topic", "dead_letters", "latest_prices", "PricesApp",
-                                "check_sources"})
+_MADE_ON_FIRST_USE = frozenset({"app", "settings", "prices_topic", "trades_topic", "dead_letters", "latest_prices",
+                                "PricesApp", "check_sources"})
 HELP_ARGS = ([], ["--help"], ["-h"], ["help"])
 
 

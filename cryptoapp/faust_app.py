@@ -106,7 +106,7 @@ class PricesApp(faust.App):
     @cached_property
     def leader_stream(self) -> LeaderStream:
         """The exchange stream, run while this worker leads (follow_leadership)."""
-        return LeaderStream(self.settings, lambda: self.coins, self.publish)
+        return LeaderStream(self.settings, lambda: self.coins, self.publish, self.publish_trades)
 
     @property
     def exchange_source(self) -> Optional[ExchangeSource]:
@@ -122,6 +122,10 @@ class PricesApp(faust.App):
     async def publish(self, ticks: list[PriceTick]) -> None:
         """Send ticks to the prices topic keyed by ticker; returns once Kafka acknowledged them all."""
         await send_all((prices_topic, t.ticker, t.encode()) for t in ticks)
+
+    async def publish_trades(self, trades) -> None:
+        """Send trades to crypto-trades keyed by ticker; returns once Kafka acknowledged them all."""
+        await send_all((trades_topic, t.ticker.encode(), t.encode()) for t in trades)
 
     def declared_topics(self) -> list:
         """Every topic this app creates: its own (internal) ones and its tables' changelogs."""
@@ -238,6 +242,8 @@ else:
     # and a key that is not UTF-8 would crash the agent and stall the stream.
     prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", value_type=bytes,
                              value_serializer="raw", partitions=settings.partitions, internal=True)
+    trades_topic = app.topic(settings.trades_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
+                             value_serializer="raw", partitions=settings.partitions, internal=True)
     dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
                              value_type=bytes, value_serializer="raw", partitions=1, internal=True)
 
@@ -255,7 +261,8 @@ else:
 
 def __getattr__(name: str):
     # Only reached when a name above was not made: the settings were unusable, and the importer is told why.
-    if _unusable is not None and name in ("settings", "app", "prices_topic", "dead_letters", "latest_prices"):
+    if _unusable is not None and name in ("settings", "app", "prices_topic", "trades_topic", "dead_letters",
+                                          "latest_prices"):
         raise _unusable
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

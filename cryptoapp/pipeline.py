@@ -25,7 +25,7 @@ from faust.types import EventT
 
 from cryptoapp.alerts.stage import AlertStage
 from cryptoapp.alerts.topics import alert_states, alerts_topic
-from cryptoapp.app import app, dead_letters, latest_prices
+from cryptoapp.app import app, dead_letters, latest_prices, trades_topic
 from cryptoapp.candles import upkeep
 from cryptoapp.candles.stage import CandleStage, ViewStage
 from cryptoapp.candles.topics import candles_topic, clock_topic, raw_topic, replay_topic, view_ticks_topic
@@ -35,11 +35,13 @@ from cryptoapp.forecasts.topics import minutes_topic
 from cryptoapp.metrics import BATCH_MESSAGES, TICKS_CONSUMED, TICKS_STORED, batch_written
 from cryptoapp.prices import sink
 from cryptoapp.streams import written_before_commit
+from cryptoapp.trades.stage import CLOSE_EVERY, TradeStage
 
 settings = app.settings
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.2  # seconds a partial batch waits: bounds the added latency; full batches go at once
-VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0  # views are saved at most about once a second per series
+VIEWS_BATCH, VIEWS_WINDOW = 5000, 1.0
+TRADES_BATCH = 2000  # a burst's trades per batch: one table write and one bar per series and minute each  # views are saved at most about once a second per series
 
 
 class Stages:
@@ -51,11 +53,12 @@ class Stages:
         self.candles = CandleStage(app_) if s.candles else None
         self.views = ViewStage(app_) if s.candles else None
         self.forecasts = ForecastStage(app_) if s.candles and s.forecasts else None
+        self.trades = TradeStage(app_, candles_topic) if s.candles and s.trades_on else None
 
     def forget(self) -> None:
         """Partitions were revoked: what was cached of their series may move on at another worker. (The forecasters
         compare their copy with the table's value on every use, so they need no forgetting.)"""
-        for stage in (self.alerts, self.candles, self.views):
+        for stage in (self.alerts, self.candles, self.views, self.trades):
             if stage is not None:
                 stage.forget()
 
@@ -135,6 +138,18 @@ if settings.candles:
     @app.timer(interval=upkeep.RETENTION_SWEEP_EVERY, on_leader=True)
     async def retention() -> None:
         await upkeep.retention(app)
+
+
+if settings.candles and settings.trades_on:
+    @app.agent(trades_topic, concurrency=1)
+    async def trade_candles(stream):
+        """Batches of crypto-trades into the exchange series' candles; offsets wait until the bars are sent."""
+        async for events in stream.take_events(TRADES_BATCH, within=BATCH_WINDOW):
+            await written_before_commit(app, events, app.stages.trades.feed, "the trade candles")
+
+    @app.timer(interval=CLOSE_EVERY)
+    async def close_trade_bars() -> None:
+        await app.stages.trades.close_due()
 
 
 if settings.candles and settings.forecasts:

@@ -155,6 +155,12 @@ CANDLE_RETENTION_DAYS = {"1m": 7, "5m": 90, "1h": None, "1d": None}
 CANDLE_FIELDS = ("_id", "sensor_id", "resolution", "start", "open", "high", "low", "close", "ticks",
                  "volume_24h", "sources", "currency", "updated_at")
 
+# A candle made from an exchange's trades adds `provenance` and these; `provenance` says what made a bar: the
+# ticks of a series (CoinGecko's, or an exchange's ticker without trades), its trades, or the exchange's own klines
+# (a minute the trade stream missed, repaired by `cryptoapp candles verify --against-exchange`).
+TRADE_BAR_FIELDS = ("volume", "quote_volume", "trades", "vwap", "first_trade_id", "last_trade_id")
+PROVENANCES = ("ticks", "trades", "exchange-klines")
+
 
 def bar_start(ts: dt.datetime, resolution: str) -> dt.datetime:
     """The start of the bar of `resolution` that holds `ts` (bars are aligned to the Unix epoch, UTC)."""

@@ -15,6 +15,7 @@ from cryptoapp.coins import resolve_all
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import UTC
 from cryptoapp.settings import ConfigError, parse_symbols
+from cryptoapp.sources.klines import against_exchange
 from cryptoapp.storage import StorageError
 
 VERIFY_HOURS = 24.0
@@ -26,9 +27,13 @@ SHOWN = 20  # mismatches printed; the count says how many there are in all
     option("--hours", type=float, default=None,
            help="How far back, in hours, from the start of that day (verify: 24; rebuild: everything)."),
     option("--symbols", default=None, help="Coins as CoinGecko ids or tickers (default: every coin stored)."),
+    option("--against-exchange", is_flag=True, default=False,
+           help="verify: the exchange series' trade-built 1m candles against the exchange's own klines."),
 )
-async def candles(self: AppCommand, action: str, hours: Optional[float], symbols: Optional[str]) -> None:
-    """verify: recompute the candles from the archive and print the mismatches (exit 1 if any).
+async def candles(self: AppCommand, action: str, hours: Optional[float], symbols: Optional[str],
+                  against_exchange: bool) -> None:
+    """verify: recompute the candles from the archive and print the mismatches (exit 1 if any); with
+    --against-exchange, compare the exchange series' candles with the exchange's own 1m klines.
     rebuild: recompute them and refill every serving view from the archive."""
     try:
         tickers = [coin.ticker for coin in resolve_all(parse_symbols(symbols))] if symbols else None
@@ -39,6 +44,12 @@ async def candles(self: AppCommand, action: str, hours: Optional[float], symbols
         self.say(f"cryptoapp candles: --hours {hours:g} is not a positive number of hours", file=self.stderr)
         raise SystemExit(1)
     settings = app.settings
+    if against_exchange:
+        if action != "verify":
+            self.say("cryptoapp candles: --against-exchange goes with verify", file=self.stderr)
+            raise SystemExit(1)
+        await exchange_verify(self, hours or VERIFY_HOURS, tickers)
+        return
     since = dt.datetime.now(UTC) - dt.timedelta(hours=hours) if hours else None
     replay = Replay()
     try:
@@ -65,6 +76,33 @@ async def candles(self: AppCommand, action: str, hours: Optional[float], symbols
         raise SystemExit(1) from None
     finally:
         await replay.close()
+
+
+async def exchange_verify(self: AppCommand, hours: float, tickers: Optional[list[str]]) -> None:
+    """`verify --against-exchange`: one line per mismatch (exit 1), one per gap repaired from the klines."""
+    settings = app.settings
+    coins = [coin for coin in app.coins if tickers is None or coin.ticker in tickers]
+    try:
+        async with app.store as store:
+            out = await against_exchange(store, settings.exchange, coins, hours=hours,
+                                         grace_s=settings.candle_grace_s, rest_url=settings.exchange_rest_url)
+    except StorageError as exc:
+        self.say(f"cryptoapp candles: {exc}", file=self.stderr)
+        raise SystemExit(1) from None
+    except Exception as exc:  # the exchange unreachable, or refusing: one line, the cause and the fix
+        self.say(f"cryptoapp candles: {settings.exchange}'s klines could not be read ({exc.__class__.__name__}: "
+                 f"{str(exc)[:160]}); check CRYPTO_EXCHANGE_REST_URL and the network", file=self.stderr)
+        raise SystemExit(1) from None
+    for line in out.gaps:
+        self.say(f"gap: {line}")
+    for line in out.mismatches:
+        self.say(f"mismatch: {line}")
+    summary = (f"{out.checked} complete minutes compared with {settings.exchange}'s klines over {hours:g} h: "
+               f"{len(out.mismatches)} mismatches, {len(out.gaps)} gap minutes repaired")
+    if out.mismatches:
+        self.say(summary, file=self.stderr)
+        raise SystemExit(1)
+    self.say(summary)
 
 
 class Replay:

@@ -25,7 +25,7 @@ from cryptoapp.candles.rings import RING_NUMBERS
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, view_ticks_topic
 from cryptoapp.prices.models import PriceTick, decode_tick, tick_from_json
-from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS
+from cryptoapp.schema import RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS
 from cryptoapp.streams import in_partition_of, send_all
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ class CandleStage:
         batch: dict[str, Minute] = {}
         changed: dict[str, EventT] = {}
         too_old = 0
+        by_trades = self.app.settings.trades_on  # an exchange series' bars are made from its trades then
         for event, tick in ticks:
+            if by_trades and tick.source not in SEED_ID_SOURCES:
+                continue
             at = time_ms(tick.timestamp)
             start_s = at // 1000 // MINUTE * MINUTE
             if start_s < oldest:

@@ -51,6 +51,7 @@ class Settings(SharedSettings):
     exchange_stall_s: number() = Field(DEFAULT_STALL_S, alias="CRYPTO_EXCHANGE_STALL_S")
     exchange_ws_url: Optional[str] = Field(None, alias="CRYPTO_EXCHANGE_WS_URL")  # tests: a local server
     exchange_rest_url: Optional[str] = Field(None, alias="CRYPTO_EXCHANGE_REST_URL")
+    trades: bool = Field(True, alias="CRYPTO_TRADES")  # the exchange's trade stream and candles from its trades
     coins_cache: str = Field(".local/coingecko-coins.json", alias="CRYPTO_COINS_CACHE")
     coingecko_api_url: str = Field("https://api.coingecko.com/api/v3", alias="COINGECKO_API_URL")
     coingecko_api_key: Optional[SecretStr] = Field(None, alias="COINGECKO_API_KEY")
@@ -185,6 +186,17 @@ class Settings(SharedSettings):
     def candles_topic(self) -> str:
         """Every bar the candles agent updates or closes (crypto-candles)."""
         return self._beside_prices("candles")
+
+    @property
+    def trades_topic(self) -> str:
+        """The exchange's trades, keyed by ticker (crypto-trades)."""
+        return self._beside_prices("trades")
+
+    @property
+    def trades_on(self) -> bool:
+        """Whether the exchange's trades are streamed and make its series' candles (CRYPTO_TRADES with the
+        exchange among CRYPTO_SOURCES)."""
+        return self.trades and "exchange" in self.sources
 
     @property
     def alerts_topic(self) -> str:

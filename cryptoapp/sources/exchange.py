@@ -67,8 +67,9 @@ class ExchangeSource(Service):
                  ws_url: Optional[str] = None, rest_url: Optional[str] = None,
                  quotes: tuple[str, ...] = DEFAULT_QUOTES, keepalive_s: float = KEEPALIVE_S,
                  max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0,
-                 other_sources: tuple[str, ...] = ("the other sources",), **kwargs):
+                 other_sources: tuple[str, ...] = ("the other sources",), trades=None, **kwargs):
         super().__init__(**kwargs)
+        self.trades = trades  # a TradeFeed (sources/trade_stream.py) when CRYPTO_TRADES is on
         self.name = exchange_id
         self.other_sources = other_sources  # where the coins it does not list come from, for its start-up line
         self.exchange_id = exchange_id
@@ -110,6 +111,8 @@ class ExchangeSource(Service):
         self.add_future(self._stream())
         self.add_future(self._forward())
         self.add_future(self._watchdog())
+        if self.trades is not None:
+            self.add_future(self.trades.run(self))
 
     async def on_shutdown(self) -> None:
         # After mode cancelled the tasks above: nothing waits on the exchange any more.
@@ -120,6 +123,8 @@ class ExchangeSource(Service):
     # --- hooks called by the exchange for every message -----------------------------------------------
     def on_message(self, message: Any) -> None:
         self.link.last_message = time.monotonic()
+        if self.trades is not None:
+            self.trades.on_message(message)
         if isinstance(message, dict) and "error" in message:
             self._report("error", f"{self.exchange_id} answered an error: {_short(message)}")
 

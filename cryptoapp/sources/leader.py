@@ -11,6 +11,7 @@ from cryptoapp.coins import Coin
 from cryptoapp.schema import EXCHANGE
 from cryptoapp.settings.worker import Settings
 from cryptoapp.sources.exchange import ExchangeSource, Publish
+from cryptoapp.sources.trade_stream import PublishTrades, TradeFeed
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,10 @@ class LeaderStream:
     `coins` is asked for the coins each time a stream starts: a worker resolves them once it started.
     """
 
-    def __init__(self, settings: Settings, coins: Callable[[], tuple[Coin, ...]], publish: Publish):
+    def __init__(self, settings: Settings, coins: Callable[[], tuple[Coin, ...]], publish: Publish,
+                 publish_trades: Optional[PublishTrades] = None):
         self.settings = settings
+        self.publish_trades = publish_trades
         self.coins = coins
         self.publish = publish
         self.source: Optional[ExchangeSource] = None
@@ -49,7 +52,8 @@ class LeaderStream:
         source = self.source = ExchangeSource(
             s.exchange, self.coins(), self.publish, max_hz=s.exchange_max_hz, stall_s=s.exchange_stall_s,
             ws_url=s.exchange_ws_url, rest_url=s.exchange_rest_url,
-            other_sources=(s.polled_source,) if s.polled_source else ())
+            other_sources=(s.polled_source,) if s.polled_source else (),
+            trades=TradeFeed(s.exchange, self.publish_trades) if s.trades_on and self.publish_trades else None)
         log.info("this worker leads: streaming %s quotes (at most %g a second per coin)", s.exchange,
                  s.exchange_max_hz)
         try:

@@ -120,7 +120,8 @@ def test_the_unlisted_coin_is_named_once_and_coingecko_is_neither_repeated_nor_s
     assert len(unlisted) == 1 and "WARNING" in unlisted[0], unlisted
     assert "binanceus does not list SOL (no SOL pair against USD/USDT); it comes from coingecko only" \
         in unlisted[0]
-    assert (exchange.exchange_info_calls, exchange.connections_opened) == (1, 1)
+    # One connection for the tickers, one for the trades (CRYPTO_TRADES, on by default): each opened once.
+    assert (exchange.exchange_info_calls, exchange.connections_opened) == (1, 2)
     assert len(coingecko.calls_to("/coins/markets")) == 1  # the coins, resolved once at start-up
 
 

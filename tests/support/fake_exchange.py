@@ -19,7 +19,7 @@ from tests.support.fake_coingecko import reference
 
 # Binance answers a request it cannot read with an error object and the request's id
 # (shared/reference/exchanges.md); a stream name is <lower-case symbol>@<channel>.
-_STREAM_RE = re.compile(r"[a-z0-9]+@(ticker|bookTicker)")
+_STREAM_RE = re.compile(r"[a-z0-9]+@(ticker|bookTicker|trade)")
 _FILTERS = [
     {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000", "tickSize": "0.01000000"},
     {"filterType": "PERCENT_PRICE", "multiplierUp": "5", "multiplierDown": "0.2", "avgPriceMins": "5"},
@@ -109,6 +109,10 @@ class FakeBinanceUS:
     ping_every_s: float = 20.0
     pong_timeout_s: float = 60.0
     pongs: int = 0  # pongs received from clients
+    trades_sent: list[dict[str, Any]] = field(default_factory=list)  # every <symbol>@trade event, as sent
+    replay_trades: int = 0  # a new @trade subscription is first sent the symbol's last N trades again (duplicates)
+    kline_changes: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)  # (symbol, open ms) -> fields
+    _trade_ids: dict[str, int] = field(default_factory=dict)
     _seq: dict[str, int] = field(default_factory=dict)
     _streamer: Optional[asyncio.Task] = None
 
@@ -190,6 +194,11 @@ class FakeBinanceUS:
             else:
                 conn.streams.difference_update(params)
             await conn.ws.send_json({"result": None, "id": req_id})
+            if method == "SUBSCRIBE" and self.replay_trades:
+                for stream in [p for p in params if p.endswith("@trade")]:
+                    mine = [t for t in self.trades_sent if t["s"].lower() == stream[:-6]][-self.replay_trades:]
+                    for trade in mine:
+                        await conn.ws.send_str(json.dumps(_framed(conn, stream, trade)))
         elif method == "LIST_SUBSCRIPTIONS":
             await conn.ws.send_json({"result": sorted(conn.streams), "id": req_id})
         else:
@@ -231,6 +240,59 @@ class FakeBinanceUS:
                 await conn.ws.send_str(text)
         self.sent.append(sent)
         return sent
+
+    def trade_message(self, symbol: str, price: float, qty: float, maker: bool = False,
+                      time_ms: Optional[int] = None, trade_id: Optional[int] = None) -> dict[str, Any]:
+        """The next `<symbol>@trade` event of `symbol`, as Binance US documents it (ids count up per symbol)."""
+        ident = trade_id if trade_id is not None else self._trade_ids.get(symbol, 28457000) + 1
+        self._trade_ids[symbol] = max(ident, self._trade_ids.get(symbol, 0))
+        now = int(time.time() * 1000)
+        return {"e": "trade", "E": now, "s": symbol, "t": ident, "p": f"{price:.8f}", "q": f"{qty:.8f}",
+                "b": 88000000 + ident, "a": 50000000 + ident, "T": time_ms if time_ms is not None else now,
+                "m": maker, "M": True}
+
+    async def push_trade(self, symbol: str, price: float, qty: float, maker: bool = False,
+                         time_ms: Optional[int] = None, trade_id: Optional[int] = None,
+                         raw: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """One trade of `symbol` to every connection subscribed to `<symbol>@trade` (`raw`: send that event as it
+        is, e.g. one with a field missing); recorded in trades_sent unless raw."""
+        msg = raw if raw is not None else self.trade_message(symbol, price, qty, maker, time_ms, trade_id)
+        stream = f"{symbol.lower()}@trade"
+        for conn in [c for c in self.connections if stream in c.streams and not c.ws.closed]:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn.ws.send_str(json.dumps(_framed(conn, stream, msg)))
+        if raw is None:
+            self.trades_sent.append(msg)
+        return msg
+
+    async def klines(self, request: web.Request) -> web.Response:
+        """GET /api/v3/klines?symbol=&interval=1m[&startTime][&endTime][&limit]: the 1 m klines of the trades sent,
+        as Binance answers (arrays: open time, o, h, l, c, volume, close time, quote volume, trades, taker buy
+        base, taker buy quote, "0"), with kline_changes applied."""
+        q = request.query
+        symbol = q.get("symbol")
+        if q.get("interval") != "1m" or not any(s["symbol"] == symbol for s in self.symbols):
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        start, end = int(q.get("startTime", 0)), int(q.get("endTime", 2 ** 62))
+        limit = min(int(q.get("limit", 500)), 1000)
+        minutes: dict[int, list[dict]] = {}
+        for trade in self.trades_sent:
+            if trade["s"] == symbol:
+                minutes.setdefault(trade["T"] // 60000 * 60000, []).append(trade)
+        rows = []
+        for open_ms in sorted(m for m in minutes if start <= m <= end)[:limit]:
+            group = sorted(minutes[open_ms], key=lambda t: (t["T"], t["t"]))
+            prices = [float(t["p"]) for t in group]
+            base = sum(float(t["q"]) for t in group)
+            quote = sum(float(t["q"]) * float(t["p"]) for t in group)
+            buy = [t for t in group if not t["m"]]
+            row = {"o": group[0]["p"], "h": f"{max(prices):.8f}", "l": f"{min(prices):.8f}", "c": group[-1]["p"],
+                   "v": f"{base:.8f}", "qv": f"{quote:.8f}", "bv": f"{sum(float(t['q']) for t in buy):.8f}",
+                   "bq": f"{sum(float(t['q']) * float(t['p']) for t in buy):.8f}",
+                   **self.kline_changes.get((symbol, open_ms), {})}
+            rows.append([open_ms, row["o"], row["h"], row["l"], row["c"], row["v"], open_ms + 59999, row["qv"],
+                         len(group), row["bv"], row["bq"], "0"])
+        return web.json_response(rows)
 
     async def _stream(self, rate_hz: float) -> None:
         while True:
@@ -274,10 +336,18 @@ class FakeBinanceUS:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
+        app.router.add_get("/api/v3/klines", self.klines)
         # ccxt appends /<stream index> to the base URL; Binance accepts /ws and /ws/<name>.
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/ws/{name}", self.websocket)
+        app.router.add_get("/stream", self.websocket)  # combined streams: events come as {"stream", "data"}
         return app
+
+
+def _framed(conn: Connection, stream: str, event: dict[str, Any]) -> dict[str, Any]:
+    """An event as Binance sends it on this connection: raw on /ws (how ccxt subscribes), wrapped as
+    {"stream": ..., "data": ...} on the combined-stream endpoint /stream."""
+    return {"stream": stream, "data": event} if conn.path.startswith("/stream") else event
 
 
 @contextlib.asynccontextmanager

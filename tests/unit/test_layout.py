@@ -89,7 +89,7 @@ def test_nothing_outside_tests_imports_the_tests():
     assert offenders == []
 
 
-STAGES = ("prices", "alerts", "candles", "forecasts")  # the batch's stages, called in order by cryptoapp/pipeline.py
+STAGES = ("prices", "alerts", "candles", "forecasts", "trades")  # the batch's stages, called in order by cryptoapp/pipeline.py
 STAGE_IMPORT = re.compile(r"^\s*(?:from|import)\s+cryptoapp\.(\w+)(?:\.(\w+))?", re.M)
 
 
@@ -106,5 +106,5 @@ def test_no_stage_package_imports_another():
 
 def test_the_batchs_stages_are_called_from_one_file():
     callers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cryptoapp").rglob("*.py")
-                     if re.search(r"\b(AlertStage|CandleStage|ViewStage|ForecastStage)\(", p.read_text()))
+                     if re.search(r"\b(AlertStage|CandleStage|ViewStage|ForecastStage|TradeStage)\(", p.read_text()))
     assert callers == ["cryptoapp/pipeline.py"]
