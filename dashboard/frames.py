@@ -19,7 +19,7 @@ RESOLUTION_CHOICES = ("auto", "ticks", *RESOLUTIONS)
 TICK_COLUMNS = ("timestamp", "sensor_id", "series", *TICK_NUMBERS, "spread", "spread_bps", "source", "granularity",
                 "currency")
 BAR_COLUMNS = ("timestamp", "sensor_id", "series", "open", "high", "low", "close", "ticks", "volume_24h", "sources",
-               "currency")
+               "currency", "quote_volume", "vwap")  # the last two: a trade-built bar's own volume and VWAP, else NaN
 
 
 def check_ticker(ticker: object) -> str:
@@ -71,7 +71,7 @@ def tick_frame(rows: Iterable[dict]) -> pd.DataFrame:
 def bar_frame(rows: Iterable[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(BAR_COLUMNS))
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    for column in ("open", "high", "low", "close", "volume_24h"):
+    for column in ("open", "high", "low", "close", "volume_24h", "quote_volume", "vwap"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["ticks"] = pd.to_numeric(frame["ticks"], errors="coerce").fillna(0).astype("int64")
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -129,7 +129,8 @@ def bars_in(doc: dict | None, start: dt.datetime, end: dt.datetime) -> pd.DataFr
     return pd.DataFrame({"timestamp": times_of(pick["t"]), "sensor_id": doc["sensor_id"], "series": doc["series"],
                          "open": pick["o"], "high": pick["h"], "low": pick["l"], "close": pick["c"],
                          "ticks": pick["n"].astype("int64"), "volume_24h": pick["v"],
-                         "sources": [names[bits] for bits in pick["src"]], "currency": doc.get("currency")},
+                         "sources": [names[bits] for bits in pick["src"]], "currency": doc.get("currency"),
+                         "quote_volume": pick["qv"], "vwap": pick["w"]},
                         columns=list(BAR_COLUMNS))
 
 

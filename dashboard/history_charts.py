@@ -107,9 +107,29 @@ def _price_traces(fig: go.Figure, frame: pd.DataFrame, mode: str, series_label: 
             ), row=1, col=1)
 
 
+def own_volume(frame: pd.DataFrame) -> bool:
+    """Whether the bars carry their own volume and VWAP: bars built from an exchange's trades (cryptoapp/trades)."""
+    return is_bars(frame) and "quote_volume" in frame.columns and bool(frame["quote_volume"].notna().any())
+
+
+def _own_volume_traces(fig: go.Figure, frame: pd.DataFrame, row: int, unit: str) -> None:
+    """The bar's own traded volume (quote currency), coloured up/down as its candle, and the VWAP on the price."""
+    colors = [UP if c >= o else DOWN for o, c in zip(frame["open"], frame["close"])]
+    fig.add_trace(go.Bar(x=frame["timestamp"], y=frame["quote_volume"], name="volume per bar (from trades)",
+                         marker={"color": colors, "line": {"width": 0}}, opacity=0.7,
+                         hovertemplate=f"%{{y:,.0f}} {unit}<extra>volume per bar</extra>"), row=row, col=1)
+    fig.update_yaxes(title_text=f"volume<br>({unit})", exponentformat="B", row=row, col=1)
+    fig.add_trace(scatter_type(len(frame))(x=frame["timestamp"], y=frame["vwap"], name="VWAP (per bar)",
+                                           mode="lines", connectgaps=False, line={"color": TREND, "width": 1.2},
+                                           hovertemplate="%{y}<extra>VWAP</extra>"), row=1, col=1)
+
+
 def _volume_trace(fig: go.Figure, frame: pd.DataFrame, row: int, currency: str | None) -> None:
     note = VOLUME_NOTE if is_bars(frame) else "24 h volume at each tick"
     unit = "USD" if not currency or currency.lower() == "usd" else currency.upper()
+    if own_volume(frame):
+        _own_volume_traces(fig, frame, row, unit)
+        return
     fig.add_trace(go.Bar(x=frame["timestamp"], y=frame["volume_24h"], name=f"{note} (rolling, as the source gives it)",
                          marker={"color": VOLUME_COLOR, "line": {"width": 0}},
                          hovertemplate=f"%{{y:,.0f}} {unit}<extra>{note}</extra>"), row=row, col=1)
@@ -175,7 +195,7 @@ def history_figure(frame: pd.DataFrame, ticker: str, series_label: str = "CoinGe
     resolution = frame.attrs.get("resolution") or ("1m" if is_bars(frame) else "ticks")
     bucket_s = float(RESOLUTIONS.get(resolution, 0))
     panels = [PRICE_PANEL]
-    if "volume_24h" in frame.columns and frame["volume_24h"].notna().any():
+    if own_volume(frame) or ("volume_24h" in frame.columns and frame["volume_24h"].notna().any()):
         panels.append(VOLUME_PANEL)
     panels += [p for p in (RSI, MACD) if any(line.panel == p for line in lines)]
     panels += [p for p in extra_panels if p not in panels]

@@ -33,7 +33,9 @@ TAIL_SIZE = 100
 # Which sources made a bar, as bits, so one byte per bar carries it (exchanges are series of their own).
 SOURCE_BITS = {COINGECKO: 1, COINGECKO_BACKFILL: 2, SIMULATED: 4}
 OTHER_SOURCE = 8
-BAR_ARRAYS = ("t", "o", "h", "l", "c", "n", "v")          # float64 each; t = bar start (Unix s), NaN = none
+BAR_ARRAYS = ("t", "o", "h", "l", "c", "n", "v", "qv", "w")  # float64 each; t = bar start (Unix s), NaN = none
+# qv, w: a trade-built bar's own volume in the quote currency and its VWAP (cryptoapp/trades); NaN for ticker bars,
+# and in a ring saved before they existed (read through _array, which gives NaN for an array a document lacks).
 TICK_ARRAYS = ("t", "value", "bid_price", "ask_price", "bid_size", "ask_size", "volume_24h", "change_24h_pct",
                "market_cap", "g")                          # float64 each; t in Unix ms, g = granularity seconds
 RING_NUMBERS = TICK_ARRAYS[1:-1]                           # the numbers of a tick, in a tick ring's order
@@ -58,6 +60,11 @@ def _unpack(data: bytes) -> list[float]:
     if not LITTLE:
         values.byteswap()
     return values.tolist()
+
+
+def _array(doc: Mapping, name: str) -> list[float]:
+    """A packed array of a view or tail document; NaN throughout for one it was saved without (an older version)."""
+    return _unpack(doc[name]) if name in doc else [math.nan] * (len(doc["t"]) // 8)
 
 
 def _num(x: Optional[float]) -> float:
@@ -106,7 +113,8 @@ class BarRing:
         """Sets the bar's slot, unless the slot holds a newer bar; returns whether anything changed."""
         self.currency = bar.currency
         return self.put_row({"t": bar.start.timestamp(), "o": bar.open, "h": bar.high, "l": bar.low, "c": bar.close,
-                             "n": float(bar.ticks), "v": _num(bar.volume_24h), "src": float(source_bits(bar.sources))})
+                             "n": float(bar.ticks), "v": _num(bar.volume_24h), "qv": _num(bar.quote_volume),
+                             "w": _num(bar.vwap), "src": float(source_bits(bar.sources))})
 
     def put_row(self, row: Mapping[str, float]) -> bool:
         """put() of a bar as its numbers by BAR_ARRAYS and "src"."""
@@ -130,7 +138,7 @@ class BarRing:
 
     def absorb_tail(self, tail: Mapping) -> tuple[list[int], bool]:
         """The tail's bars put into the ring: (their slots, whether the ring changed)."""
-        arrays = {name: _unpack(tail[name]) for name in (*BAR_ARRAYS, "src")}
+        arrays = {name: _array(tail, name) for name in (*BAR_ARRAYS, "src")}
         rows = [{name: arrays[name][i] for name in arrays} for i in range(len(arrays["t"]))]
         changed = any([self.put_row(row) for row in rows])
         return [self.slot(row["t"]) for row in rows], changed
@@ -144,6 +152,7 @@ class BarRing:
         for i in sorted((i for i, t in enumerate(a["t"]) if not math.isnan(t) and low < t < high), key=a["t"].__getitem__):
             out.append({"timestamp": dt.datetime.fromtimestamp(a["t"][i], UTC), "open": a["o"][i], "high": a["h"][i],
                         "low": a["l"][i], "close": a["c"][i], "ticks": int(a["n"][i]), "volume_24h": _opt(a["v"][i]),
+                        "quote_volume": _opt(a["qv"][i]), "vwap": _opt(a["w"][i]),
                         "sources": bit_sources(int(a["src"][i]), self.source)})
         return out
 
@@ -161,7 +170,7 @@ class BarRing:
     def from_document(cls, doc: Mapping) -> "BarRing":
         ring = cls(series=doc["series"], ticker=doc["sensor_id"], resolution=doc["kind"],
                    currency=doc.get("currency") or "usd", source=doc.get("source"), rev=int(doc.get("rev", 0)),
-                   arrays={name: _unpack(doc[name]) for name in (*BAR_ARRAYS, "src")})
+                   arrays={name: _array(doc, name) for name in (*BAR_ARRAYS, "src")})
         if any(len(v) != ring.size for v in ring.arrays.values()):  # written with another size: start it afresh
             return cls(ring.series, ring.ticker, ring.resolution, ring.currency, ring.source, ring.rev)
         return ring
@@ -331,9 +340,12 @@ def _bars_with_tail(doc: Mapping, tail: Mapping) -> Mapping:
 # --- the reader's side: a view document straight into arrays, no Python object per point ---------------------------
 
 def columns(doc: Mapping) -> dict[str, "np.ndarray"]:
-    """A view document's packed arrays as numpy arrays (float64, little-endian); NaN where a value is none."""
+    """A view document's packed arrays as numpy arrays (float64, little-endian); NaN where a value is none (and for
+    an array the document was saved without)."""
     names = TICK_ARRAYS if doc["kind"] == "ticks" else BAR_ARRAYS
-    return {name: np.frombuffer(bytes(doc[name]), dtype="<f8") for name in (*names, "src")}
+    size = len(doc["t"]) // 8
+    return {name: np.frombuffer(bytes(doc[name]), dtype="<f8") if name in doc else np.full(size, np.nan)
+            for name in (*names, "src")}
 
 
 def label_of(seconds: float) -> Optional[str]:

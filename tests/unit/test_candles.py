@@ -189,3 +189,21 @@ def test_the_tick_ring_drops_its_oldest_tick_whatever_order_the_ticks_came_in():
     kept = [row["timestamp"].timestamp() * 1000 for row in TickRing.from_document(ring.document(T0)).rows()]
     assert len(kept) == TICK_RING_SIZE and kept == sorted(kept)
     assert kept[0] == 16 and late in kept
+
+
+def test_a_trade_bars_own_volume_and_vwap_travel_through_the_ring_and_older_rings_read_as_none():
+    import dataclasses
+
+    from cryptoapp.candles.rings import columns
+
+    bar = merge([m.bar() for m in minutes_from_ticks(walk(20, 3)).values()], "5m")
+    traded = dataclasses.replace(bar, volume=2.0, quote_volume=200_000.0, vwap=100_000.0, provenance="trades")
+    ring = BarRing("BTC_binanceus", "BTC", "5m", source="binanceus")
+    ring.put(traded)
+    doc = ring.document(T0)
+    row = BarRing.from_document(doc).rows()[-1]
+    assert (row["quote_volume"], row["vwap"]) == (200_000.0, 100_000.0)
+    older = {k: v for k, v in doc.items() if k not in ("qv", "w")}  # a ring saved before the two arrays existed
+    row = BarRing.from_document(older).rows()[-1]
+    assert row["quote_volume"] is None and row["vwap"] is None and row["close"] == bar.close
+    assert all(math.isnan(x) for x in columns(older)["qv"])

@@ -357,3 +357,18 @@ def test_png_export_without_chromium_says_what_to_install(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
     with pytest.raises(image_export.PngExportError, match="needs Chromium.*apt-get install chromium"):
         image_export.figure_png(go.Figure(), 100, 100)
+
+
+def test_trade_built_bars_draw_their_own_volume_coloured_up_down_and_the_vwap():
+    traded = bars(range(4))
+    traded["quote_volume"] = [1e6, 2e6, 3e6, 4e6]
+    traded["vwap"] = traded["close"] - 0.5
+    traded.loc[2, "close"] = traded.loc[2, "open"] - 1  # one down bar
+    fig = history_charts.history_figure(traded, "BTC", "binanceus")
+    volume = next(t for t in fig.data if t.name == "volume per bar (from trades)")
+    assert list(volume.y) == [1e6, 2e6, 3e6, 4e6]
+    assert list(volume.marker.color) == [chart_layout.UP, chart_layout.UP, chart_layout.DOWN, chart_layout.UP]
+    vwap = next(t for t in fig.data if t.name == "VWAP (per bar)")
+    assert list(vwap.y) == list(traded["vwap"]) and vwap.yaxis == "y"
+    ticker_bars = history_charts.history_figure(bars(range(4)), "BTC")  # ticker bars: the 24 h volume, no VWAP
+    assert not [t for t in ticker_bars.data if t.name in ("VWAP (per bar)", "volume per bar (from trades)")]
