@@ -9,7 +9,7 @@ import streamlit as st
 
 from cryptoapp.schema import SIMULATED
 from cryptoapp.settings.dashboard import DashboardSettings
-from dashboard import alerts, best_quotes, cache, charts, data, formatting, freshness, frames, status, ui
+from dashboard import alerts, cache, charts, data, formatting, freshness, frames, status, ui
 
 CARDS_PER_ROW = 5
 
@@ -93,19 +93,6 @@ def _charts(settings: DashboardSettings, latest: pd.DataFrame, series: pd.DataFr
                         theme=None)
 
 
-def _best_across_exchanges(settings: DashboardSettings, latest: pd.DataFrame, now: dt.datetime) -> None:
-    """Where two or more exchanges quote a coin: the best bid and ask across them, as /prices/<TICKER>/best/ gives."""
-    table = best_quotes.best_table(latest, now, settings.best_max_age_s)
-    if table.empty:
-        return
-    st.markdown("**Best bid and ask across exchanges**")
-    st.dataframe(table, hide_index=True, key="best_quotes")
-    st.caption(f"The highest bid and the lowest ask among the exchanges' quotes of the last "
-               f"{formatting.duration(settings.best_max_age_s)} (CRYPTO_BEST_MAX_AGE_S); the spread is in basis points "
-               "of their mid, negative when one exchange's bid is above another's ask (crossed). Each exchange "
-               "quotes in its own currency (USDT is not the dollar).")
-
-
 def _live_panel(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "real-time tab"):
         state = ui.pipeline_status(settings)
@@ -125,7 +112,6 @@ def _live_panel(settings: DashboardSettings) -> None:
             for column, coin in zip(st.columns(CARDS_PER_ROW), coins[first:first + CARDS_PER_ROW]):
                 with column:
                     card(latest[latest["sensor_id"] == coin], now, stale_after, names, series)
-        _best_across_exchanges(settings, latest, now)
         _charts(settings, latest, series, coins, names)
         closes = sorted(names.get(s, s) for s in series.loc[series["resolution"] != "ticks", "series"].unique())
         shown = f"{len(series):,} points in the price charts"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import aiohttp
 from faust import web
 from faust.exceptions import SameNode
@@ -11,7 +9,6 @@ from faust.web.exceptions import ServiceUnavailable
 
 from cryptoapp.app import app, latest_prices
 from cryptoapp.metrics import readable_since
-from cryptoapp.prices import best
 from cryptoapp.schema import COINGECKO, TICKER_RE, series_id
 
 PEER_TIMEOUT = 3.0  # seconds another worker has to list its partitions' prices
@@ -44,26 +41,6 @@ async def all_prices(self: web.View, request: web.Request) -> web.Response:
     return self.json(dict(sorted(prices.items())))
 
 
-async def _at_owner(view: web.View, request: web.Request, ticker: str) -> web.Response | None:
-    """The answer of the worker that owns the ticker's partition, or None when that is this worker.
-
-    As @app.table_route does, but after validating the input, with a JSON answer when the partition owners are not
-    known yet (start-up, rebalance) instead of a bare 500, and routed by the partition the ticks are in: the
-    table's entries follow their messages, keyed by the ticker's raw bytes, while table_route would hash the
-    table's JSON-encoded key and lead to another partition's worker. Every series of a coin is in that partition.
-    """
-    try:
-        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
-        return await app.router._route_req(owner, view.web, request)
-    except SameNode:
-        return None
-    except (ServiceUnavailable, KeyError, TypeError):
-        return view.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
-
-
-MALFORMED = {"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"}
-
-
 @app.page("/prices/{ticker}/")
 async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
     """One coin's latest tick, answered by the worker that owns the ticker's partition (table_route).
@@ -71,11 +48,20 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
     CoinGecko's (the reference price) by default; `?source=binanceus` for an exchange's series.
     """
     if not TICKER_RE.fullmatch(ticker):
-        return self.json(MALFORMED, status=404)
+        return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
+                         status=404)
     source = request.query.get("source") or COINGECKO
-    routed = await _at_owner(self, request, ticker)
-    if routed is not None:
-        return routed
+    try:
+        # As @app.table_route does, but after validating the input, with a JSON answer when the partition
+        # owners are not known yet (start-up, rebalance) instead of a bare 500, and routed by the partition
+        # the ticks are in: the table's entries follow their messages, keyed by the ticker's raw bytes,
+        # while table_route would hash the table's JSON-encoded key and lead to another partition's worker.
+        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
+        return await app.router._route_req(owner, self.web, request)
+    except SameNode:
+        pass
+    except (ServiceUnavailable, KeyError, TypeError):
+        return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
     tick = latest_prices.get(series_id(ticker, source))
     if tick is None:
         if source == COINGECKO and app.settings.polled_source is None:
@@ -86,25 +72,6 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
         return self.json({"error": f"no price for {ticker} from {source} yet: is it in CRYPTO_SYMBOLS, is {source} "
                                    "in CRYPTO_SOURCES (as CRYPTO_EXCHANGE), and does it list the coin?"}, status=404)
     return self.json(tick.to_json())
-
-
-@app.page("/prices/{ticker}/best/")
-async def best_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
-    """The best bid and the best ask of one coin across the exchanges that quote it (cryptoapp/prices/best.py): which
-    exchange holds each side, the combined spread (bps of the mid; negative when crossed), each quote's age; a
-    quote older than CRYPTO_BEST_MAX_AGE_S is left out and named. Answered by the worker that owns the coin."""
-    if not TICKER_RE.fullmatch(ticker):
-        return self.json(MALFORMED, status=404)
-    routed = await _at_owner(self, request, ticker)
-    if routed is not None:
-        return routed
-    quotes = [q for series, tick in latest_prices.items() if tick.ticker == ticker
-              and (q := best.Quote.of(tick)) is not None]
-    if not quotes:
-        return self.json({"error": f"no exchange quotes {ticker} yet: is `exchange` in CRYPTO_SOURCES, and does "
-                                   f"{app.settings.exchange} list the coin?"}, status=404)
-    answer = best.best(ticker, quotes, dt.datetime.now(dt.timezone.utc), app.settings.best_max_age_s)
-    return self.json(answer.to_json())
 
 
 @app.page("/latency/")

@@ -10,7 +10,6 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from cryptoapp.prices.best import DEFAULT_MAX_AGE_S as DEFAULT_BEST_MAX_AGE_S
 from cryptoapp.settings import defaults
 from cryptoapp.uris import mask_uri, mongo_servers
 
@@ -92,8 +91,6 @@ class SharedSettings(BaseSettings):
     mongo_db: str = Field("crypto", alias="MONGO_DB")
     interval: Seconds = Field(defaults.INTERVAL_S, alias="CRYPTO_INTERVAL")  # the worker's polls; the dashboard's "stale"
     forecasts: bool = Field(True, alias="CRYPTO_FORECASTS")  # the worker learns them, the dashboard says if off
-    # The best bid and ask across exchanges (/prices/<TICKER>/best/, the live tab): an older quote is left out.
-    best_max_age_s: Seconds = Field(DEFAULT_BEST_MAX_AGE_S, alias="CRYPTO_BEST_MAX_AGE_S")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -4,7 +4,6 @@ ticks (`cryptoapp candles rebuild`'s function), most of them with the archive dr
 import base64
 import datetime as dt
 import json
-import re
 import time
 
 import numpy as np
@@ -232,24 +231,6 @@ def test_stale_series_are_flagged_even_when_silent_for_longer_than_a_day(own_db,
     assert updated["BTC"] == "updated 10 min ago · price, change, volume: CoinGecko :red-badge[stale]"
     assert "stale" not in updated["ETH"]
     assert updated["BNB"].startswith("updated 30 h ago") and updated["BNB"].endswith(":red-badge[stale]")
-
-
-def test_the_live_tab_shows_the_best_bid_and_ask_across_exchanges_leaving_a_stale_quote_out(own_db, mongo):
-    t = now()
-    quotes = {"binanceus": (86990.0, 87010.0, 3), "kraken": (87000.0, 87020.0, 2), "coinbase": (87100.0, 87200.0, 60)}
-    seeding.seed_views(own_db, mongo[0], [
-        tick("BTC", t - dt.timedelta(seconds=5), 87000.0, change_24h_pct=0.1),
-        *(tick("BTC", t - dt.timedelta(seconds=age), (bid + ask) / 2, source=name, bid_price=bid, ask_price=ask,
-               bid_size=1.0, ask_size=1.0) for name, (bid, ask, age) in quotes.items()),
-        tick("ETH", t - dt.timedelta(seconds=5), 2900.0, source="binanceus", bid_price=2899.0, ask_price=2901.0)])
-    at = app_page()
-    table = next(d.value for d in at.dataframe if "Best bid" in d.value.columns)
-    rows = table.to_dict("records")  # ETH: one exchange only, no row; coinbase's quote is a minute old
-    assert re.fullmatch(r"kraken \(\d+ s ago\)", rows[0].pop("Bid on"))
-    assert re.fullmatch(r"binanceus \(\d+ s ago\)", rows[0].pop("Ask on"))
-    assert rows == [{"Coin": "BTC", "Best bid": "$87,000.00", "Best ask": "$87,010.00",
-                     "Spread": f"{1e4 * 10 / 87005:,.1f} bps", "Exchanges": "kraken, binanceus",
-                     "Left out (stale)": "coinbase"}]
 
 
 def test_simulated_ticks_are_labelled_as_simulated(own_db, mongo):

@@ -92,22 +92,6 @@ def test_prices_views_serve_both_series(worker):
     assert worker.get("/prices/SOL/")[1]["value"] == SOLANA["usd"]
 
 
-def test_the_best_bid_and_ask_view_takes_the_exchanges_quote_and_leaves_coingecko_out(worker):
-    def same_quote():  # the quote and the best read back to back, until no new tick fell between them
-        _, quote = worker.get("/prices/BTC/?source=binanceus")
-        status, got = worker.get("/prices/BTC/best/")
-        return got if status == 200 and got["best_bid"] and got["best_bid"]["price"] == quote["bid_price"] and \
-            got["best_ask"]["price"] == quote["ask_price"] else None
-
-    got = wait_for(same_quote, 30, "/prices/BTC/best/ giving binanceus's bid and ask")
-    assert (got["best_bid"]["exchange"], got["best_ask"]["exchange"]) == ("binanceus", "binanceus")
-    assert got["spread"] > 0 and got["spread_bps"] > 0 and not got["crossed"] and got["left_out_stale"] == []
-    assert 0 <= got["best_bid"]["age_s"] <= 10 and [e["exchange"] for e in got["exchanges"]] == ["binanceus"]
-    status, sol = worker.get("/prices/SOL/best/")  # CoinGecko prices SOL but quotes no bid or ask
-    assert status == 404 and "no exchange quotes SOL" in sol["error"]
-    assert worker.get("/prices/btc/best/")[0] == 404
-
-
 def test_the_unlisted_coin_is_named_once_and_coingecko_is_neither_repeated_nor_streamed_twice(
         services, worker, coingecko, exchange, module_db):
     polls = len(coingecko.calls_to("/simple/price"))
