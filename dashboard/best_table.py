@@ -23,7 +23,7 @@ def best_frame(latest: pd.DataFrame, now: dt.datetime, max_age_s: float = DEFAUL
         if group["source"].nunique() < 2:
             continue
         quotes = [Quote(t.source, None if pd.isna(t.bid_price) else float(t.bid_price),
-                        None if pd.isna(t.ask_price) else float(t.ask_price), t.timestamp.to_pydatetime())
+                        None if pd.isna(t.ask_price) else float(t.ask_price), t.timestamp.to_pydatetime(), currency)
                   for t in group.itertuples()]
         best = best_quote(coin, quotes, now, max_age_s)
         spread = formatting.spread(best["spread"], best["spread_bps"], currency)

@@ -81,7 +81,8 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
 @app.page("/prices/{ticker}/best/")
 async def best_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
     """The best bid and ask across CRYPTO_EXCHANGES for one coin (cryptoapp/prices/best.py), answered by the worker
-    that owns the ticker's partition: every series of a coin is keyed by its ticker, so one worker holds them all."""
+    that owns the ticker's partition: every series of a coin is keyed by its ticker, so one worker holds them all.
+    Quotes in one currency only: `?currency=usdt`, by default the first exchange's."""
     if not TICKER_RE.fullmatch(ticker):
         return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
                          status=404)
@@ -93,8 +94,9 @@ async def best_price(self: web.View, request: web.Request, ticker: str) -> web.R
     except (ServiceUnavailable, KeyError, TypeError):
         return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
     ticks = [latest_prices.get(series_id(ticker, exchange)) for exchange in app.settings.exchanges]
-    quotes = [Quote(t.source, t.bid_price, t.ask_price, t.timestamp) for t in ticks if t is not None]
-    return self.json(best_quote(ticker, quotes, dt.datetime.now(UTC), app.settings.best_max_age_s))
+    quotes = [Quote(t.source, t.bid_price, t.ask_price, t.timestamp, t.currency) for t in ticks if t is not None]
+    return self.json(best_quote(ticker, quotes, dt.datetime.now(UTC), app.settings.best_max_age_s,
+                                request.query.get("currency")))
 
 
 @app.page("/latency/")

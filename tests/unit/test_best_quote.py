@@ -45,3 +45,11 @@ def test_one_exchange_only_and_no_fresh_quote():
         100.0, None, None, None, False)
     none = best_quote("BTC", [q("binanceus", 100.0, 101.0, 60)], NOW)
     assert (none["best_bid"], none["best_bid_exchange"], none["best_ask"], none["spread_bps"]) == (None, None, None, None)
+
+
+def test_quotes_in_another_currency_are_never_compared():
+    quotes = [Quote("binanceus", 100.0, 101.0, NOW, "usdt"), Quote("kraken", 100.5, 100.8, NOW, "usd")]
+    best = best_quote("BTC", quotes, NOW)
+    assert (best["currency"], best["best_bid_exchange"], best["best_ask_exchange"]) == ("usdt", "binanceus", "binanceus")
+    assert [x["used"] for x in best["quotes"]] == [True, False]
+    assert best_quote("BTC", quotes, NOW, currency="usd")["best_bid_exchange"] == "kraken"
