@@ -28,6 +28,9 @@ COINGECKO_BACKFILL = "coingecko-backfill"  # history from market_chart/range, wi
 SIMULATED = "simulated"  # offline demo data; labelled as such wherever it is shown
 EXCHANGE = "exchange"  # the CRYPTO_SOURCES name of the exchange stream; its ticks carry the exchange's id
 SOURCES = (COINGECKO, SIMULATED, EXCHANGE)  # what CRYPTO_SOURCE and CRYPTO_SOURCES may name
+# The exchanges whose trade messages cryptoapp/trades reads (Binance's `t T p q m`): their series' candles come
+# from trades when CRYPTO_TRADES is on; any other exchange's come from its ticker, as before.
+TRADE_EXCHANGES = frozenset({"binance", "binanceus"})
 # Sources whose ticks keep the seed's `_id` (<TICKER>_<time>): CoinGecko's live and backfilled ticks of
 # one moment are one observation, and the offline demo stands in for CoinGecko. Any other source
 # (an exchange) puts its name in the `_id`, so no two sources' ticks ever share one.

@@ -9,7 +9,8 @@ import streamlit as st
 
 from cryptoapp.schema import SIMULATED
 from cryptoapp.settings.dashboard import DashboardSettings
-from dashboard import alerts, cache, charts, data, formatting, freshness, frames, status, ui
+from cryptoapp.prices.best import DEFAULT_MAX_AGE_S
+from dashboard import alerts, best_table, cache, charts, data, formatting, freshness, frames, status, ui
 
 CARDS_PER_ROW = 5
 
@@ -93,6 +94,17 @@ def _charts(settings: DashboardSettings, latest: pd.DataFrame, series: pd.DataFr
                         theme=None)
 
 
+def _best_quotes(latest: pd.DataFrame, now: dt.datetime, refresh_s: float) -> None:
+    """The best bid and ask across exchanges, for the coins two or more exchanges quote (none: nothing shown)."""
+    # The page's data may be a refresh old: a quote the worker's /best/ still takes stays in here too.
+    best = best_table.best_frame(latest, now, DEFAULT_MAX_AGE_S + refresh_s)
+    if not best.empty:
+        st.markdown("**Best bid and ask across exchanges**")
+        st.dataframe(best, hide_index=True, key="best_quotes")
+        st.caption(f"A quote older than {formatting.duration(DEFAULT_MAX_AGE_S + refresh_s)} is left out; a negative "
+                   "spread is a crossed book (one exchange bids above another's ask).")
+
+
 def _live_panel(settings: DashboardSettings) -> None:
     with ui.guarded(settings, "real-time tab"):
         state = ui.pipeline_status(settings)
@@ -112,6 +124,7 @@ def _live_panel(settings: DashboardSettings) -> None:
             for column, coin in zip(st.columns(CARDS_PER_ROW), coins[first:first + CARDS_PER_ROW]):
                 with column:
                     card(latest[latest["sensor_id"] == coin], now, stale_after, names, series)
+        _best_quotes(latest, now, settings.refresh)
         _charts(settings, latest, series, coins, names)
         closes = sorted(names.get(s, s) for s in series.loc[series["resolution"] != "ticks", "series"].unique())
         shown = f"{len(series):,} points in the price charts"

@@ -25,7 +25,7 @@ from cryptoapp.candles.rings import RING_NUMBERS
 from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, view_ticks_topic
 from cryptoapp.prices.models import PriceTick, decode_tick, tick_from_json
-from cryptoapp.schema import RESOLUTIONS, SEED_ID_SOURCES, TICK_NUMBERS
+from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS
 from cryptoapp.streams import in_partition_of, send_all
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,9 @@ class CandleStage:
         batch: dict[str, Minute] = {}
         changed: dict[str, EventT] = {}
         too_old = 0
-        by_trades = self.app.settings.trades_on  # an exchange series' bars are made from its trades then
+        by_trades = self.app.settings.trade_exchanges  # these exchanges' series' bars are made from their trades
         for event, tick in ticks:
-            if by_trades and tick.source not in SEED_ID_SOURCES:
+            if tick.source in by_trades:
                 continue
             at = time_ms(tick.timestamp)
             start_s = at // 1000 // MINUTE * MINUTE

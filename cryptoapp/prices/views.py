@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import aiohttp
 from faust import web
 from faust.exceptions import SameNode
@@ -9,6 +11,8 @@ from faust.web.exceptions import ServiceUnavailable
 
 from cryptoapp.app import app, latest_prices
 from cryptoapp.metrics import readable_since
+from cryptoapp.prices.best import Quote, best_quote
+from cryptoapp.prices.models import UTC
 from cryptoapp.schema import COINGECKO, TICKER_RE, series_id
 
 PEER_TIMEOUT = 3.0  # seconds another worker has to list its partitions' prices
@@ -72,6 +76,27 @@ async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Re
         return self.json({"error": f"no price for {ticker} from {source} yet: is it in CRYPTO_SYMBOLS, is {source} "
                                    "in CRYPTO_SOURCES (as CRYPTO_EXCHANGE), and does it list the coin?"}, status=404)
     return self.json(tick.to_json())
+
+
+@app.page("/prices/{ticker}/best/")
+async def best_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
+    """The best bid and ask across CRYPTO_EXCHANGES for one coin (cryptoapp/prices/best.py), answered by the worker
+    that owns the ticker's partition: every series of a coin is keyed by its ticker, so one worker holds them all.
+    Quotes in one currency only: `?currency=usdt`, by default the first exchange's."""
+    if not TICKER_RE.fullmatch(ticker):
+        return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
+                         status=404)
+    try:
+        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
+        return await app.router._route_req(owner, self.web, request)
+    except SameNode:
+        pass
+    except (ServiceUnavailable, KeyError, TypeError):
+        return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
+    ticks = [latest_prices.get(series_id(ticker, exchange)) for exchange in app.settings.exchanges]
+    quotes = [Quote(t.source, t.bid_price, t.ask_price, t.timestamp, t.currency) for t in ticks if t is not None]
+    return self.json(best_quote(ticker, quotes, dt.datetime.now(UTC), app.settings.best_max_age_s,
+                                request.query.get("currency")))
 
 
 @app.page("/latency/")

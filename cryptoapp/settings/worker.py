@@ -10,10 +10,11 @@ from pydantic_settings import NoDecode
 from cryptoapp.forecasts.forecasters import DEFAULT_MODELS, parse_models
 from cryptoapp.forecasts.online import DEFAULT_HORIZONS, parse_horizons
 from cryptoapp.forecasts.scoring import WINDOW
-from cryptoapp.schema import COINGECKO, SIMULATED, SOURCES
+from cryptoapp.schema import COINGECKO, SIMULATED, SOURCES, TRADE_EXCHANGES
 from cryptoapp.settings import defaults
 from cryptoapp.settings.base import (
     ConfigError, Count, Seconds, SharedSettings, listed, load_settings, number, one_line, url_check)
+from cryptoapp.settings.exchanges import parse_exchanges
 from cryptoapp.settings.lists import parse_sources, parse_symbols
 
 # Binance US lists all five default coins against USD (USDT as USDT/USD), reachable without a key
@@ -47,6 +48,8 @@ class Settings(SharedSettings):
     source: str = Field(COINGECKO, alias="CRYPTO_SOURCE")  # one source: the spelling before CRYPTO_SOURCES
     sources_named: Optional[tuple[str, ...]] = Field(None, alias="CRYPTO_SOURCES")  # read it as `sources`
     exchange: str = Field(DEFAULT_EXCHANGE, alias="CRYPTO_EXCHANGE")  # ccxt id; checked when the worker starts
+    exchanges_named: Optional[tuple[str, ...]] = Field(None, alias="CRYPTO_EXCHANGES")  # read it as `exchanges`
+    best_max_age_s: Seconds = Field(10.0, alias="CRYPTO_BEST_MAX_AGE_S")  # /prices/<T>/best/ leaves older quotes out
     exchange_max_hz: number() = Field(DEFAULT_MAX_HZ, alias="CRYPTO_EXCHANGE_MAX_HZ")
     exchange_stall_s: number() = Field(DEFAULT_STALL_S, alias="CRYPTO_EXCHANGE_STALL_S")
     exchange_ws_url: Optional[str] = Field(None, alias="CRYPTO_EXCHANGE_WS_URL")  # tests: a local server
@@ -101,6 +104,7 @@ class Settings(SharedSettings):
     _forecast_horizons = field_validator("forecast_horizons", mode="before")(listed(_minutes))
     _forecast_models = field_validator("forecast_models", mode="before")(listed(parse_models))
     _sources = field_validator("sources_named", mode="before")(listed(parse_sources))
+    _exchanges = field_validator("exchanges_named", mode="before")(listed(parse_exchanges))
     _ws_url = field_validator("exchange_ws_url", mode="before")(url_check("a WebSocket URL", "ws://", "wss://"))
 
     @field_validator("source", mode="before")
@@ -151,6 +155,11 @@ class Settings(SharedSettings):
         return self.sources_named or (self.source,)
 
     @property
+    def exchanges(self) -> tuple[str, ...]:
+        """The exchanges streamed (ccxt ids): CRYPTO_EXCHANGES, else CRYPTO_EXCHANGE alone (default binanceus)."""
+        return self.exchanges_named or (self.exchange,)
+
+    @property
     def polled_source(self) -> Optional[str]:
         """The source the fetch timer polls (coingecko or simulated; at most one), or None."""
         return next((name for name in self.sources if name in (COINGECKO, SIMULATED)), None)
@@ -197,6 +206,11 @@ class Settings(SharedSettings):
         """Whether the exchange's trades are streamed and make its series' candles (CRYPTO_TRADES with the
         exchange among CRYPTO_SOURCES)."""
         return self.trades and "exchange" in self.sources
+
+    @property
+    def trade_exchanges(self) -> frozenset[str]:
+        """The exchanges whose trades are streamed and make their series' candles (schema.TRADE_EXCHANGES)."""
+        return frozenset(x for x in self.exchanges if x in TRADE_EXCHANGES) if self.trades_on else frozenset()
 
     @property
     def alerts_topic(self) -> str:

@@ -33,7 +33,7 @@ class Listener(Protocol):
     def on_handled(self) -> None: ...
 
 
-def exchange_class(exchange_id: str) -> type:
+def exchange_class(exchange_id: str, setting: str = "CRYPTO_EXCHANGE") -> type:
     """ccxt.pro's class for `exchange_id`, made to report every message to its `listener`.
 
     Imports ccxt.pro (about 3 s the first time, 0.4 s with compiled bytecode), so call it only when the
@@ -43,10 +43,10 @@ def exchange_class(exchange_id: str) -> type:
 
     base = getattr(ccxt.pro, exchange_id, None) if exchange_id in ccxt.pro.exchanges else None
     if base is None:
-        raise ExchangeConfigError(f"CRYPTO_EXCHANGE={exchange_id!r} is not an exchange ccxt streams: use a ccxt id "
+        raise ExchangeConfigError(f"{setting}={exchange_id!r} is not an exchange ccxt streams: use a ccxt id "
                                   f"such as {DEFAULT_EXCHANGE}, kraken or coinbaseexchange")
     if not base().has.get("watchTickers"):
-        raise ExchangeConfigError(f"CRYPTO_EXCHANGE={exchange_id!r}: ccxt cannot watch its tickers over WebSocket; "
+        raise ExchangeConfigError(f"{setting}={exchange_id!r}: ccxt cannot watch its tickers over WebSocket; "
                                   f"choose another exchange, e.g. {DEFAULT_EXCHANGE}")
 
     class ListenedExchange(base):
@@ -91,11 +91,12 @@ def exchange_class(exchange_id: str) -> type:
 
 
 async def open_exchange(exchange_id: str, listener: Listener, *, ws_url: Optional[str] = None,
-                        rest_url: Optional[str] = None, keepalive_s: float = KEEPALIVE_S):
+                        rest_url: Optional[str] = None, keepalive_s: float = KEEPALIVE_S,
+                        setting: str = "CRYPTO_EXCHANGE"):
     """A listened exchange for `exchange_id` with our keepalive, the full @ticker stream and, where given, the
     WebSocket and REST URLs of a local server. Raises ExchangeConfigError for an exchange ccxt cannot stream,
     and AlreadyStreaming when this process has that endpoint open already (close_exchange releases it)."""
-    cls = exchange_class(exchange_id)
+    cls = exchange_class(exchange_id, setting)
     config: dict[str, Any] = {"enableRateLimit": True, "streaming": {"keepAlive": int(keepalive_s * 1000)}}
     exchange = cls(config)
     if rest_url:
@@ -106,6 +107,11 @@ async def open_exchange(exchange_id: str, listener: Listener, *, ws_url: Optiona
             ws["spot"] = ws_url
         else:
             exchange.urls["api"]["ws"] = ws_url
+    markets = exchange.options.get("fetchMarkets")
+    if isinstance(markets, dict) and "spot" in markets.get("types", ()):
+        # Binance: the spot markets alone (one REST call), all we stream; no margin call (it needs a key).
+        markets["types"] = ["spot"]
+        exchange.options["fetchMargins"] = False
     ws_options = exchange.options.get("watchTickers")
     if isinstance(ws_options, dict) and "name" in ws_options:
         # Binance's default is miniTicker, which has no bid or ask; the full @ticker has both and `E`.

@@ -67,10 +67,12 @@ class ExchangeSource(Service):
                  ws_url: Optional[str] = None, rest_url: Optional[str] = None,
                  quotes: tuple[str, ...] = DEFAULT_QUOTES, keepalive_s: float = KEEPALIVE_S,
                  max_connection_s: float = MAX_CONNECTION_S, max_backoff_s: float = 30.0,
-                 other_sources: tuple[str, ...] = ("the other sources",), trades=None, **kwargs):
+                 other_sources: tuple[str, ...] = ("the other sources",), trades=None,
+                 setting: str = "CRYPTO_EXCHANGE", **kwargs):
         super().__init__(**kwargs)
         self.trades = trades  # a TradeFeed (sources/trade_stream.py) when CRYPTO_TRADES is on
         self.name = exchange_id
+        self.setting = setting  # the setting that named the exchange, for the line when ccxt cannot stream it
         self.other_sources = other_sources  # where the coins it does not list come from, for its start-up line
         self.exchange_id = exchange_id
         self.coins = coins
@@ -104,9 +106,9 @@ class ExchangeSource(Service):
     async def on_start(self) -> None:
         try:
             self.exchange = await open_exchange(self.exchange_id, self, ws_url=self.ws_url, rest_url=self.rest_url,
-                                                keepalive_s=self.keepalive_s)
+                                                keepalive_s=self.keepalive_s, setting=self.setting)
         except ExchangeConfigError as exc:
-            log.error("%s; the exchange source stays off", exc)
+            log.error("%s; the %s stream stays off, the other sources go on", exc, self.exchange_id)
             return
         self.add_future(self._stream())
         self.add_future(self._forward())

@@ -113,6 +113,7 @@ class FakeBinanceUS:
     replay_trades: int = 0  # a new @trade subscription is first sent the symbol's last N trades again (duplicates)
     kline_changes: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)  # (symbol, open ms) -> fields
     _trade_ids: dict[str, int] = field(default_factory=dict)
+    price_offset: float = 0.0  # added to every price: a second fake that bids above the first one's ask
     _seq: dict[str, int] = field(default_factory=dict)
     _streamer: Optional[asyncio.Task] = None
 
@@ -210,7 +211,7 @@ class FakeBinanceUS:
         """The next 24hrTicker event of `symbol`, shaped like shared/reference/binance-ws-ticker.json; every
         update moves the last price by one tick, so a test can tell which update a tick came from."""
         n = self._seq[symbol] = self._seq.get(symbol, 0) + 1
-        start = START_PRICES.get(symbol, 100.0)
+        start = START_PRICES.get(symbol, 100.0) + self.price_offset
         last = round(start + 0.01 * n, 2)
         bid, ask = round(last - 0.01, 2), round(last + 0.01, 2)
         bid_qty, ask_qty = round(1 + n * 0.001, 8), round(2 + n * 0.001, 8)

@@ -51,7 +51,7 @@ def pulled_in(module: str, libraries: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize("module", ["dashboard.charts", "dashboard.history_charts", "dashboard.chart_layout",
                                     "dashboard.price_marks", "dashboard.time_zones", "dashboard.forecast_charts",
                                     "dashboard.image_export", "dashboard.indicators", "dashboard.export",
-                                    "dashboard.frames", "cryptoapp.schema", "cryptoapp.settings",
+                                    "dashboard.frames", "dashboard.best_table", "cryptoapp.schema", "cryptoapp.settings",
                                     "cryptoapp.settings.worker", "cryptoapp.settings.dashboard"])
 def test_pure_modules_pull_in_no_driver_faust_or_streamlit(module):
     assert pulled_in(module, ("pymongo", "faust", "streamlit")) == []

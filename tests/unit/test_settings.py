@@ -217,3 +217,19 @@ def test_forecast_settings_defaults_overrides_and_errors():
     ]:
         with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
             load(env)
+
+
+def test_several_exchanges_and_their_own_url_overrides():
+    from cryptoapp.settings.exchanges import endpoint_overrides
+    assert load({}).exchanges == ("binanceus",)
+    assert load({"CRYPTO_EXCHANGE": "Kraken"}).exchanges == ("kraken",)
+    assert load({"CRYPTO_EXCHANGES": "binanceus, Kraken,kraken coinbase"}).exchanges == (
+        "binanceus", "kraken", "coinbase")
+    env = {"CRYPTO_EXCHANGE_WS_URL_KRAKEN": "ws://127.0.0.1:1/v2", "CRYPTO_EXCHANGE_REST_URL_KRAKEN": "http://h/0/"}
+    assert endpoint_overrides("kraken", False, "ws://first/ws", "http://first/api/v3", env) == (
+        "ws://127.0.0.1:1/v2", "http://h/0")
+    assert endpoint_overrides("binanceus", True, "ws://first/ws", "http://first/api/v3", env) == (
+        "ws://first/ws", "http://first/api/v3")  # the single/first exchange keeps CRYPTO_EXCHANGE_WS_URL
+    assert endpoint_overrides("coinbase", False, "ws://first/ws", None, env) == (None, None)
+    with pytest.raises(ConfigError, match="^CRYPTO_EXCHANGE_WS_URL_KRAKEN='http://x' is not a WebSocket URL"):
+        endpoint_overrides("kraken", False, None, None, {"CRYPTO_EXCHANGE_WS_URL_KRAKEN": "http://x"})
