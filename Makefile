@@ -47,7 +47,7 @@ demo: run
 test: services
 	$(BIN)/pytest
 
-# The slow drills, kept out of `make test` (about 7 min): `python -m bench --quick` (every benchmark end to end, so
+# The slow drills, kept out of `make test` (about 13 min): `python -m bench --quick` (every benchmark end to end, so
 # the bench code never rots), the short fault drill (`make chaos CHAOS_ARGS=--short`), two workers through a kill
 # (tests/integration/test_scale.py) and a late Kafka's hard kill (test_faults_kafka.py). CI runs them after the tests.
 drills: services

@@ -29,26 +29,25 @@ import psutil
 
 from bench import harness
 from bench.alerts_eval import KIND_MIX
-from bench.latency import produce_steadily, readable_samples
+from bench.latency import COINS, produce_steadily, readable_samples
 from bench.profiling import Profiler
 from cryptoapp.alerts.rules import AlertRule, Delivery
 from cryptoapp.coins import resolve_all
 from cryptoapp.settings import load
+from cryptoapp.sources.simulated import LEVELS
 from testkit.audit import uncommitted
 from testkit.processes import Worker
 from testkit.webhook import FakeWebhookServer
 
 RULES = 10_000
-COINS = tuple(f"sim{i:03d}" for i in range(10))  # the latency section's coins: a step of all ten every 10 ms
-START_PRICE = 10.0  # where the simulated source starts a coin it has no level for (cryptoapp.sources.simulated)
 
 
 def make_rules(count: int, tickers: list[str], webhook: str, rng: random.Random) -> list[AlertRule]:
     """`count` rules spread evenly over the coins, kinds in KIND_MIX; thresholds the walk reaches now and then
-    (prices 10-40 % above or below the start, changes of 10-40 % in 5 min-1 h, volume up 50-200 %, spreads of
+    (prices 10-40 % above or below the coin's start (the simulated source's level), changes of 10-40 % in 5 min-1 h, volume up 50-200 %, spreads of
     1-5 bps, which these bid/ask-less ticks never give: evaluated and skipped, as for a CoinGecko coin).
 
-    The simulated walk moves ~0.15 % a tick (its step is meant for one poll a minute): at 100 ticks/s a coin
+    The simulated walk moves 0.08-0.15 % a tick (its step is meant for one poll a minute): at 100 ticks/s a coin
     moves ~10 % a minute, so 1,000 of these rules fire about ten times a second after the first burst (the rules
     whose condition holds at the start), 10,000 about a hundred: far more than real markets make them fire."""
     kinds = [kind for kind, share in KIND_MIX for _ in range(round(share * 100))]
@@ -56,7 +55,7 @@ def make_rules(count: int, tickers: list[str], webhook: str, rng: random.Random)
     for i in range(count):
         kind, window = kinds[i % len(kinds)], None
         if kind in ("above", "below"):
-            threshold = START_PRICE * (1 + rng.choice((-1, 1)) * rng.uniform(0.1, 0.4))
+            threshold = LEVELS[tickers[i % len(tickers)]][0] * (1 + rng.choice((-1, 1)) * rng.uniform(0.1, 0.4))
         elif kind == "change_pct":
             threshold, window = rng.choice((-1, 1)) * rng.uniform(10, 40), rng.choice((300, 900, 3600))
         elif kind == "volume_spike":

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import psutil
 from aiokafka.admin import NewTopic
+from aiokafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 from pymongo import MongoClient
 
 from cryptoapp.coins import resolve_all
@@ -109,13 +110,18 @@ async def wait_committed(group: str, topic: str, expected: int, timeout: float, 
     """Waits until consumer group `group` has committed `expected` offsets of `topic`; False after `timeout` s.
 
     The sink commits a batch's offsets only after writing it, and asking Kafka costs the MongoDB
-    server nothing, whereas counting documents on FerretDB scans the collection and slows the sink.
+    server nothing, whereas counting documents on FerretDB scans the collection and slows the sink. A freshly
+    started Kafka has no group coordinator until its offsets topic is ready: asked again until the deadline.
     """
     async with kafka_admin(KAFKA) as admin:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             alive()
-            offsets = await admin.list_consumer_group_offsets(group)
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+            except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+                await asyncio.sleep(poll)
+                continue
             if sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0) >= expected:
                 return True
             await asyncio.sleep(poll)

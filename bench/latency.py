@@ -18,6 +18,11 @@ from cryptoapp.settings import load
 from cryptoapp.sources.simulated import SimulatedSource
 from testkit.processes import Worker
 
+# Ten of the built-in coins the simulated source knows (cryptoapp.sources.simulated.LEVELS; it simulates no other),
+# none a stablecoin (their walk barely moves) and not DOGE, the worker's own coin in these runs.
+COINS = ("bitcoin", "ethereum", "binancecoin", "solana", "ripple", "cardano", "tron", "polkadot", "litecoin",
+         "chainlink")
+
 
 async def produce_steadily(topic: str, coins: tuple[str, ...], rate: float, seconds: float) -> list[tuple[str, float]]:
     """Publishes the simulated source's ticks at `rate` per second for `seconds`, as the worker would publish them.
@@ -28,6 +33,8 @@ async def produce_steadily(topic: str, coins: tuple[str, ...], rate: float, seco
     source = SimulatedSource(resolve_all(coins))
     producer = AIOKafkaProducer(bootstrap_servers=harness.KAFKA, acks="all", linger_ms=0)
     await producer.start()
+    if len(source.coins) != len(coins):
+        raise ValueError(f"the simulated source simulates only its built-in coins; {coins} are not all of them")
     produced, pending = [], []
     step = len(coins) / rate
     next_at = time.monotonic()
@@ -65,7 +72,7 @@ def measure(rate: float, duration: float, warmup: float, drain: float, profiler:
     tail = min(5.0, duration / 5)  # the load goes on past the window, so its last ticks see the same load
     name = harness.unique_name("latency")
     topic = f"{name}-prices"
-    coins = tuple(f"sim{i:03d}" for i in range(10))  # ten coins a step
+    coins = COINS  # ten coins a step
     # The worker's own source idles (one DOGE tick at start-up); the bench publishes.
     worker = Worker(name, {"CRYPTO_SOURCE": "simulated", "CRYPTO_INTERVAL": "1e9", "CRYPTO_SYMBOLS": "dogecoin",
                            "CRYPTO_TOPIC": topic, "CRYPTO_FORECASTS": "0",

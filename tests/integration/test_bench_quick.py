@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.drill]
 def test_quick_bench_runs_every_section_and_leaves_the_full_results_alone(services, tmp_path):
     before = FULL_OUT.read_bytes() if FULL_OUT.exists() else None
     out = tmp_path / "results.json"
-    run = run_module("bench", "--quick", "--out", str(out))
+    run = run_module("bench", "--quick", "--out", str(out), timeout=900)  # ~9 min on two shared cores
 
     results = json.loads(out.read_text())
     assert results["mode"] == "quick"
