@@ -20,7 +20,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from cryptoapp.alerts import queries as rule_queries
-from cryptoapp.candles.rings import view_id, with_tail
+from cryptoapp.candles.rings import view_id
+from cryptoapp.candles.view_docs import with_tail
 from cryptoapp.schema import (
     ALERT_OUTBOX, ALERT_RULES, ALERTS, ANALYTICS_CORRELATION, ANALYTICS_DAILY, ANALYTICS_RUNS, DEFAULT_TICKERS,
     FORECAST_FIELDS, FORECAST_SCORE_FIELDS, FORECAST_SCORES, FORECASTS, LATEST, PRICES, SEED_ID_SOURCES, STATUS,

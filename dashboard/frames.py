@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, columns, label_of
+from cryptoapp.candles.rings import RING_SIZE, TICK_RING_SIZE, bit_sources, label_of
+from cryptoapp.candles.view_docs import columns
 from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS, TICKER_RE, UTC, bson_time, is_series_id
 
 MAX_HOURS = 168

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Union
 
 from cryptoapp.candles.models import Bar
-from cryptoapp.candles.rings import RING_NUMBERS, TAIL_SIZE, BarRing, TickRing, tail_extends, view_id
+from cryptoapp.candles.rings import RING_NUMBERS, TAIL_SIZE, BarRing, TickRing, view_id
+from cryptoapp.candles.view_docs import tail_extends
 from cryptoapp.prices.models import PriceTick
 from cryptoapp.schema import SEED_ID_SOURCES, UTC, series_id
 

@@ -9,7 +9,7 @@ from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from cryptoapp.candles.bars import Bar
-from cryptoapp.candles.rings import with_tail
+from cryptoapp.candles.view_docs import with_tail
 from cryptoapp.schema import CANDLES, CANDLES_INDEXES, UTC, VIEW_TAILS, VIEWS
 from cryptoapp.storage.base import Family, translated
 

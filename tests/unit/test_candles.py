@@ -194,7 +194,7 @@ def test_the_tick_ring_drops_its_oldest_tick_whatever_order_the_ticks_came_in():
 def test_a_trade_bars_own_volume_and_vwap_travel_through_the_ring_and_older_rings_read_as_none():
     import dataclasses
 
-    from cryptoapp.candles.rings import columns
+    from cryptoapp.candles.view_docs import columns
 
     bar = merge([m.bar() for m in minutes_from_ticks(walk(20, 3)).values()], "5m")
     traded = dataclasses.replace(bar, volume=2.0, quote_volume=200_000.0, vwap=100_000.0, provenance="trades")

@@ -2,6 +2,7 @@
 driver, figures never pull it in, the dashboard never pulls in the worker's libraries, the test support is not
 shipped, and nothing outside tests/ imports the tests."""
 
+import ast
 import configparser
 import importlib
 import json
@@ -108,3 +109,17 @@ def test_the_batchs_stages_are_called_from_one_file():
     callers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cryptoapp").rglob("*.py")
                      if re.search(r"\b(AlertStage|CandleStage|ViewStage|ForecastStage|TradeStage)\(", p.read_text()))
     assert callers == ["cryptoapp/pipeline.py"]
+
+
+def test_no_product_file_over_300_lines_nor_function_over_60():
+    # The house's size rule (issue 20): a file a newcomer reads at one sitting, a function on one screen.
+    too_long = []
+    for path in [*(ROOT / "cryptoapp").rglob("*.py"), *(ROOT / "dashboard").rglob("*.py")]:
+        source = path.read_text()
+        if len(source.splitlines()) > 300:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
+                                f"{node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []
