@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Optional
 
 import aiohttp
 from faust import web
@@ -45,27 +46,35 @@ async def all_prices(self: web.View, request: web.Request) -> web.Response:
     return self.json(dict(sorted(prices.items())))
 
 
+async def _owners_answer(view: web.View, request: web.Request, ticker: str) -> Optional[web.Response]:
+    """The answer for a coin's page when this worker is not the one to give it: an error for a malformed ticker or
+    while the owners are unknown, or the owner's own answer; None when this worker owns the ticker's partition.
+
+    As @app.table_route does, but after validating the input, with a JSON answer when the partition owners are not
+    known yet (start-up, rebalance) instead of a bare 500, and routed by the partition the ticks are in: the table's
+    entries follow their messages, keyed by the ticker's raw bytes, while table_route would hash the table's
+    JSON-encoded key and lead to another partition's worker."""
+    if not TICKER_RE.fullmatch(ticker):
+        return view.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"}, status=404)
+    try:
+        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
+        return await app.router._route_req(owner, view.web, request)
+    except SameNode:
+        return None
+    except (ServiceUnavailable, KeyError, TypeError):
+        return view.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
+
+
 @app.page("/prices/{ticker}/")
 async def one_price(self: web.View, request: web.Request, ticker: str) -> web.Response:
     """One coin's latest tick, answered by the worker that owns the ticker's partition (table_route).
 
     CoinGecko's (the reference price) by default; `?source=binanceus` for an exchange's series.
     """
-    if not TICKER_RE.fullmatch(ticker):
-        return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
-                         status=404)
+    elsewhere = await _owners_answer(self, request, ticker)
+    if elsewhere is not None:
+        return elsewhere
     source = request.query.get("source") or COINGECKO
-    try:
-        # As @app.table_route does, but after validating the input, with a JSON answer when the partition
-        # owners are not known yet (start-up, rebalance) instead of a bare 500, and routed by the partition
-        # the ticks are in: the table's entries follow their messages, keyed by the ticker's raw bytes,
-        # while table_route would hash the table's JSON-encoded key and lead to another partition's worker.
-        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
-        return await app.router._route_req(owner, self.web, request)
-    except SameNode:
-        pass
-    except (ServiceUnavailable, KeyError, TypeError):
-        return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
     tick = latest_prices.get(series_id(ticker, source))
     if tick is None:
         if source == COINGECKO and app.settings.polled_source is None:
@@ -83,16 +92,9 @@ async def best_price(self: web.View, request: web.Request, ticker: str) -> web.R
     """The best bid and ask across CRYPTO_EXCHANGES for one coin (cryptoapp/prices/best.py), answered by the worker
     that owns the ticker's partition: every series of a coin is keyed by its ticker, so one worker holds them all.
     Quotes in one currency only: `?currency=usdt`, by default the first exchange's."""
-    if not TICKER_RE.fullmatch(ticker):
-        return self.json({"error": "malformed ticker: use 1-15 upper-case letters or digits, e.g. BTC"},
-                         status=404)
-    try:
-        owner = app.assignor.key_store(latest_prices.changelog_topic.get_topic_name(), ticker.encode())
-        return await app.router._route_req(owner, self.web, request)
-    except SameNode:
-        pass
-    except (ServiceUnavailable, KeyError, TypeError):
-        return self.json({"error": "the worker is starting or rebalancing: retry in a few seconds"}, status=503)
+    elsewhere = await _owners_answer(self, request, ticker)
+    if elsewhere is not None:
+        return elsewhere
     ticks = [latest_prices.get(series_id(ticker, exchange)) for exchange in app.settings.exchanges]
     quotes = [Quote(t.source, t.bid_price, t.ask_price, t.timestamp, t.currency) for t in ticks if t is not None]
     return self.json(best_quote(ticker, quotes, dt.datetime.now(UTC), app.settings.best_max_age_s,
