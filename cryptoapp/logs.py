@@ -47,6 +47,12 @@ class Throttle:
     def mark(self, key: Hashable = None) -> None:
         self._seen[key] = (self.clock(), 0)
 
+    def warn(self, logger: logging.Logger, key: Hashable, message: str) -> None:
+        """`message` logged as a warning when `key` passes, with how many more like it were held back."""
+        passed = self.check(key)
+        if passed is not None:
+            logger.warning("%s%s", message, passed.note())
+
 
 class RepeatedClientLines(logging.Filter):
     """Lets an aiokafka line through once per interval: it retries every 100 ms while a broker is down

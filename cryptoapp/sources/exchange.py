@@ -290,6 +290,4 @@ class ExchangeSource(Service):
 
     def _report(self, problem: str, message: str) -> None:
         """One log line per problem per REPORT_EVERY_S; the line says how many more there were meanwhile."""
-        passed = self._reports.check(problem)
-        if passed is not None:
-            log.warning("%s%s", message, passed.note())
+        self._reports.warn(log, problem, message)

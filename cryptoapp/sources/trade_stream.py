@@ -95,6 +95,4 @@ class TradeFeed:
                                         f"({exc.__class__.__name__}: {str(exc)[:80]}); retrying")
 
     def _report(self, problem: str, message: str) -> None:
-        passed = self._reports.check(problem)
-        if passed is not None:
-            log.warning("%s%s", message, passed.note())
+        self._reports.warn(log, problem, message)
