@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from cryptoapp.alerts.rules import AlertRule, RuleError
+from cryptoapp.alerts.rules import shown_rules
 from dashboard import formatting
 
 RULE_COLUMNS = ("id", "rule", "state", "webhook", "format", "created_at", "problem", "last_fired")
@@ -23,12 +23,10 @@ def rules_frame(docs: Iterable[dict], last_fired: Mapping[str, dt.datetime] | No
     data.last_fired reads it; NaT for a rule that never fired); a malformed document is a row with its problem."""
     last_fired = last_fired or {}
     rows = []
-    for doc in docs:
-        try:
-            shown = AlertRule.from_document(doc).shown()
-        except RuleError as exc:
+    for doc, shown, problem in shown_rules(docs):
+        if shown is None:
             rows.append({"id": str(doc.get("_id")), "rule": "", "state": "invalid", "webhook": "", "format": "",
-                         "created_at": doc.get("created_at"), "problem": str(exc)})
+                         "created_at": doc.get("created_at"), "problem": problem})
             continue
         rows.append({**{k: shown[k] for k in ("id", "rule", "webhook", "format", "created_at")},
                      "state": "enabled" if shown["enabled"] else "paused", "problem": ""})

@@ -11,7 +11,7 @@ import aiohttp
 from faust.cli import AppCommand, argument, option
 
 from cryptoapp.alerts.rule_input import CoinError, Tracked, alert_coin
-from cryptoapp.alerts.rules import RULE_ID_RE, AlertRule, RuleError, new_rule
+from cryptoapp.alerts.rules import RULE_ID_RE, RuleError, new_rule, shown_rules
 from cryptoapp.app import app
 from cryptoapp.coins import spellings
 from cryptoapp.schema import UTC, iso_z
@@ -148,11 +148,9 @@ class _store:
 def _listing(docs: list[dict], tracked: Tracked, as_json: bool) -> str:
     """The rules as a table (or JSON); an enabled rule for a coin the worker does not track shows as waiting."""
     rows, bad = [], []
-    for doc in docs:
-        try:
-            row = AlertRule.from_document(doc).shown()
-        except RuleError as exc:
-            bad.append(str(exc))
+    for _, row, problem in shown_rules(docs):
+        if row is None:
+            bad.append(problem)
             continue
         state = ("waiting" if tracked.waits(row["coin"]) else "enabled") if row["enabled"] else "paused"
         rows.append({**row, "state": state})

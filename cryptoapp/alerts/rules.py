@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
@@ -224,6 +224,16 @@ class AlertRule(BaseModel):
             raise RuleError(f"stored rule {doc.get('_id')!r}: {one_line(exc)}") from None
         except TypeError as exc:
             raise RuleError(f"stored rule {doc.get('_id')!r}: {exc}") from None
+
+
+def shown_rules(docs: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Optional[dict[str, Any]], str]]:
+    """Each stored rule document with the rule as shown (AlertRule.shown) and "", or None and its problem (one
+    line) when the document is malformed: a listing shows the problem, not a crash."""
+    for doc in docs:
+        try:
+            yield doc, AlertRule.from_document(doc).shown(), ""
+        except RuleError as exc:
+            yield doc, None, str(exc)
 
 
 def new_rule(coin: object, kind: object, threshold: object, *, window: object = None, webhook: object = None,
