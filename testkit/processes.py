@@ -99,6 +99,13 @@ class Worker:
             wait_for(lambda: self._alive() and self.get("/prices/")[0] == 200, 90, f"worker {self.name}'s web server")
         return self
 
+    def __enter__(self) -> "Worker":
+        """`with Worker(...) as w:` starts it (its web server up) and stops it at the end, as a fixture's yield."""
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def _alive(self) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}; see {self.log_path}")

@@ -41,13 +41,11 @@ def exchange():
 
 @pytest.fixture(scope="module")
 def worker(coingecko, exchange, module_db):
-    w = Worker(module_db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
-                         "CRYPTO_EXCHANGE_WS_URL": exchange.ws_url, "CRYPTO_EXCHANGE_REST_URL": exchange.rest_url,
-                         "CRYPTO_INTERVAL": "1", "CRYPTO_REQUESTS_PER_MINUTE": "120",
-                         "CRYPTO_SYMBOLS": "bitcoin ethereum binancecoin tether usd-coin solana"})
-    w.start()
-    yield w
-    w.stop()
+    with Worker(module_db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
+                          "CRYPTO_EXCHANGE_WS_URL": exchange.ws_url, "CRYPTO_EXCHANGE_REST_URL": exchange.rest_url,
+                          "CRYPTO_INTERVAL": "1", "CRYPTO_REQUESTS_PER_MINUTE": "120",
+                          "CRYPTO_SYMBOLS": "bitcoin ethereum binancecoin tether usd-coin solana"}) as w:
+        yield w
 
 
 def exchange_docs(db) -> dict:

@@ -31,11 +31,9 @@ def db(services):
 
 @pytest.fixture(scope="module")
 def worker(fake, db):
-    w = Worker(db.name, {"COINGECKO_API_URL": fake.url, "COINGECKO_API_KEY": "demo-key-123",
-                         "CRYPTO_INTERVAL": "1", "CRYPTO_SYMBOLS": "bitcoin ethereum BNB tether usd-coin"})
-    w.start()
-    yield w
-    w.stop()
+    with Worker(db.name, {"COINGECKO_API_URL": fake.url, "COINGECKO_API_KEY": "demo-key-123",
+                          "CRYPTO_INTERVAL": "1", "CRYPTO_SYMBOLS": "bitcoin ethereum BNB tether usd-coin"}) as w:
+        yield w
 
 
 def test_every_coin_is_stored_field_by_field(worker, db):

@@ -25,15 +25,13 @@ def fakes():
 @pytest.fixture(scope="module")
 def worker(fakes, module_db):
     coingecko, us, world = fakes
-    w = Worker(module_db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
-                                "CRYPTO_EXCHANGES": "binanceus,binance,nosuchexchange",
-                                "CRYPTO_EXCHANGE_WS_URL": us.ws_url, "CRYPTO_EXCHANGE_REST_URL": us.rest_url,
-                                "CRYPTO_EXCHANGE_WS_URL_BINANCE": world.ws_url,
-                                "CRYPTO_EXCHANGE_REST_URL_BINANCE": world.rest_url,
-                                "CRYPTO_INTERVAL": "1", "CRYPTO_SYMBOLS": "bitcoin"})
-    w.start()
-    yield w
-    w.stop()
+    with Worker(module_db.name, {"CRYPTO_SOURCES": "coingecko,exchange", "COINGECKO_API_URL": coingecko.url,
+                                 "CRYPTO_EXCHANGES": "binanceus,binance,nosuchexchange",
+                                 "CRYPTO_EXCHANGE_WS_URL": us.ws_url, "CRYPTO_EXCHANGE_REST_URL": us.rest_url,
+                                 "CRYPTO_EXCHANGE_WS_URL_BINANCE": world.ws_url,
+                                 "CRYPTO_EXCHANGE_REST_URL_BINANCE": world.rest_url,
+                                 "CRYPTO_INTERVAL": "1", "CRYPTO_SYMBOLS": "bitcoin"}) as w:
+        yield w
 
 
 def test_each_exchange_is_its_own_series_and_best_takes_the_bid_from_one_the_ask_from_the_other(
