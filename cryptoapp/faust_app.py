@@ -16,7 +16,7 @@ import faust
 from cryptoapp.alerts.delivery import AlertDelivery
 from cryptoapp.alerts.rulebook import RuleBook
 from cryptoapp.broker import check_partitions, wait_for_kafka
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, STOP_TIMEOUT, TABLE_WRITES_PER_BATCH
+from cryptoapp.app import STOP_TIMEOUT, TABLE_WRITES_PER_BATCH
 from cryptoapp.coins import Coin
 from cryptoapp.logs import RepeatedClientLines
 from cryptoapp.prices.models import PriceTick
@@ -32,7 +32,7 @@ from cryptoapp.sources.ccxt_stream import exchange_class
 from cryptoapp.sources.exchange import ExchangeSource
 from cryptoapp.sources.leader import LeaderStream
 from cryptoapp.storage import PriceStore
-from cryptoapp.streams import send_all
+from cryptoapp.streams import raw_topic, send_all, state_table
 
 log = logging.getLogger(__name__)
 
@@ -240,21 +240,13 @@ else:
     # Keys (tickers, b"BTC") and values are read as raw bytes: the agents parse them, so a message that is
     # not a PriceTick goes to the dead-letter topic. A str key type would make Faust decode the key first,
     # and a key that is not UTF-8 would crash the agent and stall the stream.
-    prices_topic = app.topic(settings.topic, key_type=bytes, key_serializer="raw", value_type=bytes,
-                             value_serializer="raw", partitions=settings.partitions, internal=True)
-    trades_topic = app.topic(settings.trades_topic, key_type=bytes, key_serializer="raw", value_type=bytes,
-                             value_serializer="raw", partitions=settings.partitions, internal=True)
+    prices_topic = raw_topic(app, settings.topic)
+    trades_topic = raw_topic(app, settings.trades_topic)
     dead_letters = app.topic(settings.dlq_topic, key_type=bytes, key_serializer="raw",
                              value_type=bytes, value_serializer="raw", partitions=1, internal=True)
 
-    latest_prices = app.Table(
-        "latest_prices",
-        key_type=str,
-        value_type=PriceTick,
-        partitions=settings.partitions,
-        # The changelog is compacted, but Kafka only compacts closed segments (default: after 7 days), so a
-        # restart re-read every tick since; a segment a minute keeps it near one record per coin.
-        extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
+    latest_prices = state_table(
+        app, "latest_prices", value_type=PriceTick,
         help="Ticker -> its newest PriceTick (by source timestamp); restored from the changelog on restart.",
     )
 

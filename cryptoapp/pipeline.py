@@ -28,13 +28,13 @@ from cryptoapp.alerts.topics import alert_states, alerts_topic
 from cryptoapp.app import app, dead_letters, latest_prices, trades_topic
 from cryptoapp.candles import upkeep
 from cryptoapp.candles.stage import CandleStage, ViewStage
-from cryptoapp.candles.topics import candles_topic, clock_topic, raw_topic, replay_topic, view_ticks_topic
+from cryptoapp.candles.topics import candles_topic, clock_topic, replay_topic, view_ticks_topic
 from cryptoapp.forecasts.stage import (
     FORECAST_BATCH, FORECAST_WINDOW, PRUNE_EVERY, ForecastStage, load_river, relay_minutes)
 from cryptoapp.forecasts.topics import minutes_topic
 from cryptoapp.metrics import BATCH_MESSAGES, TICKS_CONSUMED, TICKS_STORED, batch_written
 from cryptoapp.prices import sink
-from cryptoapp.streams import written_before_commit
+from cryptoapp.streams import raw_topic, written_before_commit
 from cryptoapp.trades.stage import CLOSE_EVERY, TradeStage
 
 settings = app.settings
@@ -96,7 +96,7 @@ async def store_batch(events: Sequence[EventT]) -> None:
 
 
 # The prices, and for the candles alone the ticks a rebuild replays and the clock that closes quiet coins' bars.
-sink_input = raw_topic(settings.topic, replay_topic.get_topic_name(), clock_topic.get_topic_name(), declare=False)
+sink_input = raw_topic(app, settings.topic, replay_topic.get_topic_name(), clock_topic.get_topic_name(), declare=False)
 
 
 @app.agent(sink_input, concurrency=1)
@@ -121,7 +121,7 @@ async def views_batch(events: Sequence[EventT]) -> None:
 
 
 if settings.candles:
-    @app.agent(raw_topic(settings.candles_topic, view_ticks_topic.get_topic_name(), declare=False), concurrency=1)
+    @app.agent(raw_topic(app, settings.candles_topic, view_ticks_topic.get_topic_name(), declare=False), concurrency=1)
     async def store_views(stream):
         """Batches of about a second into crypto.candles and the views; offsets wait until they are written."""
         async for events in stream.take_events(VIEWS_BATCH, within=VIEWS_WINDOW):

@@ -18,6 +18,8 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from cryptoapp.app import CHANGELOG_SEGMENT_MS
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # seconds a stopping worker keeps trying to finish its batch before exiting with 70
@@ -53,6 +55,13 @@ def raw_topic(app, *names: str, declare: bool = True):
     theirs to park); declare: this app creates it."""
     return app.topic(*names, key_type=bytes, key_serializer="raw", value_type=bytes, value_serializer="raw",
                      partitions=app.settings.partitions, internal=declare)
+
+
+def state_table(app, name: str, help: str, **kwargs):
+    """A table keyed by str with the prices topic's partitions, its changelog rolling a segment a minute: Kafka
+    compacts only closed segments (by default after 7 days), so a restart would read back every write since."""
+    return app.Table(name, key_type=str, partitions=app.settings.partitions, help=help,
+                     extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)}, **kwargs)
 
 
 async def send_all(messages) -> None:
@@ -99,3 +108,30 @@ class AwaitedTable(faust.Table):
         while self._in_flight:
             pending, self._in_flight = self._in_flight, []
             await asyncio.gather(*pending)
+
+
+class Decoded:
+    """A table's JSON values decoded once: `get` decodes a key's value the first time and again only when the table
+    holds another value for it (a write replaces the object, so identity says it changed)."""
+
+    def __init__(self, table, decode: Callable[[object], object]):
+        self.table, self.decode = table, decode
+        self._held: dict[str, tuple[object, object]] = {}
+
+    def get(self, key: str):
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        held = self._held.get(key)
+        if held is None or held[0] is not raw:
+            held = self._held[key] = (raw, self.decode(raw))
+        return held[1]
+
+    def delete(self, key: str) -> None:
+        """The key out of the table (if there) and out of the decoded ones."""
+        if key in self.table:
+            del self.table[key]
+        self._held.pop(key, None)
+
+    def clear(self) -> None:
+        self._held.clear()

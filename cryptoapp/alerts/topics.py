@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
-from cryptoapp.streams import raw_topic
+from cryptoapp.app import app
+from cryptoapp.streams import raw_topic, state_table
 
 # Firings: key = ticker, value = Firing.to_json() as JSON (raw bytes: store_alerts parses them).
 alerts_topic = raw_topic(app, app.settings.alerts_topic)
-alert_states = app.Table(
-    "alert_states",
-    key_type=str,  # values are JSON objects: the app's default value serializer
-    partitions=app.settings.partitions,
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},  # compacted soon: see latest_prices
+alert_states = state_table(  # values are JSON objects: the app's default value serializer
+    app, "alert_states",
     help="Rule id -> {armed, last_tick_at}; <coin>/<price|volume>/<window s> -> the coin's window (buckets of low "
          "and high, shared by its rules of that length). Written while a tick of the coin is processed, so into "
          "that coin's partition (Faust writes a table's changelog to the current event's partition): the state "

@@ -68,30 +68,20 @@ class ViewWriter:
 
     async def put_bars(self, bars: Iterable[Bar]) -> int:
         """Each bar into its series' ring of its resolution; returns how many views were saved."""
-        by_view: dict[str, list[Bar]] = {}
-        for bar in bars:
-            by_view.setdefault(view_id(bar.series, bar.resolution), []).append(bar)
-        saved = 0
-        for ident, group in by_view.items():
-            first = group[0]
-            source = first.own_source
-            saved += await self._put(
-                ident, lambda: BarRing(first.series, first.ticker, first.resolution, first.currency, source),
-                lambda ring: [ring.slot(bar.start.timestamp()) for bar in group if ring.put(bar)])
-        return saved
+        groups = _grouped(bars, lambda bar: view_id(bar.series, bar.resolution))
+        return sum([await self._put_bars(ident, group) for ident, group in groups.items()])
+
+    async def _put_bars(self, ident: str, bars: list[Bar]) -> int:
+        first = bars[0]
+        return await self._put(
+            ident, lambda: BarRing(first.series, first.ticker, first.resolution, first.currency, first.own_source),
+            lambda ring: [ring.slot(bar.start.timestamp()) for bar in bars if ring.put(bar)])
 
     async def put_ticks(self, ticks: Iterable[PriceTick]) -> int:
         """Each tick into its series' ring of recent ticks; returns how many views were saved."""
-        by_series: dict[str, list[PriceTick]] = {}
-        for tick in ticks:
-            by_series.setdefault(series_id(tick.ticker, tick.source), []).append(tick)
-        saved = 0
-        for series, group in by_series.items():
-            first = group[0]
-            rows = [(round(t.timestamp.timestamp() * 1000), tuple(getattr(t, name) for name in RING_NUMBERS), t.source,
-                     t.granularity) for t in group]
-            saved += await self.put_rows(series, first.ticker, first.currency, first.source, rows)
-        return saved
+        groups = _grouped(ticks, lambda tick: series_id(tick.ticker, tick.source))
+        return sum([await self.put_rows(series, group[0].ticker, group[0].currency, group[0].source, _rows(group))
+                    for series, group in groups.items()])
 
     async def put_rows(self, series: str, ticker: str, currency: str, source: str, rows: list[tuple]) -> int:
         """Rows (time in ms, numbers in RING_NUMBERS order, source, granularity) of one series into its ring of recent
@@ -157,3 +147,16 @@ class ViewWriter:
         self.rings.clear()
         self.tails.clear()
 
+
+def _grouped(items: Iterable, key: Callable) -> dict[str, list]:
+    """`items` by `key(item)`, each group in the items' order."""
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
+
+
+def _rows(ticks: list[PriceTick]) -> list[tuple]:
+    """Ticks as a tick ring's rows: (time in ms, numbers in RING_NUMBERS order, source, granularity)."""
+    return [(round(t.timestamp.timestamp() * 1000), tuple(getattr(t, name) for name in RING_NUMBERS), t.source,
+             t.granularity) for t in ticks]

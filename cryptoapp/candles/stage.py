@@ -26,7 +26,7 @@ from cryptoapp.candles.serving import ViewWriter
 from cryptoapp.candles.topics import candle_marks, candle_minutes, candles_topic, clock_topic, view_ticks_topic
 from cryptoapp.prices.models import PriceTick, decode_tick, tick_from_json
 from cryptoapp.schema import RESOLUTIONS, TICK_NUMBERS
-from cryptoapp.streams import in_partition_of, send_all
+from cryptoapp.streams import Decoded, in_partition_of, send_all
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class CandleStage:
     def __init__(self, app):
         self.app = app
         # Parsed minute bars, by key, with the table value they were parsed from: a 1d bar merges up to 1,440 minutes.
-        self._bars: dict[str, tuple[object, Bar]] = {}
+        self._bars = Decoded(candle_minutes, lambda raw: Minute.from_json(raw).bar())  # minute key -> its bar
         # The 5m/1h/1d bars made so far, by (series, resolution, start): a batch folds its changed minutes into them
         # (bars.fold) instead of merging every minute of a day again; made afresh from the minutes when not held.
         self._coarse: dict[tuple[str, str, int], Bar] = {}
@@ -54,13 +54,7 @@ class CandleStage:
     def minute_bar(self, key: str, batch: dict[str, Minute]) -> Bar | None:
         if key in batch:
             return batch[key].bar()
-        raw = candle_minutes.get(key)
-        if raw is None:
-            return None
-        cached = self._bars.get(key)
-        if cached is None or cached[0] is not raw:
-            cached = self._bars[key] = (raw, Minute.from_json(raw).bar())
-        return cached[1]
+        return self._bars.get(key)
 
     def bar_at(self, series: str, resolution: str, start_s: int, batch: dict[str, Minute]) -> Bar | None:
         """The bar of `series` at `resolution` starting at `start_s`, from the minutes held (None: no tick in it)."""
@@ -201,10 +195,7 @@ class CandleStage:
                 candle_minutes[key] = minute.to_json()
             mark["compacted"] = start + MINUTE
         for start in range(mark["evicted"], int(oldest) // MINUTE * MINUTE, MINUTE):
-            key = minute_key(series, start)
-            if key in candle_minutes:
-                del candle_minutes[key]
-            self._bars.pop(key, None)
+            self._bars.delete(minute_key(series, start))
             mark["evicted"] = start + MINUTE
 
 

@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
+from cryptoapp.app import app
 from cryptoapp.prices.models import PriceTick
-from cryptoapp.streams import send_all
+from cryptoapp.streams import raw_topic, send_all, state_table
 
 settings = app.settings
 REPLAY_HOURS = 26.0  # stored ticks a rebuild replays to the open bars: a day and its grace
 
 
-def raw_topic(*names: str, declare: bool = True):
-    """A topic of raw bytes (the agents parse, so a bad message is theirs to park); declare: this app creates it."""
-    return app.topic(*names, key_type=bytes, key_serializer="raw", value_type=bytes, value_serializer="raw",
-                     partitions=settings.partitions, internal=declare)
-
-
-candles_topic = raw_topic(settings.candles_topic)
+candles_topic = raw_topic(app, settings.candles_topic)
 # Ticks for the candles only, never archived: what `cryptoapp candles rebuild` reads back from the archive for a
 # running worker's open bars (a worker started on an archive it never saw).
-replay_topic = raw_topic(settings.candle_replay_topic)
-clock_topic = raw_topic(settings.candle_clock_topic)
+replay_topic = raw_topic(app, settings.candle_replay_topic)
+clock_topic = raw_topic(app, settings.candle_clock_topic)
 # The sink's stored ticks, a message per series and batch, for the views (rings of recent ticks, crypto.latest).
-view_ticks_topic = raw_topic(settings.view_ticks_topic)
+view_ticks_topic = raw_topic(app, settings.view_ticks_topic)
 
-candle_minutes = app.Table(
-    "candle_minutes", key_type=str, partitions=settings.partitions,
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
+candle_minutes = state_table(
+    app, "candle_minutes",
     help="Series@minute -> the ticks of that minute (cryptoapp.candles.bars.Minute), held CRYPTO_CANDLES_HOURS.")
-candle_marks = app.Table(
-    "candle_marks", key_type=str, partitions=settings.partitions,
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
+candle_marks = state_table(
+    app, "candle_marks",
     help="Series -> how far its bars are closed, compacted and evicted (Unix seconds per resolution).")
-
 
 
 async def replay(ticks: list[PriceTick]) -> None:

@@ -15,7 +15,7 @@ from faust.types import EventT
 from cryptoapp.candles.models import Bar, bar_to_json
 from cryptoapp.logs import Throttle
 from cryptoapp.schema import RESOLUTIONS
-from cryptoapp.streams import in_partition_of, send_all
+from cryptoapp.streams import Decoded, in_partition_of, send_all
 from cryptoapp.trades.bars import (
     MINUTE, add_trades, group_by_minute, merge_bars, minute_bar, minute_key, new_minute, parents)
 from cryptoapp.trades.models import InvalidTrade, Trade, decode_trade
@@ -32,7 +32,7 @@ class TradeStage:
     def __init__(self, app, candles_topic):
         self.app = app
         self.candles_topic = candles_topic
-        self._bars: dict[str, tuple[object, Bar]] = {}  # minute key -> (table value, its bar)
+        self._bars = Decoded(trade_minutes, minute_bar)  # minute key -> its bar
         self._open: dict[tuple[str, str, int], Bar] = {}  # bars sent while open: sent again once closed
         self._reports = Throttle(60.0)
         self.unreadable = 0
@@ -66,21 +66,12 @@ class TradeStage:
                 continue  # without an event of its partition since the start, at the series' next trade
             with in_partition_of(event):
                 for start in old:
-                    key = minute_key(series, start)
-                    if key in trade_minutes:
-                        del trade_minutes[key]
-                    self._bars.pop(key, None)
+                    self._bars.delete(minute_key(series, start))
                     self._hours.pop((series, start // 3600 * 3600), None)
                     starts.discard(start)
 
     def _minute(self, key: str) -> Bar | None:
-        raw = trade_minutes.get(key)
-        if raw is None:
-            return None
-        cached = self._bars.get(key)
-        if cached is None or cached[0] is not raw:
-            cached = self._bars[key] = (raw, minute_bar(raw))
-        return cached[1]
+        return self._bars.get(key)
 
     def bar_at(self, series: str, resolution: str, start_s: int) -> Bar | None:
         """The bar from the minutes held; a day merges its hours (cached: every batch makes the hours it changed

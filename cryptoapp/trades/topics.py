@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cryptoapp.app import CHANGELOG_SEGMENT_MS, app
+from cryptoapp.app import app
+from cryptoapp.streams import state_table
 
-trade_minutes = app.Table(
-    "trade_minutes", key_type=str, partitions=app.settings.partitions,
-    extra_topic_configs={"segment.ms": str(CHANGELOG_SEGMENT_MS)},
+trade_minutes = state_table(
+    app, "trade_minutes",
     help="Series@minute -> its trade bar so far and the trade ids counted in it (cryptoapp.trades.bars.new_minute).")
