@@ -5,7 +5,27 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import sync_playwright
 
+from testkit.dashboard import ARTIFACTS
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, WIDTH
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test keeps what its page showed: a screenshot in .local/artifacts/ and the page's text in the
+    report (so CI's output says what the user would have seen)."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if report.when == "call" and report.failed else None
+    if page is None:
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"failed-{item.name}.png"
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        text = page.inner_text("body")
+    except Exception as exc:  # a page that is gone: the test's own error says enough
+        text = f"(no page to read: {exc.__class__.__name__})"
+    report.sections.append(("the page when the test failed", f"{text[:3000]}\n(screenshot: {shot})"))
 
 
 @pytest.fixture(scope="module")
