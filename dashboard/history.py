@@ -174,11 +174,15 @@ def notes(frame: pd.DataFrame, choice: Choice, close: pd.Series, too_few_bars: i
         st.caption("Not enough points yet for " + ", ".join(f"{name} (needs {n})" for name, n in short.items())
                    + f": the chart has {int(close.notna().sum())}. Widen the window or pick a finer resolution.")
     what = "bars" if bars else "ticks"
+    from_trades = bars and history_charts.own_volume(frame)
     shown = f"{len(frame):,} {what} shown"
     if bars and frame.attrs.get("ticks") is not None:
-        shown += f" (made of {frame.attrs['ticks']:,} ticks)"
+        shown += f" (made of {frame.attrs['ticks']:,} {'trades' if from_trades else 'ticks'})"
     parts = [f"Source: {ui.source_names(ui.sources_of(frame))}", shown]
-    if bars:
+    if from_trades:
+        parts.append("volume: what was traded in each bar, in the quote currency, from the exchange's trades; the line "
+                     "is each bar's VWAP")
+    elif bars:
         parts.append("volume: the source's rolling 24 h volume at each bar's close, not the volume traded in the bar")
     ui.footer(parts, frame.attrs.get("query_ms"))
     if choice.indicators:

@@ -12,8 +12,11 @@ from collections.abc import Iterable
 from pymongo.database import Database
 
 from cryptoapp.candles.archive import RebuildReport, rebuild
-from cryptoapp.schema import COINGECKO, COINGECKO_BACKFILL, PRICES, PRICES_INDEXES, bson_time, tick_id
+from cryptoapp.candles.rings import BarRing, view_id
+from cryptoapp.schema import (
+    COINGECKO, COINGECKO_BACKFILL, PRICES, PRICES_INDEXES, RESOLUTIONS, VIEW_TAILS, VIEWS, bson_time, series_id, tick_id)
 from cryptoapp.storage import PriceStore
+from cryptoapp.trades.bars import add_trades, merge_bars, minute_bar, new_minute
 
 # Late-2025 levels: price (USD), 24 h volume (USD), circulating supply.
 COINS = {
@@ -130,3 +133,38 @@ def exchange(now: dt.datetime, ticker: str = "BTC", hours: float = 2, step_s: fl
                          bid_size=round(rng.uniform(0.01, 2.0), 5), ask_size=round(rng.uniform(0.01, 2.0), 5),
                          volume_24h=volume / 40, change_24h_pct=round(rng.uniform(-3, 3), 3)))
     return docs
+
+
+def trade_candles(db: Database, now: dt.datetime, ticker: str = "BTC", hours: float = 2, per_minute: int = 40,
+                  seed: int = 13, source: str = EXCHANGE, currency: str = "usdt", price: float | None = None) -> int:
+    """An exchange series' candles made from trades, as the trade stage makes them: `per_minute` trades a minute (a
+    random walk with random amounts, ids in sequence) over the last `hours`, each minute's bar by the product's own
+    trade-bar code, the coarser bars merged from them, written as the series' bar rings (replacing the ticker-built
+    ones). Returns the number of trades."""
+    rng = random.Random(seed)
+    series = series_id(ticker, source)
+    level = (price or COINS[ticker][0]) * 1.0004
+    first_minute = (int(now.timestamp()) // 60 - int(hours * 60)) * 60
+    minutes, trade_id, value = [], 1_000_000, level
+    for start in range(first_minute, int(now.timestamp()) // 60 * 60, 60):
+        minute = new_minute(series, ticker, currency, start)
+        trades = []
+        for i in range(per_minute):
+            value *= math.exp(rng.gauss(0.0, 0.0003))
+            trades.append((trade_id, start * 1000 + i * 60_000 // per_minute, round(value, 2),
+                           round(rng.lognormvariate(-3, 1), 5)))
+            trade_id += 1
+        add_trades(minute, trades)
+        minutes.append(minute_bar(minute))
+    rings = {res: BarRing(series, ticker, res, currency, source) for res in RESOLUTIONS}
+    for res, ring in rings.items():
+        step = RESOLUTIONS[res]
+        groups: dict[int, list] = {}
+        for bar in minutes:
+            groups.setdefault(int(bar.start.timestamp()) // step * step, []).append(bar)
+        for children in groups.values():
+            ring.put(children[0] if res == "1m" else merge_bars(children, res))
+        doc = ring.document(now)
+        db[VIEWS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        db[VIEW_TAILS].delete_one({"_id": view_id(series, res)})
+    return len(minutes) * per_minute

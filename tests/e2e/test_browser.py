@@ -39,7 +39,7 @@ def forecast_scores() -> list[dict]:
 @pytest.fixture(scope="module")
 def market_db(services):
     """Two days of five coins (5-minute backfill, an hour without data, live ticks) and two hours of an exchange's
-    BTC quotes (a minute apart), in a database of its own; the views built from them, the archive dropped (the pages never read it)."""
+    BTC quotes (a minute apart) and of its candles made from trades, in a database of its own; the views built from them, the archive dropped (the pages never read it)."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     client = MongoClient(services["mongo_uri"], tz_aware=True, serverSelectionTimeoutMS=5000)
     now = dt.datetime.now(dt.timezone.utc)
@@ -48,6 +48,8 @@ def market_db(services):
     # the floor) has passed, and the page opens some 20 s after `now`; a minute apart it is fresh for 65 s.
     quotes = seeding.exchange(now, step_s=60, price=seeding.last(market, "BTC"))
     seeding.seed_views(client[name], services["mongo_uri"], market + quotes)
+    # The exchange series' candles made from its trades, as a worker with CRYPTO_TRADES makes them.
+    seeding.trade_candles(client[name], now, price=seeding.last(market, "BTC"))
     client[name].drop_collection(schema.PRICES)
     client[name][schema.FORECAST_SCORES].insert_many(forecast_scores())
     yield services["mongo_uri"], name
@@ -131,6 +133,21 @@ def test_history_tab_draws_candlesticks_with_indicators_and_exports_what_it_show
                 .replace(",", ""))
     assert len(rows) == shown and {"open", "close", "sources", "SMA 20", "RSI 14", "MACD 12/26/9"} <= set(rows[0])
     assert rows[-1]["resolution"] == "5m" and rows[-1]["sources"] == "coingecko"
+
+
+def test_an_exchange_series_draws_its_trade_candles_with_their_own_volume_and_vwap(dashboard, page):
+    page.goto(f"{dashboard}/?tab=History&coin=BTC&hours=2")
+    expect(page.get_by_text("BTC · CoinGecko")).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stSelectbox").filter(has_text="Source").click()
+    page.get_by_role("option", name="binanceus (USDT)").click()
+    expect(page.get_by_text("BTC · binanceus (USDT)").first).to_be_visible(timeout=30_000)
+    for label in ("volume per bar (from trades)", "VWAP (per bar)"):
+        expect(page.get_by_text(label).first).to_be_visible()
+    expect(page.get_by_text("24 h volume at bar close")).to_have_count(0)  # the ticker's rolling figure is not drawn
+    expect(page.get_by_text(re.compile(r"\d+ bars shown \(made of [\d,]+ trades\)"))).to_be_visible()
+    expect(page.get_by_text("volume: what was traded in each bar")).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "history-trades.png")
 
 
 # --- the history tab as a person first sees it ------------------------------------------------------------------
