@@ -47,9 +47,10 @@ demo: run
 test: services
 	$(BIN)/pytest
 
-# The slow drills, kept out of `make test` (about 13 min): `python -m bench --quick` (every benchmark end to end, so
+# The slow drills, kept out of `make test` (about 15 min): `python -m bench --quick` (every benchmark end to end, so
 # the bench code never rots), the short fault drill (`make chaos CHAOS_ARGS=--short`), two workers through a kill
-# (tests/integration/test_scale.py) and a late Kafka's hard kill (test_faults_kafka.py). CI runs them after the tests.
+# (tests/integration/test_scale.py), a late Kafka's hard kill (test_faults_kafka.py) and MongoDB
+# stopped twice under an open dashboard (tests/e2e/test_mongodb_outage.py). CI runs them after the tests.
 drills: services
 	$(BIN)/pytest -m drill
 

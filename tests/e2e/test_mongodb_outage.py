@@ -10,7 +10,8 @@ from pymongo import MongoClient
 from tests.e2e import seeding
 from tests.e2e.browser import assert_no_exception, dashboard_server
 
-pytestmark = pytest.mark.e2e
+# A drill (`make drills`): it stops and starts MongoDB twice with a browser open, about 2 min of `make test`'s 15.
+pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
 REFRESH_S = 3
 UNREACHABLE = "Cannot reach MongoDB at 127.0.0.1:"
